@@ -1,0 +1,44 @@
+/*  =========================================================================
+    router_actor - the router as a CZMQ actor: sockets, poll loop, timers
+
+    The thin shell around router_core.  It owns the ROUTER socket that edges
+    connect their DEALERs to and the PUB socket for monitoring, reads the
+    monotonic clock once per loop iteration, computes the poll timeout from
+    core_next_due, and flushes the core's outbox after every call.  Sends
+    never block: ROUTER_MANDATORY plus DONTWAIT, and a failed send makes the
+    edge dead (core_edge_unreachable).  The PUB is written with DONTWAIT
+    only; a slow monitor loses events, never slows routing.
+
+    Start it with zactor_new (router_actor, cfg), where cfg is a
+    router_config_t * (borrowed until the actor has signalled; it is
+    copied).  The same code runs in tether-router and, on inproc://
+    endpoints, inside tether-edge.
+
+    Pipe commands (zstr):
+      "PORT"   -> replies with two ints ("ii"): the ROUTER's and the PUB's
+                  bound TCP port, 0 when not bound to TCP
+      "STATS"  -> replies "8888" (uint64): agents, requests, edges,
+                  malformed
+      "$TERM"  -> ends the actor
+    The actor signals 0 once bound, or -1 when binding failed (zactor_new
+    then still returns an actor; check with zsock_wait... see
+    router_actor_start).
+    =========================================================================
+*/
+#ifndef TETHER_ROUTER_ACTOR_H
+#define TETHER_ROUTER_ACTOR_H
+
+#include <czmq.h>
+#include "router_config.h"
+
+//  The actor function for zactor_new; `args` is a router_config_t *.
+void
+    router_actor (zsock_t *pipe, void *args);
+
+//  Start a router actor on `cfg` (borrowed).  Returns the actor (caller
+//  owns it; zactor_destroy stops it), or NULL when it could not bind its
+//  endpoints, after logging why.
+zactor_t *
+    router_actor_start (const router_config_t *cfg);
+
+#endif
