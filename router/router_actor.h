@@ -15,14 +15,21 @@
     endpoints, inside tether-edge.
 
     Pipe commands (zstr):
+      "STATUS" -> replies "is": 0 and "" when the actor is bound and
+                  routing, -1 and the reason when binding failed
       "PORT"   -> replies with two ints ("ii"): the ROUTER's and the PUB's
-                  bound TCP port, 0 when not bound to TCP
+                  first bound TCP port, 0 when not bound to TCP
       "STATS"  -> replies "8888" (uint64): agents, requests, edges,
                   malformed
       "$TERM"  -> ends the actor
-    The actor signals 0 once bound, or -1 when binding failed (zactor_new
-    then still returns an actor; check with zsock_wait... see
-    router_actor_start).
+    zactor_new consumes the actor's first signal and ignores its value, so
+    a binding failure is not reported through it.  Instead the actor always
+    signals 0 once set up and, when binding failed, keeps serving its pipe
+    (STATUS answers -1) until $TERM, so zactor_destroy still works.
+    router_actor_start asks STATUS and destroys the actor on -1; use it
+    rather than zactor_new directly.  zactor_destroy returns once the
+    actor's TCP/IPC listeners are closed, so a new router can bind the same
+    port at once.
     =========================================================================
 */
 #ifndef TETHER_ROUTER_ACTOR_H

@@ -20,11 +20,14 @@ typedef struct {
     char *bind;                 //  ROUTER endpoint(s), comma-separated
     char *monitor;              //  PUB endpoint; empty = no monitoring
     uint32_t monitor_hwm;       //  PUB send high-water mark, messages
+    uint32_t edge_hwm;          //  ROUTER high-water marks, messages per
+                                //  edge; a full edge is a dead edge
     uint32_t batch;             //  messages handled per wake-up at most
     char *log_level;            //  debug, info, warn, error
 } router_config_t;
 
-//  Fill `cfg` with defaults: bind tcp://*:7100, monitor tcp://*:7101, and
+//  Fill `cfg` with defaults: bind tcp://*:7100, monitor tcp://*:7101,
+//  monitor_hwm 10000, edge_hwm 100000, batch 256, log_level info, and
 //  core_config_defaults.  Strings are heap copies; free them with
 //  router_config_clear.
 void

@@ -90,6 +90,11 @@ core_t *
 void
     core_destroy (core_t **self_p);
 
+//  Log lines below `level` (a tlog_level_t: 0 debug .. 3 error) are not
+//  produced at all.  The default is 1 (info).
+void
+    core_set_log_level (core_t *self, int level);
+
 //  Handle one message from the edge whose routing id is `routing_id`
 //  (borrowed).  Takes ownership of *msg_p (the frames after the routing id)
 //  and nulls the caller's pointer.  Never fails: malformed input is

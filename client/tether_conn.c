@@ -1,0 +1,151 @@
+/*  =========================================================================
+    tether_conn - reference-counted plaintext gRPC channel, buffer helpers
+
+    Every channel uses a local subchannel pool, so that a fresh channel to
+    an address that just failed connects at once instead of inheriting the
+    shared subchannel's reconnect backoff: the agent runs its own backoff.
+    =========================================================================
+*/
+#include "tether_internal.h"
+
+#include <grpc/grpc_security.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/support/alloc.h>
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct _tether_conn_t {
+    atomic_int refs;            //  References held
+    char *address;              //  host:port
+    grpc_channel *channel;      //  Owned
+};
+
+tether_conn_t *
+tether_conn_new (const char *address)
+{
+    assert (address);
+    grpc_init ();
+    tether_conn_t *self = (tether_conn_t *) calloc (1, sizeof *self);
+    assert (self);
+    atomic_init (&self->refs, 1);
+    self->address = strdup (address);
+    assert (self->address);
+    grpc_arg args[3];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *) GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+    args[0].value.integer = 1;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[1].value.integer = 64 * 1024 * 1024;
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = (char *) GRPC_ARG_ENABLE_RETRIES;
+    args[2].value.integer = 0;
+    grpc_channel_args channel_args = {3, args};
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create ();
+    self->channel = grpc_channel_create (address, creds, &channel_args);
+    grpc_channel_credentials_release (creds);
+    assert (self->channel);
+    return self;
+}
+
+tether_conn_t *
+tether_conn_ref (tether_conn_t *self)
+{
+    assert (self);
+    atomic_fetch_add (&self->refs, 1);
+    return self;
+}
+
+void
+tether_conn_unref (tether_conn_t **self_p)
+{
+    assert (self_p);
+    tether_conn_t *self = *self_p;
+    if (!self)
+        return;
+    *self_p = NULL;
+    if (atomic_fetch_sub (&self->refs, 1) != 1)
+        return;
+    grpc_channel_destroy (self->channel);
+    free (self->address);
+    free (self);
+    grpc_shutdown ();
+}
+
+grpc_channel *
+tether_conn_channel (tether_conn_t *self)
+{
+    assert (self);
+    return self->channel;
+}
+
+const char *
+tether_conn_address (tether_conn_t *self)
+{
+    assert (self);
+    return self->address;
+}
+
+grpc_byte_buffer *
+tether_buffer_new (const void *data, size_t size)
+{
+    grpc_slice slice = grpc_slice_from_copied_buffer ((const char *) data, size);
+    grpc_byte_buffer *buffer = grpc_raw_byte_buffer_create (&slice, 1);
+    grpc_slice_unref (slice);
+    return buffer;
+}
+
+grpc_byte_buffer *
+tether_buffer_pack (const ProtobufCMessage *message)
+{
+    size_t size = protobuf_c_message_get_packed_size (message);
+    grpc_slice slice = grpc_slice_malloc (size);
+    protobuf_c_message_pack (message, GRPC_SLICE_START_PTR (slice));
+    grpc_byte_buffer *buffer = grpc_raw_byte_buffer_create (&slice, 1);
+    grpc_slice_unref (slice);
+    return buffer;
+}
+
+uint8_t *
+tether_buffer_read (grpc_byte_buffer *buffer, size_t *size_p)
+{
+    grpc_byte_buffer_reader reader;
+    size_t size = grpc_byte_buffer_length (buffer);
+    uint8_t *data = (uint8_t *) malloc (size ? size : 1);
+    assert (data);
+    size_t at = 0;
+    if (grpc_byte_buffer_reader_init (&reader, buffer)) {
+        grpc_slice slice;
+        while (grpc_byte_buffer_reader_next (&reader, &slice)) {
+            size_t len = GRPC_SLICE_LENGTH (slice);
+            if (at + len <= size)
+                memcpy (data + at, GRPC_SLICE_START_PTR (slice), len);
+            at += len;
+            grpc_slice_unref (slice);
+        }
+        grpc_byte_buffer_reader_destroy (&reader);
+    }
+    *size_p = at <= size ? at : size;
+    return data;
+}
+
+gpr_timespec
+tether_deadline (uint32_t ms)
+{
+    if (ms == 0)
+        return gpr_inf_future (GPR_CLOCK_MONOTONIC);
+    return gpr_time_add (gpr_now (GPR_CLOCK_MONOTONIC),
+                         gpr_time_from_millis (ms, GPR_TIMESPAN));
+}
+
+int64_t
+tether_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,80 @@
+/*  =========================================================================
+    tether_internal - helpers shared by the library's own files
+
+    Not installed.  tether_conn_t is a reference-counted gRPC channel: the
+    agent opens one per subscription attempt, and each request keeps a
+    reference so that it can still answer after the agent moved on to
+    another edge.  Each conn holds one grpc_init reference.
+    =========================================================================
+*/
+#ifndef TETHER_INTERNAL_H_INCLUDED
+#define TETHER_INTERNAL_H_INCLUDED
+
+#include "tether.h"
+#include "tether_log.h"
+#include "tether.pb-c.h"
+
+#include <grpc/grpc.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/slice.h>
+#include <grpc/support/time.h>
+
+#define TETHER_METHOD_SUBSCRIBE "/tether.v1.AgentGateway/AgentRequestSubscribe"
+#define TETHER_METHOD_PUBLISH   "/tether.v1.AgentGateway/AgentRequestPublish"
+#define TETHER_METHOD_RESPOND   "/tether.v1.AgentGateway/AgentResponsePublish"
+#define TETHER_METHOD_LIST      "/tether.v1.AgentGateway/ListAgents"
+#define TETHER_METHOD_HEALTH    "/grpc.health.v1.Health/Check"
+
+typedef struct _tether_conn_t tether_conn_t;
+
+//  Open a plaintext channel to `address`.  Caller owns the one reference.
+//  THREAD SAFETY: ref/unref from any thread.
+tether_conn_t *
+    tether_conn_new (const char *address);
+tether_conn_t *
+    tether_conn_ref (tether_conn_t *self);
+void
+    tether_conn_unref (tether_conn_t **self_p);
+//  The channel.  Borrowed, valid while a reference is held.
+grpc_channel *
+    tether_conn_channel (tether_conn_t *self);
+//  The address.  Borrowed, valid while a reference is held.
+const char *
+    tether_conn_address (tether_conn_t *self);
+
+//  A byte buffer holding a copy of `size` bytes.  Caller owns it.
+grpc_byte_buffer *
+    tether_buffer_new (const void *data, size_t size);
+//  A byte buffer holding the packed message.  Caller owns it.
+grpc_byte_buffer *
+    tether_buffer_pack (const ProtobufCMessage *message);
+//  Copy the buffer's bytes into a fresh allocation (caller owns it, free);
+//  *size_p gets the length.  Never NULL (an empty buffer gives a 1-byte
+//  allocation).
+uint8_t *
+    tether_buffer_read (grpc_byte_buffer *buffer, size_t *size_p);
+//  Absolute deadline `ms` from now; 0 means none.
+gpr_timespec
+    tether_deadline (uint32_t ms);
+//  Monotonic milliseconds.
+int64_t
+    tether_now_ms (void);
+
+//  Requests, as the agent sees them.  The new request has two references:
+//  one for the agent's table, one for the handler.  Takes ownership of
+//  `message`; takes a new reference on `conn`.
+tether_request_t *
+    tether_request_new (Tether__V1__AgentRequest **message_p,
+                        tether_conn_t *conn);
+//  Mark cancelled and run the cancel function (once).  With `abort`, also
+//  cancel the response call (the agent is stopping).  Agent thread.
+void
+    tether_request_cancel (tether_request_t *self, bool abort);
+//  True once the handler ended or destroyed the request.
+bool
+    tether_request_ended (tether_request_t *self);
+//  Drop the agent table's reference; sets *self_p to NULL.
+void
+    tether_request_release (tether_request_t **self_p);
+
+#endif

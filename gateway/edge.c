@@ -1,0 +1,1003 @@
+/*  =========================================================================
+    edge - tether-edge: the gRPC server and its bridge to the router
+
+    Two threads.  The CQ thread does nothing but grpc_completion_queue_next
+    and forward each (tag, ok) over an inproc PAIR (HWM 0: a blocked CQ
+    thread would stop all gRPC I/O; the bounds are in the calls' own
+    queues).  The owner thread (edge_run) polls that PAIR, the DEALER to
+    the router and a signalfd; it owns every call struct and starts every
+    batch.  So no call state is shared and nothing is locked.
+
+    Calls are named on the wire by a handle from a counter; `calls` maps
+    handle -> call.  A requested call that has not arrived yet is not in
+    the table (it has no handle); `posted` counts those.
+
+    Router liveness: PING every heartbeat; any message from the router
+    counts as hearing from it.  Silence for the liveness window fails the
+    in-flight client calls (publish, respond, list) with UNAVAILABLE and
+    keeps agent streams.  A PONG with known=false or a new router
+    incarnation means the router lost our state: fail the client calls too
+    and send HELLO with every agent stream.
+
+    Shutdown (the order GRPC-CORE-NOTES.md found clean): stop accepting
+    (grpc_server_shutdown_and_notify), end every call (agents UNAVAILABLE
+    "edge shutting down"), grpc_server_cancel_all_calls, keep handling
+    events until the shutdown tag has come and every call is freed, then
+    destroy the server, shut the queue down and drain it to
+    GRPC_QUEUE_SHUTDOWN, destroy it.
+    =========================================================================
+*/
+#include "edge_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <grpc/grpc_security.h>
+#include "router_actor.h"
+
+//  Requested calls kept posted per method.
+#define S_POSTED_PER_KIND   4
+//  Events handled per wake-up before looking at the other sockets.
+#define S_BATCH             512
+
+//  What the CQ thread forwards for each event.
+typedef struct {
+    void *tag;                  //  the op, or &edge->shutdown_op
+    int ok;                     //  the event's success
+    int queue_shutdown;         //  1 = the last event: the queue is shut
+} s_event_t;
+
+static const gw_class_t *
+s_class (gw_kind_t kind)
+{
+    switch (kind) {
+        case GW_SUBSCRIBE:
+            return &edge_subscribe_class;
+        case GW_PUBLISH:
+            return &edge_publish_class;
+        case GW_RESPOND:
+            return &edge_respond_class;
+        case GW_LIST:
+            return &edge_list_class;
+        case GW_HEALTH:
+            return &edge_health_class;
+        default:
+            return &edge_unknown_class;
+    }
+}
+
+//  ---- calls ------------------------------------------------------------
+
+gw_call_t *
+gw_call_of (gw_op_t *op)
+{
+    gw_op_t *first = op - op->kind;
+    return (gw_call_t *) ((char *) first - offsetof (gw_call_t, ops));
+}
+
+gw_call_t *
+gw_call_alloc (edge_t *edge, gw_kind_t kind, size_t size)
+{
+    assert (size >= sizeof (gw_call_t));
+    gw_call_t *self = (gw_call_t *) calloc (1, size);
+    assert (self);
+    self->kind = kind;
+    self->edge = edge;
+    for (int i = 0; i < GW_OP_COUNT; i++)
+        self->ops[i].kind = (gw_op_kind_t) i;
+    self->deadline = gpr_inf_future (GPR_CLOCK_REALTIME);
+    grpc_metadata_array_init (&self->md);
+    grpc_call_details_init (&self->details);
+    return self;
+}
+
+int
+gw_call_start (gw_call_t *self, gw_op_kind_t which, grpc_op *ops,
+               size_t count)
+{
+    assert (self->call);
+    self->pending_ops++;
+    grpc_call_error rc = grpc_call_start_batch (self->call, ops, count,
+                                                &self->ops[which], NULL);
+    if (rc != GRPC_CALL_OK) {
+        self->pending_ops--;
+        tlog (TLOG_WARN, "batch refused", "call=%s handle=%" PRIu64
+              " op=%d error=\"%s\"", s_class (self->kind)->name,
+              self->handle, (int) which, grpc_call_error_to_string (rc));
+        return -1;
+    }
+    return 0;
+}
+
+int
+gw_call_post_close (gw_call_t *self)
+{
+    grpc_op op;
+    memset (&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &self->cancelled;
+    int rc = gw_call_start (self, GW_OP_CLOSE, &op, 1);
+    if (rc)
+        self->closed = true;        //  nothing will tell us more
+    return rc;
+}
+
+int
+gw_call_finish (gw_call_t *self, grpc_status_code status,
+                const char *message, grpc_byte_buffer **message_p)
+{
+    if (self->finish_started) {
+        if (message_p && *message_p) {
+            grpc_byte_buffer_destroy (*message_p);
+            *message_p = NULL;
+        }
+        return 0;
+    }
+    self->finish_started = true;
+    grpc_op ops[3];
+    memset (ops, 0, sizeof ops);
+    size_t n = 0;
+    if (!self->md_sent) {
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        n++;
+        self->md_sent = true;
+    }
+    if (message_p && *message_p) {
+        self->last_buf = *message_p;
+        *message_p = NULL;
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = self->last_buf;
+        n++;
+    }
+    grpc_slice details = grpc_slice_from_copied_string (message ? message
+                                                                : "");
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = status;
+    ops[n].data.send_status_from_server.status_details
+        = message && *message ? &details : NULL;
+    n++;
+    int rc = gw_call_start (self, GW_OP_FINISH, ops, n);
+    grpc_slice_unref (details);
+    if (rc) {
+        grpc_call_cancel_with_status (self->call, status,
+                                      message ? message : "", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void
+gw_call_abort (gw_call_t *self, grpc_status_code status, const char *message)
+{
+    if (!self->call || self->finish_started)
+        return;
+    self->finish_started = true;
+    grpc_call_cancel_with_status (self->call, status, message, NULL);
+}
+
+int
+gw_call_send (gw_call_t *self, const void *bytes, size_t size)
+{
+    assert (!self->send_busy);
+    grpc_slice slice = grpc_slice_from_copied_buffer ((const char *) bytes,
+                                                      size);
+    self->send_buf = grpc_raw_byte_buffer_create (&slice, 1);
+    grpc_slice_unref (slice);
+    grpc_op ops[2];
+    memset (ops, 0, sizeof ops);
+    size_t n = 0;
+    bool sent_md = false;
+    if (!self->md_sent) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        sent_md = true;
+    }
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = self->send_buf;
+    n++;
+    if (gw_call_start (self, GW_OP_SEND, ops, n)) {
+        grpc_byte_buffer_destroy (self->send_buf);
+        self->send_buf = NULL;
+        return -1;
+    }
+    if (sent_md)
+        self->md_sent = true;
+    self->send_busy = true;
+    return 0;
+}
+
+char *
+gw_call_metadata (gw_call_t *self, const char *key)
+{
+    size_t key_len = strlen (key);
+    for (size_t i = 0; i < self->md.count; i++) {
+        grpc_metadata *m = &self->md.metadata[i];
+        if (GRPC_SLICE_LENGTH (m->key) == key_len
+            && memcmp (GRPC_SLICE_START_PTR (m->key), key, key_len) == 0) {
+            size_t len = GRPC_SLICE_LENGTH (m->value);
+            char *value = (char *) malloc (len + 1);
+            assert (value);
+            memcpy (value, GRPC_SLICE_START_PTR (m->value), len);
+            value[len] = 0;
+            return value;
+        }
+    }
+    return NULL;
+}
+
+zframe_t *
+gw_call_take_message (gw_call_t *self)
+{
+    if (!self->recv_buf)
+        return NULL;
+    grpc_byte_buffer_reader reader;
+    zframe_t *frame = NULL;
+    if (grpc_byte_buffer_reader_init (&reader, self->recv_buf)) {
+        grpc_slice all = grpc_byte_buffer_reader_readall (&reader);
+        frame = zframe_new (GRPC_SLICE_START_PTR (all),
+                            GRPC_SLICE_LENGTH (all));
+        assert (frame);
+        grpc_slice_unref (all);
+        grpc_byte_buffer_reader_destroy (&reader);
+    }
+    grpc_byte_buffer_destroy (self->recv_buf);
+    self->recv_buf = NULL;
+    return frame;
+}
+
+void
+gw_call_maybe_free (gw_call_t **self_p)
+{
+    assert (self_p);
+    gw_call_t *self = *self_p;
+    if (!self || !self->done || self->linger || self->pending_ops > 0)
+        return;
+    edge_t *edge = self->edge;
+    if (self->handle)
+        zhashx_delete (edge->calls, &self->handle);
+    s_class (self->kind)->cleanup (self);
+    if (self->recv_buf)
+        grpc_byte_buffer_destroy (self->recv_buf);
+    if (self->send_buf)
+        grpc_byte_buffer_destroy (self->send_buf);
+    if (self->last_buf)
+        grpc_byte_buffer_destroy (self->last_buf);
+    grpc_metadata_array_destroy (&self->md);
+    grpc_call_details_destroy (&self->details);
+    if (self->call)
+        grpc_call_unref (self->call);
+    free (self);
+    *self_p = NULL;
+}
+
+gw_call_t *
+gw_edge_lookup (edge_t *edge, uint64_t handle, gw_kind_t kind)
+{
+    gw_call_t *call = (gw_call_t *) zhashx_lookup (edge->calls, &handle);
+    if (call && call->kind != kind)
+        return NULL;
+    return call;
+}
+
+bool
+gw_router_alive (edge_t *edge)
+{
+    return edge->rs.alive;
+}
+
+//  Fill `buf` with `size` random bytes from the kernel.
+static void
+s_random_bytes (void *buf, size_t size)
+{
+    uint8_t *out = (uint8_t *) buf;
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = getrandom (out + got, size - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        got += (size_t) n;
+    }
+    for (; got < size; got++)   //  no getrandom: still never all zero
+        out[got] = (uint8_t) randof (256);
+}
+
+void
+gw_random_hex (char *buf)
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t bytes[16];
+    s_random_bytes (bytes, sizeof bytes);
+    for (int i = 0; i < 16; i++) {
+        buf[2 * i] = digits[bytes[i] >> 4];
+        buf[2 * i + 1] = digits[bytes[i] & 15];
+    }
+    buf[32] = 0;
+}
+
+//  ---- the router -------------------------------------------------------
+
+void
+gw_router_send (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
+{
+    if (!edge->dealer) {
+        if (payload_p)
+            zframe_destroy (payload_p);
+        return;
+    }
+    zframe_t *frame = wire_envelope_encode (env);
+    zmsg_t *msg = zmsg_new ();
+    assert (msg);
+    zmsg_append (msg, &frame);
+    if (payload_p && *payload_p)
+        zmsg_append (msg, payload_p);
+    if (zmsg_send (&msg, edge->dealer) == -1) {
+        edge->send_failed++;
+        if (edge->send_failed % 1000 == 1)
+            tlog (TLOG_WARN, "router send failed", "command=%s failed=%" PRIu64,
+                  wire_command_name (env->command), edge->send_failed);
+        zmsg_destroy (&msg);
+    }
+}
+
+static void
+s_send_hello (edge_t *self)
+{
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__HELLO;
+    env.edge_id = self->edge_id;
+    env.incarnation = self->incarnation;
+    size_t count = 0;
+    Wire__AgentEntry **entries = edge_subscribe_entries (self, &count);
+    env.n_agents = count;
+    env.agents = entries;
+    gw_router_send (self, &env, NULL);
+    self->hello_sent_at = zclock_mono ();
+    free (entries);
+    tlog (TLOG_DEBUG, "hello sent", "agents=%zu", count);
+}
+
+static void
+s_send_ping (edge_t *self)
+{
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__PING;
+    env.edge_id = self->edge_id;
+    env.incarnation = self->incarnation;
+    gw_router_send (self, &env, NULL);
+}
+
+//  Fail every client call (publish, respond, list) with UNAVAILABLE.
+static void
+s_fail_client_calls (edge_t *self, const char *reason, bool forget)
+{
+    gw_call_t *call = (gw_call_t *) zhashx_first (self->calls);
+    while (call) {
+        if (call->kind == GW_PUBLISH || call->kind == GW_RESPOND
+            || call->kind == GW_LIST)
+            s_class (call->kind)->fail (call, reason, forget);
+        call = (gw_call_t *) zhashx_next (self->calls);
+    }
+}
+
+//  The router lost our state: fail client calls, re-send HELLO.
+static void
+s_router_reset (edge_t *self, const char *why)
+{
+    tlog (TLOG_WARN, "router restarted", "reason=%s agents=%zu", why,
+          self->agents);
+    s_fail_client_calls (self, "router restarted", true);
+    edge_subscribe_router_reset (self);
+    s_send_hello (self);
+}
+
+static void
+s_router_heard (edge_t *self, int64_t now)
+{
+    self->rs.last_heard = now;
+    if (!self->rs.alive) {
+        self->rs.alive = true;
+        tlog (TLOG_INFO, "router back", "router=%s", self->router_endpoint);
+    }
+}
+
+static void
+s_handle_router_msg (edge_t *self, zmsg_t **msg_p, int64_t now)
+{
+    zmsg_t *msg = *msg_p;
+    zframe_t *head = zmsg_pop (msg);
+    zframe_t *payload = zmsg_pop (msg);
+    bool extra = zmsg_size (msg) > 0;
+    zmsg_destroy (msg_p);
+    Wire__Envelope *env = NULL;
+    if (extra || wire_envelope_decode (head, &env)) {
+        self->malformed++;
+        if (self->malformed % 1000 == 1)
+            tlog (TLOG_WARN, "malformed router message", "dropped=%" PRIu64,
+                  self->malformed);
+        goto cleanup;
+    }
+    s_router_heard (self, now);
+    switch (env->command) {
+        case WIRE__COMMAND__WELCOME:
+            if (self->rs.incarnation != env->incarnation)
+                tlog (TLOG_INFO, "router joined", "router=%s incarnation=%"
+                      PRIx64, self->router_endpoint, env->incarnation);
+            self->rs.incarnation = env->incarnation;
+            break;
+        case WIRE__COMMAND__PONG:
+            if (!env->known) {
+                //  PINGs queued while the router was away all come back
+                //  unknown: one HELLO per liveness window is enough.
+                if (now - self->hello_sent_at
+                    >= (int64_t) self->cfg->router_liveness_ms)
+                    s_router_reset (self, "unknown-edge");
+            }
+            else
+            if (self->rs.incarnation
+                && self->rs.incarnation != env->incarnation)
+                s_router_reset (self, "new-incarnation");
+            self->rs.incarnation = env->incarnation;
+            break;
+        case WIRE__COMMAND__SUBSCRIBED:
+        case WIRE__COMMAND__KICK:
+        case WIRE__COMMAND__DELIVER:
+        case WIRE__COMMAND__ABORT:
+            edge_subscribe_router (self, env, &payload);
+            break;
+        case WIRE__COMMAND__BOUND:
+        case WIRE__COMMAND__GRANT:
+            edge_respond_router (self, env, &payload);
+            break;
+        case WIRE__COMMAND__REPLY:
+            edge_publish_router (self, env, &payload);
+            break;
+        case WIRE__COMMAND__AGENTS:
+            edge_list_router (self, env, &payload);
+            break;
+        case WIRE__COMMAND__FINISH: {
+            gw_call_t *call = (gw_call_t *) zhashx_lookup (self->calls,
+                                                           &env->handle);
+            if (!call)
+                break;
+            if (call->kind == GW_PUBLISH)
+                edge_publish_router (self, env, &payload);
+            else
+            if (call->kind == GW_RESPOND)
+                edge_respond_router (self, env, &payload);
+            else
+            if (call->kind == GW_LIST)
+                edge_list_router (self, env, &payload);
+            break;
+        }
+        default:
+            self->malformed++;
+            tlog (TLOG_DEBUG, "unexpected router command", "command=%s",
+                  wire_command_name (env->command));
+            break;
+    }
+cleanup:
+    wire_envelope_free (&env);
+    zframe_destroy (&head);
+    zframe_destroy (&payload);
+}
+
+//  ---- gRPC events ------------------------------------------------------
+
+static void
+s_post (edge_t *self, gw_kind_t kind)
+{
+    gw_call_t *call = gw_call_alloc (self, kind, s_class (kind)->size);
+    grpc_call_error rc;
+    if (kind == GW_UNKNOWN)
+        rc = grpc_server_request_call (self->server, &call->call,
+                                       &call->details, &call->md, self->cq,
+                                       self->cq, &call->ops[GW_OP_NEW]);
+    else
+        rc = grpc_server_request_registered_call (
+            self->server, self->methods[kind], &call->call, &call->deadline,
+            &call->md, kind == GW_RESPOND ? NULL : &call->recv_buf, self->cq,
+            self->cq, &call->ops[GW_OP_NEW]);
+    if (rc != GRPC_CALL_OK) {
+        tlog (TLOG_ERROR, "request call failed", "call=%s error=\"%s\"",
+              s_class (kind)->name, grpc_call_error_to_string (rc));
+        call->done = true;
+        gw_call_maybe_free (&call);
+        return;
+    }
+    call->pending_ops = 1;
+    self->posted++;
+}
+
+static void
+s_handle_event (edge_t *self, void *tag, int ok)
+{
+    if (tag == &self->shutdown_op) {
+        self->server_shutdown = true;
+        return;
+    }
+    gw_call_t *call = gw_call_of ((gw_op_t *) tag);
+    call->pending_ops--;
+    gw_op_kind_t op = ((gw_op_t *) tag)->kind;
+    if (op == GW_OP_NEW) {
+        self->posted--;
+        if (!ok || !call->call) {
+            call->done = true;
+            gw_call_maybe_free (&call);
+            return;
+        }
+        if (!self->stopping)
+            s_post (self, call->kind);
+        call->handle = ++self->next_handle;
+        zhashx_insert (self->calls, &call->handle, call);
+        if (self->stopping || gw_call_post_close (call)) {
+            gw_call_abort (call, GRPC_STATUS_UNAVAILABLE,
+                           "edge shutting down");
+            call->done = true;
+        }
+        else
+            s_class (call->kind)->arrived (call);
+    }
+    else {
+        if (op == GW_OP_CLOSE)
+            call->closed = true;
+        s_class (call->kind)->completed (call, op, ok != 0);
+        if (op == GW_OP_CLOSE)
+            call->done = true;
+    }
+    gw_call_maybe_free (&call);
+}
+
+static void
+s_drain_pump (edge_t *self)
+{
+    void *sock = zsock_resolve (self->pump_rx);
+    for (int i = 0; i < S_BATCH; i++) {
+        s_event_t ev;
+        int rc = zmq_recv (sock, &ev, sizeof ev, ZMQ_DONTWAIT);
+        if (rc != (int) sizeof ev)
+            break;
+        if (ev.queue_shutdown) {
+            self->pump_running = false;
+            continue;
+        }
+        s_handle_event (self, ev.tag, ev.ok);
+    }
+}
+
+static void
+s_drain_dealer (edge_t *self, int64_t now)
+{
+    for (int i = 0; i < S_BATCH; i++) {
+        if (!(zsock_events (self->dealer) & ZMQ_POLLIN))
+            break;
+        zmsg_t *msg = zmsg_recv (self->dealer);
+        if (!msg)
+            break;
+        s_handle_router_msg (self, &msg, now);
+    }
+}
+
+static void *
+s_pump (void *args)
+{
+    edge_t *self = (edge_t *) args;
+    void *sock = zsock_resolve (self->pump_tx);
+    while (true) {
+        grpc_event ev = grpc_completion_queue_next (
+            self->cq, gpr_inf_future (GPR_CLOCK_REALTIME), NULL);
+        s_event_t out = {ev.tag, ev.success,
+                         ev.type == GRPC_QUEUE_SHUTDOWN};
+        if (ev.type == GRPC_QUEUE_TIMEOUT)
+            continue;
+        while (zmq_send (sock, &out, sizeof out, 0) == -1 && errno == EINTR)
+            ;
+        if (out.queue_shutdown)
+            break;
+    }
+    return NULL;
+}
+
+//  ---- construction -----------------------------------------------------
+
+static size_t
+s_hash (const void *key)
+{
+    uint64_t h = *(const uint64_t *) key;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return (size_t) h;
+}
+
+static int
+s_compare (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static uint64_t
+s_random_u64 (void)
+{
+    uint64_t value = 0;
+    while (!value)
+        s_random_bytes (&value, sizeof value);
+    return value;
+}
+
+static int
+s_start_server (edge_t *self)
+{
+    const edge_config_t *cfg = self->cfg;
+    int max_size = (int) cfg->embedded.core.max_payload_bytes;
+    grpc_arg args[3];
+    memset (args, 0, sizeof args);
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *) GRPC_ARG_ALLOW_REUSEPORT;
+    args[0].value.integer = 0;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[1].value.integer = max_size;
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = (char *) GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[2].value.integer = max_size;
+    grpc_channel_args channel_args = {3, args};
+    self->server = grpc_server_create (&channel_args, NULL);
+    grpc_server_register_completion_queue (self->server, self->cq, NULL);
+
+    const struct {
+        gw_kind_t kind;
+        const char *method;
+        grpc_server_register_method_payload_handling payload;
+    } methods[] = {
+        {GW_SUBSCRIBE, "/tether.v1.AgentGateway/AgentRequestSubscribe",
+         GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER},
+        {GW_PUBLISH, "/tether.v1.AgentGateway/AgentRequestPublish",
+         GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER},
+        {GW_RESPOND, "/tether.v1.AgentGateway/AgentResponsePublish",
+         GRPC_SRM_PAYLOAD_NONE},
+        {GW_LIST, "/tether.v1.AgentGateway/ListAgents",
+         GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER},
+        {GW_HEALTH, "/grpc.health.v1.Health/Check",
+         GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER},
+    };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        self->methods[methods[i].kind] = grpc_server_register_method (
+            self->server, methods[i].method, NULL, methods[i].payload, 0);
+        assert (self->methods[methods[i].kind]);
+    }
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create ();
+    self->port = grpc_server_add_http2_port (self->server, cfg->listen,
+                                             creds);
+    grpc_server_credentials_release (creds);
+    if (self->port == 0) {
+        tlog (TLOG_ERROR, "cannot listen", "listen=%s reason=\"address in "
+              "use or not valid\"", cfg->listen);
+        grpc_server_destroy (self->server);     //  never started
+        self->server = NULL;
+        return -1;
+    }
+    grpc_server_start (self->server);
+    const char *colon = strrchr (cfg->listen, ':');
+    snprintf (self->listen, sizeof self->listen, "%.*s:%d",
+              (int) (colon - cfg->listen), cfg->listen, self->port);
+    for (int kind = GW_SUBSCRIBE; kind < GW_KIND_COUNT; kind++)
+        for (int i = 0; i < S_POSTED_PER_KIND; i++)
+            s_post (self, (gw_kind_t) kind);
+    return 0;
+}
+
+static int
+s_start_router (edge_t *self)
+{
+    const edge_config_t *cfg = self->cfg;
+    if (*cfg->router_endpoint) {
+        snprintf (self->router_endpoint, sizeof self->router_endpoint, "%s",
+                  cfg->router_endpoint);
+        return 0;
+    }
+    char id[33];
+    gw_random_hex (id);
+    snprintf (self->router_endpoint, sizeof self->router_endpoint,
+              "inproc://tether-router-%.16s", id);
+    router_config_t rcfg;
+    router_config_copy (&rcfg, &cfg->embedded);
+    free (rcfg.bind);
+    free (rcfg.monitor);
+    free (rcfg.log_level);
+    rcfg.bind = strdup (self->router_endpoint);
+    rcfg.monitor = strdup (cfg->monitor);
+    rcfg.log_level = strdup (cfg->log_level);
+    assert (rcfg.bind && rcfg.monitor && rcfg.log_level);
+    self->router = router_actor_start (&rcfg);
+    router_config_clear (&rcfg);
+    if (!self->router) {
+        tlog (TLOG_ERROR, "cannot start the embedded router",
+              "monitor=%s hint=\"is the monitor port in use? pass "
+              "--monitor '' or another endpoint\"", cfg->monitor);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_connect_router (edge_t *self)
+{
+    self->dealer = zsock_new (ZMQ_DEALER);
+    assert (self->dealer);
+    uint8_t routing_id[16];
+    uint64_t a = s_random_u64 (), b = s_random_u64 ();
+    memcpy (routing_id, &a, 8);
+    memcpy (routing_id + 8, &b, 8);
+    routing_id[0] |= 0x80;      //  ids starting with 0 are reserved
+    zmq_setsockopt (zsock_resolve (self->dealer), ZMQ_ROUTING_ID, routing_id,
+                    sizeof routing_id);
+    zsock_set_sndhwm (self->dealer, 100000);
+    zsock_set_rcvhwm (self->dealer, 100000);
+    zsock_set_sndtimeo (self->dealer, 0);
+    zsock_set_linger (self->dealer, 500);
+    if (zsock_connect (self->dealer, "%s", self->router_endpoint)) {
+        tlog (TLOG_ERROR, "cannot connect to the router", "router=%s",
+              self->router_endpoint);
+        return -1;
+    }
+    return 0;
+}
+
+edge_t *
+edge_new (const edge_config_t *cfg)
+{
+    assert (cfg);
+    edge_t *self = (edge_t *) calloc (1, sizeof (edge_t));
+    assert (self);
+    self->cfg = cfg;
+    self->sigfd = -1;
+    self->incarnation = s_random_u64 ();
+    self->shutdown_op.kind = GW_OP_COUNT;
+    self->calls = zhashx_new ();
+    assert (self->calls);
+    zhashx_set_key_hasher (self->calls, s_hash);
+    zhashx_set_key_comparator (self->calls, s_compare);
+    zhashx_set_key_duplicator (self->calls, NULL);
+    zhashx_set_key_destructor (self->calls, NULL);
+
+    sigset_t mask;
+    sigemptyset (&mask);
+    sigaddset (&mask, SIGINT);
+    sigaddset (&mask, SIGTERM);
+    self->sigfd = signalfd (-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    assert (self->sigfd >= 0);
+
+    //  The PAIR between the CQ thread and us: unbounded (HWM 0).
+    char pump_endpoint[64];
+    char id[33];
+    gw_random_hex (id);
+    snprintf (pump_endpoint, sizeof pump_endpoint,
+              "inproc://tether-edge-pump-%s", id);
+    self->pump_rx = zsock_new (ZMQ_PAIR);
+    self->pump_tx = zsock_new (ZMQ_PAIR);
+    assert (self->pump_rx && self->pump_tx);
+    zsock_set_rcvhwm (self->pump_rx, 0);
+    zsock_set_sndhwm (self->pump_rx, 0);
+    zsock_set_rcvhwm (self->pump_tx, 0);
+    zsock_set_sndhwm (self->pump_tx, 0);
+    int rc = zsock_bind (self->pump_rx, "%s", pump_endpoint);
+    assert (rc == 0);
+    rc = zsock_connect (self->pump_tx, "%s", pump_endpoint);
+    assert (rc == 0);
+
+    self->cq = grpc_completion_queue_create_for_next (NULL);
+    rc = pthread_create (&self->pump, NULL, s_pump, self);
+    assert (rc == 0);
+    self->pump_running = true;
+    if (s_start_server (self) || s_start_router (self)
+        || s_connect_router (self)) {
+        edge_destroy (&self);
+        return NULL;
+    }
+
+    if (*cfg->name)
+        snprintf (self->edge_id, sizeof self->edge_id, "%s", cfg->name);
+    else
+        snprintf (self->edge_id, sizeof self->edge_id, "%s", self->listen);
+    int64_t now = zclock_mono ();
+    self->rs.alive = true;          //  until the liveness window says not
+    self->rs.last_heard = now;
+    self->next_ping = now + cfg->embedded.core.heartbeat_ms;
+    s_send_hello (self);
+
+    tlog (TLOG_INFO, "edge listening",
+          "listen=%s router=%s monitor=%s edge=%s max_message_size=%" PRIu32,
+          self->listen, self->router ? "embedded" : self->router_endpoint,
+          self->router && *cfg->monitor ? cfg->monitor : "none",
+          self->edge_id, cfg->embedded.core.max_payload_bytes);
+    if (self->router)
+        tlog (TLOG_INFO, "try it",
+              "agent=\"grpcurl -plaintext -d '{\\\"agent_id\\\":\\\"dev-1\\\"}' "
+              "%s tether.v1.AgentGateway/AgentRequestSubscribe\" "
+              "list=\"grpcurl -plaintext %s tether.v1.AgentGateway/"
+              "ListAgents\"",
+              self->listen, self->listen);
+    return self;
+}
+
+int
+edge_port (edge_t *self)
+{
+    assert (self);
+    return self->port;
+}
+
+//  ---- the loop ---------------------------------------------------------
+
+static void
+s_begin_stop (edge_t *self, const char *why)
+{
+    tlog (TLOG_INFO, "edge shutting down", "reason=%s calls=%zu agents=%zu",
+          why, zhashx_size (self->calls), self->agents);
+    self->stopping = true;
+    grpc_server_shutdown_and_notify (self->server, self->cq,
+                                     &self->shutdown_op);
+    edge_subscribe_router_reset (self);     //  no more lingering
+    gw_call_t *call = (gw_call_t *) zhashx_first (self->calls);
+    while (call) {
+        s_class (call->kind)->fail (call, "edge shutting down", false);
+        call = (gw_call_t *) zhashx_next (self->calls);
+    }
+    grpc_server_cancel_all_calls (self->server);
+}
+
+//  Run timers due at `now`; returns ms until the next one.
+static long
+s_timers (edge_t *self, int64_t now)
+{
+    const edge_config_t *cfg = self->cfg;
+    if (now >= self->next_ping) {
+        s_send_ping (self);
+        self->next_ping = now + cfg->embedded.core.heartbeat_ms;
+    }
+    int64_t lost_at = self->rs.last_heard + cfg->router_liveness_ms;
+    if (self->rs.alive && now >= lost_at) {
+        self->rs.alive = false;
+        tlog (TLOG_WARN, "router lost", "router=%s silent_ms=%" PRId64,
+              self->router_endpoint, now - self->rs.last_heard);
+        s_fail_client_calls (self, "router unreachable", false);
+    }
+    int64_t next = self->next_ping;
+    if (self->rs.alive && lost_at < next)
+        next = lost_at;
+    return next > now ? (long) (next - now) : 0;
+}
+
+int
+edge_run (edge_t *self)
+{
+    assert (self);
+    zmq_pollitem_t items[3];
+    memset (items, 0, sizeof items);
+    items[0].socket = zsock_resolve (self->pump_rx);
+    items[0].events = ZMQ_POLLIN;
+    items[1].socket = zsock_resolve (self->dealer);
+    items[1].events = ZMQ_POLLIN;
+    items[2].fd = self->sigfd;
+    items[2].events = ZMQ_POLLIN;
+    int64_t stop_deadline = 0;
+    while (true) {
+        int64_t now = zclock_mono ();
+        if (self->stopping) {
+            if (self->server_shutdown && self->posted == 0
+                && zhashx_size (self->calls) == 0)
+                break;
+            if (now >= stop_deadline) {
+                tlog (TLOG_WARN, "calls still open at shutdown",
+                      "calls=%zu posted=%zu", zhashx_size (self->calls),
+                      self->posted);
+                break;
+            }
+        }
+        long timeout = s_timers (self, now);
+        if (self->stopping && stop_deadline - now < timeout)
+            timeout = (long) (stop_deadline - now);
+        int rc = zmq_poll (items, 3, timeout);
+        if (rc == -1) {
+            if (errno == EINTR)
+                continue;
+            tlog (TLOG_ERROR, "poll failed", "error=\"%s\"",
+                  zmq_strerror (errno));
+            break;
+        }
+        now = zclock_mono ();
+        if (items[0].revents & ZMQ_POLLIN)
+            s_drain_pump (self);
+        if (items[1].revents & ZMQ_POLLIN)
+            s_drain_dealer (self, now);
+        if (items[2].revents & ZMQ_POLLIN) {
+            struct signalfd_siginfo info;
+            while (read (self->sigfd, &info, sizeof info) == sizeof info) {
+                if (!self->stopping) {
+                    s_begin_stop (self, info.ssi_signo == SIGINT ? "SIGINT"
+                                                                 : "SIGTERM");
+                    stop_deadline = zclock_mono ()
+                                  + self->cfg->shutdown_grace_ms;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+void
+edge_destroy (edge_t **self_p)
+{
+    assert (self_p);
+    edge_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->server) {
+        if (!self->stopping) {
+            self->stopping = true;
+            grpc_server_shutdown_and_notify (self->server, self->cq,
+                                             &self->shutdown_op);
+            grpc_server_cancel_all_calls (self->server);
+        }
+        //  Wait for the shutdown tag, handling what comes meanwhile.
+        {
+            zpoller_t *poller = zpoller_new (self->pump_rx, NULL);
+            int64_t until = zclock_mono () + 10000;
+            while (!self->server_shutdown && zclock_mono () < until) {
+                if (zpoller_wait (poller, 100))
+                    s_drain_pump (self);
+            }
+            zpoller_destroy (&poller);
+        }
+        grpc_server_destroy (self->server);
+        self->server = NULL;
+    }
+    if (self->cq) {
+        grpc_completion_queue_shutdown (self->cq);
+        if (self->pump_running) {
+            //  Drain to GRPC_QUEUE_SHUTDOWN: the CQ thread's last event.
+            zpoller_t *poller = zpoller_new (self->pump_rx, NULL);
+            while (self->pump_running) {
+                if (zpoller_wait (poller, 1000))
+                    s_drain_pump (self);
+            }
+            zpoller_destroy (&poller);
+            pthread_join (self->pump, NULL);
+        }
+        grpc_completion_queue_destroy (self->cq);
+        self->cq = NULL;
+    }
+    //  Calls still in the table (grace period ran out) are freed by force.
+    gw_call_t *call = (gw_call_t *) zhashx_first (self->calls);
+    zlistx_t *left = zlistx_new ();
+    while (call) {
+        zlistx_add_end (left, call);
+        call = (gw_call_t *) zhashx_next (self->calls);
+    }
+    call = (gw_call_t *) zlistx_first (left);
+    while (call) {
+        call->done = true;
+        call->linger = false;
+        call->pending_ops = 0;
+        gw_call_maybe_free (&call);
+        call = (gw_call_t *) zlistx_next (left);
+    }
+    zlistx_destroy (&left);
+    zsock_destroy (&self->dealer);
+    zactor_destroy (&self->router);
+    zsock_destroy (&self->pump_tx);
+    zsock_destroy (&self->pump_rx);
+    zhashx_destroy (&self->calls);
+    if (self->sigfd >= 0)
+        close (self->sigfd);
+    free (self);
+    *self_p = NULL;
+}

@@ -1,0 +1,193 @@
+/*  =========================================================================
+    edge_config - tether-edge's settings: its own plus the embedded router's
+
+    The option table is built on demand because its targets point into the
+    caller's edge_config_t.  The router core's `--max-agents` (agents in
+    all) is left out of the edge's table: on an edge, `--max-agents` is the
+    number of agent streams this edge holds, and the embedded router, which
+    only ever serves this edge, gets the same value.  `--max-message-size`
+    and `--heartbeat` are the core's options, and the edge uses them too:
+    the gRPC message limit and the PING period.
+
+    Invariant: every string of an edge_config_t is a heap copy owned by the
+    struct, or NULL.
+    =========================================================================
+*/
+#include "edge_config.h"
+
+#include <czmq.h>
+#include <string.h>
+#include "tlog.h"
+
+#define S_MAX_OPTIONS 64
+
+static char *
+s_dup (const char *text)
+{
+    char *copy = strdup (text);
+    assert (copy);
+    return copy;
+}
+
+void
+edge_config_defaults (edge_config_t *cfg)
+{
+    assert (cfg);
+    memset (cfg, 0, sizeof *cfg);
+    router_config_defaults (&cfg->embedded);
+    cfg->listen = s_dup ("0.0.0.0:50051");
+    cfg->router_endpoint = s_dup ("");
+    cfg->monitor = s_dup ("tcp://127.0.0.1:7101");
+    cfg->name = s_dup ("");
+    cfg->log_level = s_dup ("info");
+    cfg->max_agents = 10000;
+    cfg->queue_depth = 256;
+    cfg->window = 16;
+    cfg->router_liveness_ms = 3000;
+    cfg->shutdown_grace_ms = 5000;
+}
+
+void
+edge_config_clear (edge_config_t *cfg)
+{
+    assert (cfg);
+    free (cfg->listen);
+    free (cfg->router_endpoint);
+    free (cfg->monitor);
+    free (cfg->name);
+    free (cfg->log_level);
+    cfg->listen = NULL;
+    cfg->router_endpoint = NULL;
+    cfg->monitor = NULL;
+    cfg->name = NULL;
+    cfg->log_level = NULL;
+    router_config_clear (&cfg->embedded);
+}
+
+//  Fill `options` with the edge's table.  Returns the count.
+static size_t
+s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
+{
+    const tconfig_option_t own[] = {
+        {"edge/listen", "TETHER_LISTEN", "--listen", TCONFIG_STRING,
+         &cfg->listen, 0, 0, "gRPC listen address HOST:PORT (port 0 = any)"},
+        {"edge/router", "TETHER_ROUTER", "--router", TCONFIG_STRING,
+         &cfg->router_endpoint, 0, 0,
+         "router endpoint, e.g. tcp://host:7100; empty = embedded router"},
+        {"edge/monitor", "TETHER_MONITOR", "--monitor", TCONFIG_STRING,
+         &cfg->monitor, 0, 0,
+         "embedded router's monitor PUB endpoint; empty = none"},
+        {"edge/name", "TETHER_NAME", "--name", TCONFIG_STRING, &cfg->name, 0,
+         0, "edge id shown in ListAgents; empty = the listen address"},
+        {"edge/log_level", "TETHER_LOG_LEVEL", "--log-level", TCONFIG_STRING,
+         &cfg->log_level, 0, 0, "debug, info, warn, error or off"},
+        {"edge/max_agents", "TETHER_EDGE_MAX_AGENTS", "--max-agents",
+         TCONFIG_UINT, &cfg->max_agents, 1, 0,
+         "agent streams this edge holds at once"},
+        {"edge/queue_depth", "TETHER_QUEUE_DEPTH", "--queue-depth",
+         TCONFIG_UINT, &cfg->queue_depth, 1, 1000000,
+         "requests queued per agent stream before RESOURCE_EXHAUSTED"},
+        {"edge/window", "TETHER_WINDOW", "--window", TCONFIG_UINT,
+         &cfg->window, 1, 65536,
+         "response messages in flight per client call (credit)"},
+        {"edge/router_liveness", "TETHER_ROUTER_LIVENESS",
+         "--router-liveness", TCONFIG_DURATION, &cfg->router_liveness_ms, 100,
+         3600u * 1000u,
+         "no answer from the router this long: fail in-flight client calls"},
+        {"edge/shutdown_grace", "TETHER_SHUTDOWN_GRACE", "--shutdown-grace",
+         TCONFIG_DURATION, &cfg->shutdown_grace_ms, 0, 600u * 1000u,
+         "longest wait for calls to end when shutting down"},
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof own / sizeof own[0] && n < max; i++)
+        options[n++] = own[i];
+    tconfig_option_t core[S_MAX_OPTIONS];
+    size_t count = router_config_core_options (&cfg->embedded, core,
+                                               S_MAX_OPTIONS);
+    for (size_t i = 0; i < count && n < max; i++)
+        if (!core[i].flag || strcmp (core[i].flag, "--max-agents") != 0)
+            options[n++] = core[i];
+    return n;
+}
+
+//  True when `endpoint` looks like a ZeroMQ endpoint we can use.
+static bool
+s_endpoint_ok (const char *endpoint)
+{
+    return strncmp (endpoint, "tcp://", 6) == 0
+        || strncmp (endpoint, "ipc://", 6) == 0
+        || strncmp (endpoint, "inproc://", 9) == 0;
+}
+
+int
+edge_config_load (edge_config_t *cfg, int argc, char **argv, bool *help,
+                  char *err, size_t err_size)
+{
+    assert (cfg);
+    tconfig_option_t options[S_MAX_OPTIONS];
+    size_t count = s_options (cfg, options, S_MAX_OPTIONS);
+    if (tconfig_load (options, count, argc, argv, "TETHER_EDGE_CONFIG", help,
+                      err, err_size))
+        return -1;
+    if (help && *help)
+        return 0;
+    tlog_level_t level;
+    if (tlog_level_parse (cfg->log_level, &level)) {
+        snprintf (err, err_size,
+                  "--log-level: '%s' is not one of debug, info, warn, "
+                  "error, off",
+                  cfg->log_level);
+        return -1;
+    }
+    const char *colon = strrchr (cfg->listen, ':');
+    char *end = NULL;
+    long port = colon ? strtol (colon + 1, &end, 10) : -1;
+    if (!colon || colon == cfg->listen || !end || *end || end == colon + 1
+        || port < 0 || port > 65535) {
+        snprintf (err, err_size,
+                  "--listen: '%s' is not HOST:PORT (e.g. 0.0.0.0:50051)",
+                  cfg->listen);
+        return -1;
+    }
+    if (*cfg->router_endpoint && !s_endpoint_ok (cfg->router_endpoint)) {
+        snprintf (err, err_size,
+                  "--router: '%s' is not a ZeroMQ endpoint (e.g. "
+                  "tcp://host:7100)",
+                  cfg->router_endpoint);
+        return -1;
+    }
+    if (*cfg->monitor && !s_endpoint_ok (cfg->monitor)) {
+        snprintf (err, err_size,
+                  "--monitor: '%s' is not a ZeroMQ endpoint (e.g. "
+                  "tcp://127.0.0.1:7101), or empty",
+                  cfg->monitor);
+        return -1;
+    }
+    if (cfg->window > cfg->embedded.core.max_credit
+        && cfg->embedded.core.max_credit) {
+        snprintf (err, err_size, "--window %u is above --max-credit %u",
+                  cfg->window, cfg->embedded.core.max_credit);
+        return -1;
+    }
+    //  The embedded router serves this edge alone.
+    cfg->embedded.core.max_agents = cfg->max_agents;
+    return 0;
+}
+
+void
+edge_config_print_help (edge_config_t *cfg, FILE *out)
+{
+    assert (cfg);
+    fprintf (out,
+             "usage: tether-edge [--listen HOST:PORT] [--router ENDPOINT] "
+             "[--monitor ENDPOINT]\n"
+             "                   [--config FILE] [--name NAME] [options]\n"
+             "\n"
+             "Serves tether.v1.AgentGateway over gRPC.  Without --router it "
+             "runs the router\n"
+             "in this process; with --router it joins an external "
+             "tether-router.\n\n");
+    tconfig_option_t options[S_MAX_OPTIONS];
+    size_t count = s_options (cfg, options, S_MAX_OPTIONS);
+    tconfig_print_help (out, options, count);
+}

@@ -1,0 +1,58 @@
+/*  =========================================================================
+    edge_config - tether-edge's settings: its own plus the embedded router's
+
+    One struct holds every setting of an edge.  The edge's own settings
+    (listen address, router endpoint, queue depth, window ...) live in the
+    `edge/` section of the config file; the limits and timings of the
+    router that the edge runs in-process when no external router is given
+    come from router_config_core_options, so `--first-response-timeout`
+    means the same thing on tether-edge and tether-router.  Precedence,
+    lowest first: defaults, config file (--config or TETHER_EDGE_CONFIG),
+    environment, flags (common/tconfig.h).
+    =========================================================================
+*/
+#ifndef TETHER_EDGE_CONFIG_H
+#define TETHER_EDGE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "router_config.h"
+
+typedef struct {
+    char *listen;               //  gRPC listen address, HOST:PORT
+    char *router_endpoint;      //  external router endpoint; empty =
+                                //  run the router in this process
+    char *monitor;              //  embedded router's PUB; empty = none
+    char *name;                 //  edge id; empty = the listen address
+    char *log_level;            //  debug, info, warn, error, off
+    uint32_t max_agents;        //  agent streams held by this edge
+    uint32_t queue_depth;       //  requests queued per agent stream
+    uint32_t window;            //  response messages in flight per call
+    uint32_t router_liveness_ms;    //  no PONG this long: router lost
+    uint32_t shutdown_grace_ms; //  longest wait for calls to end at exit
+    router_config_t embedded;   //  embedded router; core.max_payload_bytes
+                                //  and core.heartbeat_ms are the edge's too
+} edge_config_t;
+
+//  Fill `cfg` with the defaults.  Strings are heap copies; free them with
+//  edge_config_clear.
+void
+    edge_config_defaults (edge_config_t *cfg);
+
+//  Free the strings of `cfg` (not `cfg` itself).
+void
+    edge_config_clear (edge_config_t *cfg);
+
+//  Apply the config file, environment and flags, then check the values
+//  together.  Returns 0 on success (*help set when --help was given), or -1
+//  with a one-line reason in `err`.
+int
+    edge_config_load (edge_config_t *cfg, int argc, char **argv, bool *help,
+                      char *err, size_t err_size);
+
+//  Print the usage and every setting with its current value to `out`.
+void
+    edge_config_print_help (edge_config_t *cfg, FILE *out);
+
+#endif

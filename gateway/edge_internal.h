@@ -1,0 +1,250 @@
+/*  =========================================================================
+    edge_internal - what the edge's files share: the edge, the call header
+
+    Every gRPC call the edge terminates is one struct per call type
+    (edge_subscribe.c, edge_publish.c, edge_respond.c, edge_list.c), each
+    starting with the common header gw_call_t.  Completion-queue tags are
+    the addresses of the gw_op_t entries embedded in that header; the owner
+    thread recovers the call with gw_call_of (container_of).
+
+    Invariants:
+    - Only the owner thread reads or writes a call, and only it starts
+      batches (the CQ thread forwards (tag, ok) and does nothing else).
+    - pending_ops counts batches started and not yet completed; it is
+      incremented before grpc_call_start_batch and decremented at once when
+      the start fails (no completion will come).
+    - A call is freed only when `done` is set and pending_ops is 0, by
+      gw_call_maybe_free, and only from the event loop, never from inside
+      a handler that still uses it (handlers call it last).
+    - At most one SEND_MESSAGE per call is in flight (send_busy).
+    =========================================================================
+*/
+#ifndef TETHER_EDGE_INTERNAL_H
+#define TETHER_EDGE_INTERNAL_H
+
+#include <grpc/grpc.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/slice.h>
+#include <grpc/support/time.h>
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "edge.h"
+#include "edge_config.h"
+#include "tlog.h"
+#include "wire_envelope.h"
+#include "tether.pb-c.h"
+
+typedef enum {
+    GW_SUBSCRIBE = 1,
+    GW_PUBLISH,
+    GW_RESPOND,
+    GW_LIST,
+    GW_HEALTH,
+    GW_UNKNOWN,             //  any unregistered method: UNIMPLEMENTED
+    GW_KIND_COUNT
+} gw_kind_t;
+
+typedef enum {
+    GW_OP_NEW = 0,          //  the requested call arrived
+    GW_OP_RECV,             //  RECV_MESSAGE
+    GW_OP_SEND,             //  SEND_MESSAGE (maybe with initial metadata)
+    GW_OP_CLOSE,            //  RECV_CLOSE_ON_SERVER, alone
+    GW_OP_FINISH,           //  SEND_STATUS_FROM_SERVER (and what goes
+                            //  with it)
+    GW_OP_COUNT
+} gw_op_kind_t;
+
+typedef struct {
+    gw_op_kind_t kind;      //  index in gw_call_t.ops
+} gw_op_t;
+
+typedef struct _gw_call_t gw_call_t;
+
+//  The common header of every call struct.
+struct _gw_call_t {
+    gw_kind_t kind;             //  which struct this is
+    edge_t *edge;               //  the owning edge
+    grpc_call *call;            //  owned reference; NULL until arrival
+    uint64_t handle;            //  names the call on the wire; 0 = not yet
+    int pending_ops;            //  batches started and not completed
+    bool done;                  //  nothing more to do; free when drained
+    bool linger;                //  done, but kept until the router answers
+    bool md_sent;               //  initial metadata sent (or in flight)
+    bool send_busy;             //  a SEND_MESSAGE is in flight
+    bool closed;                //  RECV_CLOSE_ON_SERVER completed
+    bool finish_started;        //  a status batch was started
+    int cancelled;              //  RECV_CLOSE_ON_SERVER's out-parameter
+    gpr_timespec deadline;      //  the client's deadline (registered)
+    grpc_call_details details;  //  method and host (unregistered calls)
+    grpc_metadata_array md;     //  the client's initial metadata
+    grpc_byte_buffer *recv_buf; //  initial payload, or RECV_MESSAGE result
+    grpc_byte_buffer *send_buf; //  the message of the SEND batch in flight
+    grpc_byte_buffer *last_buf; //  the message of the FINISH batch
+    gw_op_t ops[GW_OP_COUNT];   //  completion tags, one per op kind
+};
+
+//  What the owner thread knows about the router.
+typedef struct {
+    uint64_t incarnation;       //  the router's, from WELCOME/PONG; 0 = none
+    bool alive;                 //  heard from within the liveness window
+    int64_t last_heard;         //  zclock_mono of the last router message
+} gw_router_state_t;
+
+struct _edge_t {
+    const edge_config_t *cfg;   //  borrowed
+    grpc_server *server;        //  owned
+    grpc_completion_queue *cq;  //  owned; drained by the CQ thread
+    void *methods[GW_KIND_COUNT];   //  registered method handles
+    int port;                   //  bound gRPC port
+    char listen[300];           //  the listen address with the real port
+    char edge_id[300];          //  name on the wire
+    uint64_t incarnation;       //  this process's, random
+    uint64_t next_handle;       //  handle counter
+    zhashx_t *calls;            //  handle -> gw_call_t *, accepted calls
+    size_t posted;              //  requested calls not arrived yet
+    size_t agents;              //  agent streams open
+    zsock_t *dealer;            //  to the router
+    zactor_t *router;           //  embedded router, or NULL
+    char router_endpoint[256];  //  where the DEALER connects
+    zsock_t *pump_rx;           //  owner's end of the CQ-thread PAIR
+    zsock_t *pump_tx;           //  the CQ thread's end
+    pthread_t pump;             //  the CQ thread
+    bool pump_running;          //  the CQ thread was started
+    int sigfd;                  //  signalfd for SIGINT/SIGTERM
+    gw_router_state_t rs;       //  router liveness
+    int64_t next_ping;          //  zclock_mono of the next PING
+    int64_t hello_sent_at;      //  zclock_mono of the last HELLO
+    bool stopping;              //  shutting down
+    bool server_shutdown;       //  the server's shutdown tag completed
+    gw_op_t shutdown_op;        //  tag for grpc_server_shutdown_and_notify
+    uint64_t malformed;         //  router messages dropped as malformed
+    uint64_t send_failed;       //  DEALER sends that failed
+};
+
+//  ---- edge.c: shared plumbing -------------------------------------------
+
+//  Returns the call owning `op` (container_of).
+gw_call_t *
+    gw_call_of (gw_op_t *op);
+
+//  Allocate a call struct of `size` bytes for `kind` (header zeroed and
+//  initialised).  Caller owns it.
+gw_call_t *
+    gw_call_alloc (edge_t *edge, gw_kind_t kind, size_t size);
+
+//  Start `ops` on the call with tag `which`; counts the pending op.
+//  Returns 0, or -1 when grpc_call_start_batch refused (then nothing is
+//  pending and the caller should end the call).
+int
+    gw_call_start (gw_call_t *self, gw_op_kind_t which, grpc_op *ops,
+                   size_t count);
+
+//  Post RECV_CLOSE_ON_SERVER alone.  Returns 0 or -1.
+int
+    gw_call_post_close (gw_call_t *self);
+
+//  Start the final batch: initial metadata when not sent yet, then
+//  `message` (taken, may be NULL), then the status.  At most once per call.
+//  Returns 0, or -1 (the call was then cancelled with the status).
+int
+    gw_call_finish (gw_call_t *self, grpc_status_code status,
+                    const char *message, grpc_byte_buffer **message_p);
+
+//  End the call at once with `status` (grpc_call_cancel_with_status): what
+//  is queued is dropped.  Safe to call more than once.
+void
+    gw_call_abort (gw_call_t *self, grpc_status_code status,
+                   const char *message);
+
+//  Start one SEND_MESSAGE of `bytes` (copied), with the initial metadata
+//  when not sent yet.  Returns 0, or -1.  REQUIRES: !send_busy.
+int
+    gw_call_send (gw_call_t *self, const void *bytes, size_t size);
+
+//  Copy the call's metadata value for `key` into a new string, or NULL when
+//  absent.  Caller owns the result.
+char *
+    gw_call_metadata (gw_call_t *self, const char *key);
+
+//  Take the received message as a frame (NULL when none).  Caller owns it.
+zframe_t *
+    gw_call_take_message (gw_call_t *self);
+
+//  Free the call when it is done and no op is pending: removes it from the
+//  edge's table and unrefs the gRPC call.  Nulls *self_p when freed.
+void
+    gw_call_maybe_free (gw_call_t **self_p);
+
+//  Send one message to the router: `env` (borrowed, packed here) and
+//  `payload_p` (taken, may point to NULL).  Counts failures.
+void
+    gw_router_send (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p);
+
+//  Look up an accepted call by handle and kind.  Returns it (borrowed) or
+//  NULL when unknown or of another kind.
+gw_call_t *
+    gw_edge_lookup (edge_t *edge, uint64_t handle, gw_kind_t kind);
+
+//  True when the router is reachable (heard within the liveness window).
+bool
+    gw_router_alive (edge_t *edge);
+
+//  128 random bits as 32 hex characters into `buf` (at least 33 bytes).
+void
+    gw_random_hex (char *buf);
+
+//  ---- per call type ----------------------------------------------------
+//  Each call type is a class: its struct size and what it does on arrival,
+//  on each op completion, when the edge fails it, and when it is freed.
+
+typedef struct {
+    const char *name;           //  for logs
+    size_t size;                //  of the call struct
+    //  The call arrived (accepted, in the table, handle set).
+    void (*arrived) (gw_call_t *call);
+    //  An op other than NEW completed.
+    void (*completed) (gw_call_t *call, gw_op_kind_t op, bool ok);
+    //  The edge ends the call: shutdown or router lost.  `forget` = the
+    //  router no longer knows the call (no CANCEL/END/UNSUBSCRIBE needed).
+    void (*fail) (gw_call_t *call, const char *reason, bool forget);
+    //  Free what the call type owns (not the header).
+    void (*cleanup) (gw_call_t *call);
+} gw_class_t;
+
+extern const gw_class_t edge_subscribe_class;
+extern const gw_class_t edge_publish_class;
+extern const gw_class_t edge_respond_class;
+extern const gw_class_t edge_list_class;
+extern const gw_class_t edge_health_class;
+extern const gw_class_t edge_unknown_class;
+
+//  Router messages, by the call type they address.  Each takes the
+//  envelope (borrowed) and the payload (taken; may point to NULL).
+void
+    edge_subscribe_router (edge_t *edge, Wire__Envelope *env,
+                           zframe_t **payload_p);
+void
+    edge_publish_router (edge_t *edge, Wire__Envelope *env,
+                         zframe_t **payload_p);
+void
+    edge_respond_router (edge_t *edge, Wire__Envelope *env,
+                         zframe_t **payload_p);
+void
+    edge_list_router (edge_t *edge, Wire__Envelope *env,
+                      zframe_t **payload_p);
+
+//  Returns a new array (caller owns the array, the entries are borrowed
+//  until the next event) of the HELLO entries of every agent stream held,
+//  and sets *count.
+Wire__AgentEntry **
+    edge_subscribe_entries (edge_t *edge, size_t *count);
+
+//  The router forgot this edge (new incarnation or known=false): free the
+//  streams that lingered only to learn their session.
+void
+    edge_subscribe_router_reset (edge_t *edge);
+
+#endif

@@ -1,0 +1,321 @@
+/*  =========================================================================
+    edge_publish - a client's AgentRequestPublish call
+
+    The client sends one AgentRequest and reads the agent's AgentResponse
+    messages.  The edge forwards the request bytes unchanged in PUBLISH,
+    with the client's deadline as a duration, x-wait-for-agent-ms and a
+    credit of `window` messages.  When the client left `id` empty, the edge
+    appends field 1 with 128 random bits in hex to the bytes: protobuf's
+    last-wins rule makes it the id without re-encoding the message.
+
+    REPLY messages queue (at most `window`, the credit granted) and are
+    written one at a time; after each write completes the edge sends
+    CREDIT 1, so a slow client slows the agent down.  FINISH ends the call
+    with the router's status once the queue is written.  A client that
+    goes away (RECV_CLOSE_ON_SERVER cancelled) becomes CANCEL.  A response
+    message with a non-zero status_code and no payload only carries the
+    status, which FINISH brings too: it is not written to the client.
+    =========================================================================
+*/
+#include "edge_internal.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+typedef struct {
+    gw_call_t base;             //  common header, first
+    char *request_id;           //  owned
+    char *agent_id;             //  owned
+    zlistx_t *queue;            //  zframe_t * AgentResponse bytes; owned
+    bool router_knows;          //  PUBLISH sent and no FINISH yet
+    bool finish_pending;        //  FINISH came; write the queue, then end
+    grpc_status_code status;    //  from FINISH
+    char *message;              //  from FINISH; owned
+} gw_publish_t;
+
+static char *
+s_strdup (const char *text)
+{
+    char *copy = strdup (text ? text : "");
+    assert (copy);
+    return copy;
+}
+
+static void
+s_log_failure (gw_publish_t *self, int status, const char *message)
+{
+    char request[128], agent[128], text[256];
+    tlog (TLOG_INFO, "request failed",
+          "request=%s agent=%s status=%d message=%s",
+          tlog_quote (self->request_id ? self->request_id : "", request,
+                      sizeof request),
+          tlog_quote (self->agent_id ? self->agent_id : "", agent,
+                      sizeof agent),
+          status, tlog_quote (message ? message : "", text, sizeof text));
+}
+
+static void
+s_send_credit (gw_publish_t *self)
+{
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__CREDIT;
+    env.handle = self->base.handle;
+    env.request_id = self->request_id;
+    env.credit = 1;
+    gw_router_send (self->base.edge, &env, NULL);
+}
+
+//  Write what is queued; end the call once FINISH came and all is written.
+static void
+s_pump (gw_publish_t *self)
+{
+    gw_call_t *call = &self->base;
+    if (call->closed || call->finish_started)
+        return;
+    while (!call->send_busy && zlistx_size (self->queue) > 0) {
+        zframe_t *frame = (zframe_t *) zlistx_detach (self->queue, NULL);
+        int rc = gw_call_send (call, zframe_data (frame),
+                               zframe_size (frame));
+        zframe_destroy (&frame);
+        if (rc) {
+            gw_call_abort (call, GRPC_STATUS_INTERNAL, "write failed");
+            return;
+        }
+    }
+    if (!call->send_busy && self->finish_pending)
+        gw_call_finish (call, self->status, self->message, NULL);
+}
+
+static void
+s_reject (gw_publish_t *self, grpc_status_code code, const char *why)
+{
+    s_log_failure (self, code, why);
+    gw_call_finish (&self->base, code, why, NULL);
+}
+
+//  Parse x-wait-for-agent-ms.  Returns 0, or -1 when it is not a number.
+static int
+s_wait_ms (gw_call_t *call, uint32_t *wait_ms)
+{
+    *wait_ms = 0;
+    char *text = gw_call_metadata (call, "x-wait-for-agent-ms");
+    if (!text)
+        return 0;
+    char *end = NULL;
+    unsigned long long value = strtoull (text, &end, 10);
+    int rc = (*text >= '0' && *text <= '9' && end && *end == 0) ? 0 : -1;
+    free (text);
+    if (rc == 0)
+        *wait_ms = value > UINT32_MAX ? UINT32_MAX : (uint32_t) value;
+    return rc;
+}
+
+//  The client's deadline as a duration in ms; 0 = none.
+static uint32_t
+s_timeout_ms (gw_call_t *call)
+{
+    gpr_timespec deadline = call->deadline;
+    if (gpr_time_cmp (deadline, gpr_inf_future (deadline.clock_type)) == 0)
+        return 0;
+    gpr_timespec left = gpr_time_sub (
+        gpr_convert_clock_type (deadline, GPR_CLOCK_MONOTONIC),
+        gpr_now (GPR_CLOCK_MONOTONIC));
+    int64_t ms = (int64_t) left.tv_sec * 1000 + left.tv_nsec / 1000000;
+    if (ms < 1)
+        ms = 1;
+    if (ms > UINT32_MAX)
+        ms = UINT32_MAX;
+    return (uint32_t) ms;
+}
+
+static void
+s_arrived (gw_call_t *call)
+{
+    gw_publish_t *self = (gw_publish_t *) call;
+    edge_t *edge = call->edge;
+    self->queue = zlistx_new ();
+    assert (self->queue);
+    zlistx_set_destructor (self->queue, (zlistx_destructor_fn *) zframe_destroy);
+
+    zframe_t *frame = gw_call_take_message (call);
+    Tether__V1__AgentRequest *req = NULL;
+    if (frame)
+        req = tether__v1__agent_request__unpack (NULL, zframe_size (frame),
+                                                 zframe_data (frame));
+    uint32_t wait_ms = 0;
+    if (!req) {
+        s_reject (self, GRPC_STATUS_INVALID_ARGUMENT,
+                  "an AgentRequest message is expected");
+        goto cleanup;
+    }
+    self->agent_id = s_strdup (req->agent_id);
+    self->request_id = s_strdup (req->id);
+    if (!*req->agent_id) {
+        s_reject (self, GRPC_STATUS_INVALID_ARGUMENT, "agent_id is empty");
+        goto cleanup;
+    }
+    if (s_wait_ms (call, &wait_ms)) {
+        s_reject (self, GRPC_STATUS_INVALID_ARGUMENT,
+                  "x-wait-for-agent-ms must be a whole number of ms");
+        goto cleanup;
+    }
+    if (!gw_router_alive (edge)) {
+        s_reject (self, GRPC_STATUS_UNAVAILABLE, "router unreachable");
+        goto cleanup;
+    }
+    if (!*self->request_id) {
+        //  Append field 1 (tag 0x0a, length 32): last one wins.
+        char id[33];
+        gw_random_hex (id);
+        free (self->request_id);
+        self->request_id = s_strdup (id);
+        size_t size = zframe_size (frame);
+        zframe_t *longer = zframe_new (NULL, size + 2 + 32);
+        assert (longer);
+        byte *data = zframe_data (longer);
+        memcpy (data, zframe_data (frame), size);
+        data[size] = 0x0a;
+        data[size + 1] = 32;
+        memcpy (data + size + 2, id, 32);
+        zframe_destroy (&frame);
+        frame = longer;
+    }
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__PUBLISH;
+    env.handle = call->handle;
+    env.request_id = self->request_id;
+    env.agent_id = self->agent_id;
+    env.timeout_ms = s_timeout_ms (call);
+    env.wait_ms = wait_ms;
+    env.credit = edge->cfg->window;
+    gw_router_send (edge, &env, &frame);
+    self->router_knows = true;
+cleanup:
+    if (req)
+        tether__v1__agent_request__free_unpacked (req, NULL);
+    zframe_destroy (&frame);
+}
+
+static void
+s_completed (gw_call_t *call, gw_op_kind_t op, bool ok)
+{
+    gw_publish_t *self = (gw_publish_t *) call;
+    switch (op) {
+        case GW_OP_SEND:
+            call->send_busy = false;
+            if (call->send_buf) {
+                grpc_byte_buffer_destroy (call->send_buf);
+                call->send_buf = NULL;
+            }
+            if (ok && self->router_knows)
+                s_send_credit (self);
+            if (ok)
+                s_pump (self);
+            break;
+        case GW_OP_CLOSE:
+            zlistx_purge (self->queue);
+            if (call->cancelled && self->router_knows) {
+                Wire__Envelope env = WIRE__ENVELOPE__INIT;
+                env.command = WIRE__COMMAND__CANCEL;
+                env.handle = call->handle;
+                env.request_id = self->request_id;
+                gw_router_send (call->edge, &env, NULL);
+                char request[128], agent[128];
+                tlog (TLOG_DEBUG, "request cancelled by client",
+                      "request=%s agent=%s",
+                      tlog_quote (self->request_id, request, sizeof request),
+                      tlog_quote (self->agent_id, agent, sizeof agent));
+            }
+            self->router_knows = false;
+            break;
+        default:
+            break;
+    }
+}
+
+static void
+s_fail (gw_call_t *call, const char *reason, bool forget)
+{
+    gw_publish_t *self = (gw_publish_t *) call;
+    if (forget)
+        self->router_knows = false;
+    if (call->closed || call->finish_started)
+        return;
+    s_log_failure (self, GRPC_STATUS_UNAVAILABLE, reason);
+    gw_call_abort (call, GRPC_STATUS_UNAVAILABLE, reason);
+}
+
+static void
+s_cleanup (gw_call_t *call)
+{
+    gw_publish_t *self = (gw_publish_t *) call;
+    zlistx_destroy (&self->queue);
+    free (self->request_id);
+    free (self->agent_id);
+    free (self->message);
+}
+
+const gw_class_t edge_publish_class = {
+    "publish", sizeof (gw_publish_t), s_arrived, s_completed, s_fail,
+    s_cleanup};
+
+//  True when an AgentResponse carries only a status (no payload): FINISH
+//  brings that status, so the message need not be written.
+static bool
+s_status_only (zframe_t *frame)
+{
+    Tether__V1__AgentResponse *resp = tether__v1__agent_response__unpack (
+        NULL, zframe_size (frame), zframe_data (frame));
+    if (!resp)
+        return false;
+    bool status_only = resp->status_code != 0 && resp->payload.len == 0;
+    tether__v1__agent_response__free_unpacked (resp, NULL);
+    return status_only;
+}
+
+void
+edge_publish_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
+{
+    gw_call_t *call = gw_edge_lookup (edge, env->handle, GW_PUBLISH);
+    gw_publish_t *self = (gw_publish_t *) call;
+    if (!self)
+        return;
+    switch (env->command) {
+        case WIRE__COMMAND__REPLY:
+            if (!*payload_p || call->closed || call->finish_started
+                || self->finish_pending)
+                break;
+            if (s_status_only (*payload_p)) {
+                if (self->router_knows)
+                    s_send_credit (self);
+                break;
+            }
+            if (zlistx_size (self->queue) > edge->cfg->window) {
+                //  The router sent beyond the credit we gave.
+                tlog (TLOG_WARN, "response window overrun",
+                      "handle=%" PRIu64 " window=%" PRIu32, call->handle,
+                      edge->cfg->window);
+                break;
+            }
+            zlistx_add_end (self->queue, *payload_p);
+            *payload_p = NULL;
+            s_pump (self);
+            break;
+        case WIRE__COMMAND__FINISH: {
+            if (!self->router_knows || self->finish_pending)
+                break;
+            self->router_knows = false;
+            self->finish_pending = true;
+            self->status = env->status >= 0 && env->status <= 16
+                             ? (grpc_status_code) env->status
+                             : GRPC_STATUS_UNKNOWN;
+            self->message = s_strdup (env->message);
+            if (self->status != GRPC_STATUS_OK)
+                s_log_failure (self, self->status, self->message);
+            s_pump (self);
+            break;
+        }
+        default:
+            break;
+    }
+}

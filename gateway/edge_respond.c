@@ -1,0 +1,333 @@
+/*  =========================================================================
+    edge_respond - an agent's AgentResponsePublish call
+
+    The agent streams AgentResponse messages for one request and half-
+    closes.  The request is named by x-request-id metadata or, failing
+    that, by the first message's request_id (read before binding).  The
+    edge sends BIND; BOUND carries the credit, GRANT adds to it, and the
+    edge reads one message at a time only while credit remains, so a slow
+    client slows the agent through HTTP/2 flow control.  Each message goes
+    to the router unchanged as RESPONSE.  A message with a non-zero
+    status_code ends the request: END with that status, and the agent's
+    call ends OK.
+
+    A NULL read means half-close *or* cancel, which gRPC does not tell
+    apart at that point.  So the edge first ends the agent's call (Empty,
+    OK); when that batch succeeds and RECV_CLOSE_ON_SERVER reports no
+    cancel, the agent half-closed cleanly: END OK.  Otherwise the response
+    call broke: END UNAVAILABLE.  FINISH from the router (client gone,
+    deadline, unknown request) ends the agent's call with its status.
+    =========================================================================
+*/
+#include "edge_internal.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+typedef enum {
+    RESP_FIRST = 1,             //  reading the first message for its id
+    RESP_BINDING,               //  BIND sent
+    RESP_BOUND,                 //  relaying
+    RESP_ENDING                 //  the agent's call is being ended
+} resp_state_t;
+
+typedef struct {
+    gw_call_t base;             //  common header, first
+    resp_state_t state;         //  see above
+    char *request_id;           //  owned
+    zframe_t *first;            //  first message, kept until BOUND; owned
+    uint32_t credit;            //  messages we may still read
+    bool recv_busy;             //  a RECV_MESSAGE is in flight
+    bool router_knows;          //  BIND sent; no END sent, no FINISH came
+    bool eof;                   //  a NULL read: ending OK to learn why
+    bool finish_done;           //  the ending batch completed
+    bool finish_ok;             //  ... successfully
+} gw_respond_t;
+
+static char *
+s_strdup (const char *text)
+{
+    char *copy = strdup (text ? text : "");
+    assert (copy);
+    return copy;
+}
+
+static grpc_byte_buffer *
+s_empty_message (void)
+{
+    grpc_slice slice = grpc_empty_slice ();
+    return grpc_raw_byte_buffer_create (&slice, 1);
+}
+
+//  End the agent's call with `status`; Empty goes with an OK.
+static void
+s_end_call (gw_respond_t *self, grpc_status_code status, const char *message)
+{
+    self->state = RESP_ENDING;
+    grpc_byte_buffer *empty = status == GRPC_STATUS_OK ? s_empty_message ()
+                                                       : NULL;
+    gw_call_finish (&self->base, status, message, &empty);
+}
+
+static void
+s_send_end (gw_respond_t *self, int status, const char *message)
+{
+    if (!self->router_knows)
+        return;
+    self->router_knows = false;
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__END;
+    env.handle = self->base.handle;
+    env.request_id = self->request_id;
+    env.status = status;
+    env.message = (char *) (message ? message : "");
+    gw_router_send (self->base.edge, &env, NULL);
+    if (status != 0) {
+        char request[128], text[256];
+        tlog (TLOG_INFO, "response ended", "request=%s status=%d message=%s",
+              tlog_quote (self->request_id, request, sizeof request), status,
+              tlog_quote (message ? message : "", text, sizeof text));
+    }
+}
+
+static void
+s_recv (gw_respond_t *self)
+{
+    grpc_op op;
+    memset (&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &self->base.recv_buf;
+    if (gw_call_start (&self->base, GW_OP_RECV, &op, 1) == 0)
+        self->recv_busy = true;
+    else
+        gw_call_abort (&self->base, GRPC_STATUS_INTERNAL, "read failed");
+}
+
+static void
+s_bind (gw_respond_t *self)
+{
+    self->state = RESP_BINDING;
+    self->router_knows = true;
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__BIND;
+    env.handle = self->base.handle;
+    env.request_id = self->request_id;
+    gw_router_send (self->base.edge, &env, NULL);
+}
+
+//  Relay one message; a non-zero status_code ends the request.
+static void
+s_forward (gw_respond_t *self, zframe_t **frame_p)
+{
+    Tether__V1__AgentResponse *resp = tether__v1__agent_response__unpack (
+        NULL, zframe_size (*frame_p), zframe_data (*frame_p));
+    int status = resp ? resp->status_code : 0;
+    char *message = s_strdup (resp ? resp->status_message : "");
+    if (resp)
+        tether__v1__agent_response__free_unpacked (resp, NULL);
+
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__RESPONSE;
+    env.handle = self->base.handle;
+    env.request_id = self->request_id;
+    gw_router_send (self->base.edge, &env, frame_p);
+    zframe_destroy (frame_p);
+    if (self->credit > 0)
+        self->credit--;
+    if (status != 0) {
+        s_send_end (self, status, message);
+        s_end_call (self, GRPC_STATUS_OK, NULL);
+    }
+    free (message);
+}
+
+//  Read or relay as far as the credit allows.
+static void
+s_advance (gw_respond_t *self)
+{
+    gw_call_t *call = &self->base;
+    if (self->state != RESP_BOUND || self->recv_busy || call->closed
+        || call->finish_started)
+        return;
+    if (self->first) {
+        if (self->credit == 0)
+            return;
+        s_forward (self, &self->first);
+        if (self->state != RESP_BOUND)
+            return;
+    }
+    if (self->credit > 0)
+        s_recv (self);
+}
+
+//  Decide END after a NULL read, once the ending batch and the close are
+//  both known.
+static void
+s_maybe_end_eof (gw_respond_t *self)
+{
+    gw_call_t *call = &self->base;
+    if (!self->eof || !self->finish_done || !call->closed)
+        return;
+    if (self->finish_ok && !call->cancelled)
+        s_send_end (self, 0, "");
+    else
+        s_send_end (self, GRPC_STATUS_UNAVAILABLE,
+                    "agent's response call broke");
+}
+
+static void
+s_arrived (gw_call_t *call)
+{
+    gw_respond_t *self = (gw_respond_t *) call;
+    if (!gw_router_alive (call->edge)) {
+        s_end_call (self, GRPC_STATUS_UNAVAILABLE, "router unreachable");
+        return;
+    }
+    self->request_id = gw_call_metadata (call, "x-request-id");
+    if (self->request_id && *self->request_id)
+        s_bind (self);
+    else {
+        free (self->request_id);
+        self->request_id = NULL;
+        self->state = RESP_FIRST;
+        s_recv (self);
+    }
+}
+
+static void
+s_received (gw_respond_t *self)
+{
+    gw_call_t *call = &self->base;
+    zframe_t *frame = gw_call_take_message (call);
+    if (call->closed || call->finish_started) {
+        zframe_destroy (&frame);
+        return;
+    }
+    if (self->state == RESP_FIRST) {
+        Tether__V1__AgentResponse *resp = NULL;
+        if (frame)
+            resp = tether__v1__agent_response__unpack (
+                NULL, zframe_size (frame), zframe_data (frame));
+        if (!resp || !*resp->request_id) {
+            s_end_call (self, GRPC_STATUS_INVALID_ARGUMENT,
+                        !frame ? "no x-request-id metadata and no message"
+                        : !resp ? "an AgentResponse message is expected"
+                                : "request id missing: set x-request-id "
+                                  "metadata or request_id on the first "
+                                  "message");
+            if (resp)
+                tether__v1__agent_response__free_unpacked (resp, NULL);
+            zframe_destroy (&frame);
+            return;
+        }
+        self->request_id = s_strdup (resp->request_id);
+        tether__v1__agent_response__free_unpacked (resp, NULL);
+        self->first = frame;
+        s_bind (self);
+        return;
+    }
+    if (self->state != RESP_BOUND) {
+        zframe_destroy (&frame);
+        return;
+    }
+    if (!frame) {
+        //  Half-close or cancel: end OK and see whether that succeeds.
+        self->eof = true;
+        s_end_call (self, GRPC_STATUS_OK, NULL);
+        return;
+    }
+    s_forward (self, &frame);
+    s_advance (self);
+}
+
+static void
+s_completed (gw_call_t *call, gw_op_kind_t op, bool ok)
+{
+    gw_respond_t *self = (gw_respond_t *) call;
+    switch (op) {
+        case GW_OP_RECV:
+            self->recv_busy = false;
+            s_received (self);
+            break;
+        case GW_OP_FINISH:
+            self->finish_done = true;
+            self->finish_ok = ok;
+            s_maybe_end_eof (self);
+            break;
+        case GW_OP_CLOSE:
+            if (self->eof)
+                s_maybe_end_eof (self);
+            else
+                s_send_end (self, GRPC_STATUS_UNAVAILABLE,
+                            "agent's response call broke");
+            break;
+        default:
+            break;
+    }
+}
+
+static void
+s_fail (gw_call_t *call, const char *reason, bool forget)
+{
+    gw_respond_t *self = (gw_respond_t *) call;
+    if (forget)
+        self->router_knows = false;
+    if (call->closed || call->finish_started)
+        return;
+    self->state = RESP_ENDING;
+    gw_call_abort (call, GRPC_STATUS_UNAVAILABLE, reason);
+}
+
+static void
+s_cleanup (gw_call_t *call)
+{
+    gw_respond_t *self = (gw_respond_t *) call;
+    free (self->request_id);
+    zframe_destroy (&self->first);
+}
+
+const gw_class_t edge_respond_class = {
+    "respond", sizeof (gw_respond_t), s_arrived, s_completed, s_fail,
+    s_cleanup};
+
+void
+edge_respond_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
+{
+    gw_call_t *call = gw_edge_lookup (edge, env->handle, GW_RESPOND);
+    gw_respond_t *self = (gw_respond_t *) call;
+    if (!self)
+        return;
+    switch (env->command) {
+        case WIRE__COMMAND__BOUND:
+            if (self->state != RESP_BINDING)
+                break;
+            self->state = RESP_BOUND;
+            self->credit += env->credit;
+            s_advance (self);
+            break;
+        case WIRE__COMMAND__GRANT:
+            self->credit += env->credit;
+            s_advance (self);
+            break;
+        case WIRE__COMMAND__FINISH: {
+            if (!self->router_knows)
+                break;
+            self->router_knows = false;
+            grpc_status_code code = env->status >= 0 && env->status <= 16
+                                      ? (grpc_status_code) env->status
+                                      : GRPC_STATUS_UNKNOWN;
+            if (code != GRPC_STATUS_OK) {
+                char request[128], text[256];
+                tlog (TLOG_INFO, "response refused",
+                      "request=%s status=%d message=%s",
+                      tlog_quote (self->request_id, request, sizeof request),
+                      (int) code,
+                      tlog_quote (env->message, text, sizeof text));
+            }
+            s_end_call (self, code, env->message);
+            break;
+        }
+        default:
+            break;
+    }
+}

@@ -1,0 +1,404 @@
+/*  =========================================================================
+    edge_subscribe - an agent's AgentRequestSubscribe stream
+
+    The agent sends SubscriberInfo and keeps the stream open; requests for
+    it come down as AgentRequest messages.  On arrival the edge validates
+    the agent id, sends the initial metadata at once (the agent sees the
+    stream is up) and SUBSCRIBE to the router.  SUBSCRIBED gives the
+    session; KICK ends the stream with the router's status (superseded:
+    ABORTED).  DELIVER and ABORT go into a bounded per-stream queue written
+    one message at a time (gRPC allows one send in flight); a full queue
+    answers the router with END RESOURCE_EXHAUSTED so that request fails
+    at once.  When the stream ends (agent gone, cancelled, kicked, edge
+    shutting down) the edge sends UNSUBSCRIBE with the session, so the
+    router removes the agent only if that session is still the current one.
+
+    A stream that ends before SUBSCRIBED came lingers (done, no ops) until
+    the router answers, so its UNSUBSCRIBE can carry the session; a KICK or
+    a router reset frees it.
+    =========================================================================
+*/
+#include "edge_internal.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+typedef enum {
+    SUB_PENDING = 1,            //  SUBSCRIBE sent, no session yet
+    SUB_LIVE,                   //  the router gave a session
+    SUB_ENDED                   //  the stream ended (or was refused)
+} sub_state_t;
+
+typedef struct {
+    gw_call_t base;             //  common header, first
+    sub_state_t state;          //  see above
+    Tether__V1__SubscriberInfo *info;   //  unpacked; owned
+    Wire__AgentEntry entry;     //  our HELLO/SUBSCRIBE entry; strings point
+                                //  into `info`
+    Wire__AgentEntry__LabelsEntry *labels;  //  n_labels items; owned
+    Wire__AgentEntry__LabelsEntry **label_ptrs; //  into `labels`; owned
+    zlistx_t *queue;            //  zframe_t * AgentRequest bytes; owned
+    bool counted;               //  counted in edge->agents
+    bool kicked;                //  the router ended it: no UNSUBSCRIBE
+} gw_subscribe_t;
+
+static const char *
+s_quote (const char *value, char *buf, size_t size)
+{
+    return tlog_quote (value, buf, size);
+}
+
+//  Write queued requests, one SEND_MESSAGE at a time.
+static void
+s_pump (gw_subscribe_t *self)
+{
+    gw_call_t *call = &self->base;
+    while (!call->send_busy && !call->closed && !call->finish_started
+           && zlistx_size (self->queue) > 0) {
+        zframe_t *frame = (zframe_t *) zlistx_detach (self->queue, NULL);
+        int rc = gw_call_send (call, zframe_data (frame),
+                               zframe_size (frame));
+        zframe_destroy (&frame);
+        if (rc)
+            break;
+    }
+}
+
+static void
+s_refuse (gw_subscribe_t *self, grpc_status_code code, const char *why)
+{
+    char agent[128];
+    self->state = SUB_ENDED;
+    tlog (TLOG_INFO, "agent refused", "agent=%s status=%d reason=\"%s\"",
+          s_quote (self->info ? self->info->agent_id : "", agent,
+                   sizeof agent),
+          (int) code, why);
+    gw_call_finish (&self->base, code, why, NULL);
+}
+
+static void
+s_arrived (gw_call_t *call)
+{
+    gw_subscribe_t *self = (gw_subscribe_t *) call;
+    edge_t *edge = call->edge;
+    const edge_config_t *cfg = edge->cfg;
+    self->queue = zlistx_new ();
+    assert (self->queue);
+    zlistx_set_destructor (self->queue, (zlistx_destructor_fn *) zframe_destroy);
+
+    zframe_t *frame = gw_call_take_message (call);
+    if (frame)
+        self->info = tether__v1__subscriber_info__unpack (
+            NULL, zframe_size (frame), zframe_data (frame));
+    zframe_destroy (&frame);
+    char why[128];
+    if (!self->info) {
+        s_refuse (self, GRPC_STATUS_INVALID_ARGUMENT,
+                  "a SubscriberInfo message is expected");
+        return;
+    }
+    if (!*self->info->agent_id) {
+        s_refuse (self, GRPC_STATUS_INVALID_ARGUMENT, "agent_id is empty");
+        return;
+    }
+    if (strlen (self->info->agent_id) > cfg->embedded.core.max_agent_id_len) {
+        snprintf (why, sizeof why, "agent_id is longer than %" PRIu32
+                  " bytes", cfg->embedded.core.max_agent_id_len);
+        s_refuse (self, GRPC_STATUS_INVALID_ARGUMENT, why);
+        return;
+    }
+    if (edge->agents >= cfg->max_agents) {
+        snprintf (why, sizeof why, "this edge holds its maximum of %" PRIu32
+                  " agents", cfg->max_agents);
+        s_refuse (self, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+        return;
+    }
+    //  The wire entry borrows the strings of `info`.
+    Wire__AgentEntry init = WIRE__AGENT_ENTRY__INIT;
+    self->entry = init;
+    self->entry.handle = call->handle;
+    self->entry.agent_id = self->info->agent_id;
+    self->entry.connected_at_unix_ms = zclock_time ();
+    size_t n = self->info->n_labels;
+    if (n) {
+        self->labels = (Wire__AgentEntry__LabelsEntry *) calloc (
+            n, sizeof (Wire__AgentEntry__LabelsEntry));
+        self->label_ptrs = (Wire__AgentEntry__LabelsEntry **) calloc (
+            n, sizeof (Wire__AgentEntry__LabelsEntry *));
+        assert (self->labels && self->label_ptrs);
+        for (size_t i = 0; i < n; i++) {
+            Wire__AgentEntry__LabelsEntry item
+                = WIRE__AGENT_ENTRY__LABELS_ENTRY__INIT;
+            item.key = self->info->labels[i]->key;
+            item.value = self->info->labels[i]->value;
+            self->labels[i] = item;
+            self->label_ptrs[i] = &self->labels[i];
+        }
+        self->entry.n_labels = n;
+        self->entry.labels = self->label_ptrs;
+    }
+    //  Initial metadata now, so the agent sees the stream is up.
+    grpc_op op;
+    memset (&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (gw_call_start (call, GW_OP_SEND, &op, 1)) {
+        self->state = SUB_ENDED;
+        gw_call_abort (call, GRPC_STATUS_INTERNAL, "cannot start stream");
+        return;
+    }
+    call->md_sent = true;
+    call->send_busy = true;
+    self->state = SUB_PENDING;
+    self->counted = true;
+    edge->agents++;
+
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__SUBSCRIBE;
+    env.handle = call->handle;
+    env.agent = &self->entry;
+    gw_router_send (edge, &env, NULL);
+    char agent[128];
+    tlog (TLOG_INFO, "agent up", "agent=%s handle=%" PRIu64 " labels=%zu",
+          s_quote (self->info->agent_id, agent, sizeof agent), call->handle,
+          n);
+}
+
+static void
+s_closed (gw_subscribe_t *self)
+{
+    gw_call_t *call = &self->base;
+    edge_t *edge = call->edge;
+    bool was_live = self->state == SUB_PENDING || self->state == SUB_LIVE;
+    self->state = SUB_ENDED;
+    zlistx_purge (self->queue);
+    if (self->counted) {
+        self->counted = false;
+        edge->agents--;
+    }
+    if (!was_live || self->kicked)
+        return;
+    char agent[128];
+    tlog (TLOG_INFO, "agent down", "agent=%s handle=%" PRIu64
+          " session=%" PRIu64 " cancelled=%d",
+          s_quote (self->info->agent_id, agent, sizeof agent), call->handle,
+          self->entry.session, call->cancelled);
+    if (self->entry.session) {
+        Wire__Envelope env = WIRE__ENVELOPE__INIT;
+        env.command = WIRE__COMMAND__UNSUBSCRIBE;
+        env.handle = call->handle;
+        env.session = self->entry.session;
+        env.agent_id = self->info->agent_id;
+        gw_router_send (edge, &env, NULL);
+    }
+    else
+    if (gw_router_alive (edge) && !edge->stopping)
+        call->linger = true;    //  until SUBSCRIBED tells the session
+}
+
+static void
+s_completed (gw_call_t *call, gw_op_kind_t op, bool ok)
+{
+    gw_subscribe_t *self = (gw_subscribe_t *) call;
+    switch (op) {
+        case GW_OP_SEND:
+            call->send_busy = false;
+            if (call->send_buf) {
+                grpc_byte_buffer_destroy (call->send_buf);
+                call->send_buf = NULL;
+            }
+            if (ok)
+                s_pump (self);
+            break;
+        case GW_OP_CLOSE:
+            s_closed (self);
+            break;
+        default:
+            break;
+    }
+}
+
+static void
+s_fail (gw_call_t *call, const char *reason, bool forget)
+{
+    gw_subscribe_t *self = (gw_subscribe_t *) call;
+    if (self->state == SUB_ENDED)
+        return;
+    gw_call_abort (call, GRPC_STATUS_UNAVAILABLE, reason);
+}
+
+static void
+s_cleanup (gw_call_t *call)
+{
+    gw_subscribe_t *self = (gw_subscribe_t *) call;
+    if (self->counted)
+        call->edge->agents--;
+    zlistx_destroy (&self->queue);
+    free (self->label_ptrs);
+    free (self->labels);
+    if (self->info)
+        tether__v1__subscriber_info__free_unpacked (self->info, NULL);
+}
+
+const gw_class_t edge_subscribe_class = {
+    "subscribe", sizeof (gw_subscribe_t), s_arrived, s_completed, s_fail,
+    s_cleanup};
+
+//  True when `session` from the router names this stream (0 on either side
+//  means "not known", which matches).
+static bool
+s_session_matches (gw_subscribe_t *self, uint64_t session)
+{
+    return !session || !self->entry.session || session == self->entry.session;
+}
+
+static void
+s_end_request (edge_t *edge, Wire__Envelope *in, grpc_status_code code,
+               const char *message)
+{
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__END;
+    env.handle = in->handle;
+    env.request_id = in->request_id;
+    env.status = code;
+    env.message = (char *) message;
+    gw_router_send (edge, &env, NULL);
+}
+
+void
+edge_subscribe_router (edge_t *edge, Wire__Envelope *env,
+                       zframe_t **payload_p)
+{
+    gw_call_t *call = gw_edge_lookup (edge, env->handle, GW_SUBSCRIBE);
+    gw_subscribe_t *self = (gw_subscribe_t *) call;
+    char agent[128], text[256];
+    switch (env->command) {
+        case WIRE__COMMAND__SUBSCRIBED:
+            if (!self)
+                break;
+            self->entry.session = env->session;
+            if (call->linger) {
+                //  The stream ended before we knew its session.
+                Wire__Envelope out = WIRE__ENVELOPE__INIT;
+                out.command = WIRE__COMMAND__UNSUBSCRIBE;
+                out.handle = call->handle;
+                out.session = env->session;
+                out.agent_id = self->info->agent_id;
+                gw_router_send (edge, &out, NULL);
+                call->linger = false;
+                gw_call_maybe_free (&call);
+                break;
+            }
+            if (self->state == SUB_PENDING)
+                self->state = SUB_LIVE;
+            tlog (TLOG_DEBUG, "agent subscribed",
+                  "agent=%s handle=%" PRIu64 " session=%" PRIu64,
+                  s_quote (self->info->agent_id, agent, sizeof agent),
+                  call->handle, env->session);
+            break;
+        case WIRE__COMMAND__KICK: {
+            if (!self || !s_session_matches (self, env->session))
+                break;
+            self->kicked = true;
+            if (call->linger) {
+                call->linger = false;
+                gw_call_maybe_free (&call);
+                break;
+            }
+            if (self->state == SUB_ENDED)
+                break;
+            grpc_status_code code = env->status > 0 && env->status <= 16
+                                      ? (grpc_status_code) env->status
+                                      : GRPC_STATUS_ABORTED;
+            tlog (TLOG_INFO,
+                  code == GRPC_STATUS_ABORTED ? "agent superseded"
+                                              : "agent kicked",
+                  "agent=%s handle=%" PRIu64 " session=%" PRIu64
+                  " status=%d message=%s",
+                  s_quote (self->info->agent_id, agent, sizeof agent),
+                  call->handle, self->entry.session, (int) code,
+                  s_quote (env->message, text, sizeof text));
+            gw_call_abort (call, code, env->message);
+            break;
+        }
+        case WIRE__COMMAND__DELIVER:
+            if (!self || self->state == SUB_ENDED || call->closed
+                || !s_session_matches (self, env->session) || !*payload_p)
+                break;      //  UNSUBSCRIBE is on its way to the router
+            if (zlistx_size (self->queue) >= edge->cfg->queue_depth) {
+                tlog (TLOG_INFO, "request refused",
+                      "request=%s agent=%s status=%d reason=\"agent queue "
+                      "full\"",
+                      s_quote (env->request_id, text, sizeof text),
+                      s_quote (self->info->agent_id, agent, sizeof agent),
+                      GRPC_STATUS_RESOURCE_EXHAUSTED);
+                s_end_request (edge, env, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                               "agent queue full");
+                break;
+            }
+            zlistx_add_end (self->queue, *payload_p);
+            *payload_p = NULL;
+            s_pump (self);
+            break;
+        case WIRE__COMMAND__ABORT: {
+            if (!self || self->state == SUB_ENDED || call->closed
+                || !s_session_matches (self, env->session))
+                break;
+            //  Cancel notices may exceed the queue depth by as much again.
+            if (zlistx_size (self->queue) >= 2 * edge->cfg->queue_depth)
+                break;
+            Tether__V1__AgentRequest req = TETHER__V1__AGENT_REQUEST__INIT;
+            req.id = env->request_id;
+            req.agent_id = self->info->agent_id;
+            req.cancel = 1;
+            size_t size = tether__v1__agent_request__get_packed_size (&req);
+            zframe_t *frame = zframe_new (NULL, size);
+            assert (frame);
+            tether__v1__agent_request__pack (&req, zframe_data (frame));
+            zlistx_add_end (self->queue, frame);
+            s_pump (self);
+            break;
+        }
+        default:
+            break;
+    }
+}
+
+Wire__AgentEntry **
+edge_subscribe_entries (edge_t *edge, size_t *count)
+{
+    size_t max = zhashx_size (edge->calls);
+    Wire__AgentEntry **entries = (Wire__AgentEntry **) calloc (
+        max ? max : 1, sizeof (Wire__AgentEntry *));
+    assert (entries);
+    size_t n = 0;
+    gw_call_t *call = (gw_call_t *) zhashx_first (edge->calls);
+    while (call) {
+        gw_subscribe_t *self = (gw_subscribe_t *) call;
+        if (call->kind == GW_SUBSCRIBE
+            && (self->state == SUB_PENDING || self->state == SUB_LIVE))
+            entries[n++] = &self->entry;
+        call = (gw_call_t *) zhashx_next (edge->calls);
+    }
+    *count = n;
+    return entries;
+}
+
+void
+edge_subscribe_router_reset (edge_t *edge)
+{
+    zlistx_t *lingering = zlistx_new ();
+    assert (lingering);
+    gw_call_t *call = (gw_call_t *) zhashx_first (edge->calls);
+    while (call) {
+        if (call->kind == GW_SUBSCRIBE && call->linger)
+            zlistx_add_end (lingering, call);
+        call = (gw_call_t *) zhashx_next (edge->calls);
+    }
+    call = (gw_call_t *) zlistx_first (lingering);
+    while (call) {
+        call->linger = false;
+        gw_call_maybe_free (&call);
+        call = (gw_call_t *) zlistx_next (lingering);
+    }
+    zlistx_destroy (&lingering);
+}

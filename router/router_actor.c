@@ -1,0 +1,492 @@
+/*  =========================================================================
+    router_actor - the router as a CZMQ actor: sockets, poll loop, timers
+
+    The shell around router_core.  One iteration of the loop:
+      1. poll the pipe and the ROUTER, with the timeout from core_next_due
+         (capped at one second so a stuck clock never parks the loop);
+      2. read the monotonic clock once;
+      3. answer a pipe command, if any;
+      4. drain the ROUTER, up to `batch` messages, handing each to
+         core_handle and flushing the outbox after each one;
+      5. core_tick, then flush again.
+    Flushing never blocks.  Edge messages go out frame by frame with
+    ZFRAME_DONTWAIT on a ROUTER_MANDATORY socket: EHOSTUNREACH (the edge is
+    gone) or EAGAIN (the edge has fallen edge_hwm messages behind) is
+    counted and reported to the core, which declares the edge dead.
+    Monitor events go to the PUB with ZFRAME_DONTWAIT; a PUB drops for a
+    subscriber that is over its high-water mark, and the event's sequence
+    number tells that subscriber what it missed.
+
+    Invariants: the actor owns every socket, the core and its copy of the
+    config; nothing here is shared with another thread except through the
+    pipe.  When binding failed, the actor still runs, serving only its pipe
+    (STATUS says -1) until $TERM, so zactor_destroy works as usual.
+    =========================================================================
+*/
+#include "router_actor.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <string.h>
+
+#include "tlog.h"
+#include "wire_envelope.h"
+
+//  Longest poll wait, ms.  Timers wake the loop earlier.
+#define S_MAX_WAIT_MS   1000
+
+typedef struct {
+    zsock_t *pipe;              //  actor pipe, borrowed from zactor
+    router_config_t cfg;        //  our own copy of the settings
+    core_t *core;               //  the state machine; owned
+    zsock_t *router;            //  ROUTER that edges connect to; owned
+    zsock_t *monitor;           //  PUB for events, NULL when disabled
+    zpoller_t *poller;          //  pipe, plus router when bound
+    bool terminated;            //  $TERM received
+    int status;                 //  0 running, -1 could not bind
+    char error[256];            //  why status is -1
+    int router_port;            //  first TCP port of the ROUTER, or 0
+    int monitor_port;           //  first TCP port of the PUB, or 0
+    zlist_t *router_bound;      //  endpoints the ROUTER bound, resolved
+    zlist_t *monitor_bound;     //  endpoints the PUB bound, resolved
+    uint64_t edge_send_failed;  //  EHOSTUNREACH/EAGAIN towards an edge
+    uint64_t event_send_failed; //  events the PUB refused
+    uint64_t bad_output;        //  outbox entries of an unknown shape
+} self_t;
+
+//  Returns a random, non-zero router incarnation.
+static uint64_t
+s_random_incarnation (void)
+{
+    zuuid_t *uuid = zuuid_new ();
+    assert (uuid);
+    uint64_t value;
+    memcpy (&value, zuuid_data (uuid), sizeof value);
+    zuuid_destroy (&uuid);
+    return value ? value : 1;
+}
+
+//  Returns the TCP port of the socket's last bound endpoint, or 0 when it
+//  is not TCP.
+static int
+s_last_tcp_port (zsock_t *sock)
+{
+    char *endpoint = zsock_last_endpoint (sock);
+    int port = 0;
+    if (endpoint && strncmp (endpoint, "tcp://", 6) == 0) {
+        const char *colon = strrchr (endpoint, ':');
+        if (colon)
+            port = atoi (colon + 1);
+    }
+    zstr_free (&endpoint);
+    return port;
+}
+
+//  Bind `sock` to every endpoint of the comma-separated `endpoints`, and
+//  record each as resolved by libzmq in `bound`.  Sets *port to the first
+//  TCP port bound.  Returns 0, or -1 with a message in self->error.
+static int
+s_bind_all (self_t *self, zsock_t *sock, const char *endpoints, int *port,
+            zlist_t *bound)
+{
+    char *list = strdup (endpoints);
+    assert (list);
+    int rc = 0;
+    int count = 0;
+    char *save = NULL;
+    for (char *endpoint = strtok_r (list, ", \t", &save); endpoint && rc == 0;
+         endpoint = strtok_r (NULL, ", \t", &save)) {
+        if (zsock_bind (sock, "%s", endpoint) == -1) {
+            snprintf (self->error, sizeof self->error, "cannot bind %s: %s",
+                      endpoint, zmq_strerror (zmq_errno ()));
+            rc = -1;
+        }
+        else {
+            count++;
+            if (*port == 0)
+                *port = s_last_tcp_port (sock);
+            char *resolved = zsock_last_endpoint (sock);
+            if (resolved)
+                zlist_append (bound, resolved);
+            zstr_free (&resolved);
+        }
+    }
+    if (rc == 0 && count == 0) {
+        snprintf (self->error, sizeof self->error, "no endpoint in '%s'",
+                  endpoints);
+        rc = -1;
+    }
+    free (list);
+    return rc;
+}
+
+static int
+s_self_bind (self_t *self)
+{
+    const router_config_t *cfg = &self->cfg;
+    self->router = zsock_new (ZMQ_ROUTER);
+    assert (self->router);
+    zsock_set_router_mandatory (self->router, 1);
+    //  An edge that reconnects with the same routing id takes over.
+    zsock_set_router_handover (self->router, 1);
+    zsock_set_sndhwm (self->router, (int) cfg->edge_hwm);
+    zsock_set_rcvhwm (self->router, (int) cfg->edge_hwm);
+    zsock_set_rcvtimeo (self->router, 0);
+    zsock_set_linger (self->router, 0);
+    //  Refuse frames no valid message can hold, before they are buffered.
+    uint64_t max_frame = cfg->core.max_payload_bytes > WIRE_ENVELOPE_MAX
+                             ? cfg->core.max_payload_bytes
+                             : WIRE_ENVELOPE_MAX;
+    max_frame += 64 * 1024;
+    zsock_set_maxmsgsize (self->router,
+                          max_frame > INT_MAX ? INT_MAX : (int) max_frame);
+    if (s_bind_all (self, self->router, cfg->bind ? cfg->bind : "",
+                    &self->router_port, self->router_bound))
+        return -1;
+
+    if (cfg->monitor && *cfg->monitor) {
+        self->monitor = zsock_new (ZMQ_PUB);
+        assert (self->monitor);
+        zsock_set_sndhwm (self->monitor, (int) cfg->monitor_hwm);
+        zsock_set_linger (self->monitor, 0);
+        if (s_bind_all (self, self->monitor, cfg->monitor,
+                        &self->monitor_port, self->monitor_bound))
+            return -1;
+    }
+    return 0;
+}
+
+static self_t *
+s_self_new (zsock_t *pipe, const router_config_t *cfg)
+{
+    self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    assert (self);
+    self->pipe = pipe;
+    self->router_bound = zlist_new ();
+    self->monitor_bound = zlist_new ();
+    assert (self->router_bound && self->monitor_bound);
+    zlist_autofree (self->router_bound);
+    zlist_autofree (self->monitor_bound);
+    router_config_copy (&self->cfg, cfg);
+    if (self->cfg.batch == 0)
+        self->cfg.batch = 1;
+    if (self->cfg.edge_hwm == 0)
+        self->cfg.edge_hwm = 1;
+    uint64_t incarnation = s_random_incarnation ();
+    uint64_t session_base = (uint64_t) zclock_time () * 1000;
+    self->core = core_new (&self->cfg.core, incarnation, session_base);
+    assert (self->core);
+    //  The core does not even format lines the log would drop.
+    int level = TLOG_DEBUG;
+    while (level < TLOG_OFF && !tlog_enabled ((tlog_level_t) level))
+        level++;
+    core_set_log_level (self->core, level);
+
+    self->poller = zpoller_new (pipe, NULL);
+    assert (self->poller);
+    //  Only $TERM stops the actor; the owner decides what a signal means.
+    zpoller_set_nonstop (self->poller, true);
+
+    if (s_self_bind (self) == 0)
+        zpoller_add (self->poller, self->router);
+    else {
+        self->status = -1;
+        self->router_port = 0;
+        self->monitor_port = 0;
+        char quoted[300];
+        tlog (TLOG_ERROR, "router cannot start", "reason=%s",
+              tlog_quote (self->error, quoted, sizeof quoted));
+    }
+    if (self->status == 0)
+        tlog (TLOG_DEBUG, "router started",
+              "incarnation=%016" PRIx64 " router_port=%d monitor_port=%d",
+              incarnation, self->router_port, self->monitor_port);
+    return self;
+}
+
+//  Unbind every endpoint of `sock` and wait until libzmq's I/O thread has
+//  closed each TCP/IPC listener, so that the ports are free when the
+//  actor is gone (zmq_close alone closes them later, in the background,
+//  and a router restarted at once on the same port would fail to bind).
+//  Waits for the listeners' ZMQ_EVENT_CLOSED, one second at most.
+static void
+s_release (zsock_t *sock, zlist_t *bound)
+{
+    if (!sock || zlist_size (bound) == 0)
+        return;
+    char monitor_endpoint[64];
+    snprintf (monitor_endpoint, sizeof monitor_endpoint,
+              "inproc://router-actor-release-%p", (void *) sock);
+    zsock_t *events = NULL;
+    if (zmq_socket_monitor (zsock_resolve (sock), monitor_endpoint,
+                            ZMQ_EVENT_CLOSED)
+        == 0) {
+        events = zsock_new (ZMQ_PAIR);
+        assert (events);
+        if (zsock_connect (events, "%s", monitor_endpoint))
+            zsock_destroy (&events);
+    }
+    int listeners = 0;
+    for (char *endpoint = (char *) zlist_first (bound); endpoint;
+         endpoint = (char *) zlist_next (bound)) {
+        if (zsock_unbind (sock, "%s", endpoint) == 0
+            && strncmp (endpoint, "inproc://", 9) != 0)
+            listeners++;
+    }
+    int64_t deadline = zclock_mono () + 1000;
+    while (events && listeners > 0) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0)
+            break;
+        zsock_set_rcvtimeo (events, (int) left);
+        zmsg_t *event = zmsg_recv (events);
+        if (!event)
+            break;
+        listeners--;
+        zmsg_destroy (&event);
+    }
+    if (events) {
+        zmq_socket_monitor (zsock_resolve (sock), NULL, 0);
+        zsock_destroy (&events);
+    }
+}
+
+static void
+s_self_destroy (self_t **self_p)
+{
+    assert (self_p);
+    self_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->status == 0) {
+        const core_stats_t *stats = core_stats (self->core);
+        tlog (TLOG_DEBUG, "router stopped",
+              "messages_in=%" PRIu64 " malformed=%" PRIu64
+              " requests=%" PRIu64 " edge_send_failed=%" PRIu64
+              " event_send_failed=%" PRIu64,
+              stats->messages_in, stats->malformed,
+              stats->requests_finished, self->edge_send_failed,
+              self->event_send_failed);
+    }
+    zpoller_destroy (&self->poller);
+    s_release (self->monitor, self->monitor_bound);
+    s_release (self->router, self->router_bound);
+    zsock_destroy (&self->monitor);
+    zsock_destroy (&self->router);
+    zlist_destroy (&self->monitor_bound);
+    zlist_destroy (&self->router_bound);
+    core_destroy (&self->core);
+    router_config_clear (&self->cfg);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Send every frame of `msg` on `sock` without blocking.  Returns 0, or -1
+//  when a frame could not be sent (errno tells why).  Frames sent are
+//  destroyed; the caller destroys `msg` and what is left in it.
+static int
+s_send_nowait (zmsg_t *msg, zsock_t *sock)
+{
+    zframe_t *frame = zmsg_pop (msg);
+    while (frame) {
+        zframe_t *next = zmsg_pop (msg);
+        int flags = ZFRAME_DONTWAIT | (next ? ZFRAME_MORE : 0);
+        if (zframe_send (&frame, sock, flags) == -1) {
+            int error = errno;
+            zframe_destroy (&frame);
+            zframe_destroy (&next);
+            errno = error;
+            return -1;
+        }
+        frame = next;
+    }
+    return 0;
+}
+
+//  [routing id][envelope][payload?] to an edge.
+static void
+s_flush_edge (self_t *self, zmsg_t *msg, int64_t now)
+{
+    if (zmsg_size (msg) < 2) {
+        self->bad_output++;
+        return;
+    }
+    zframe_t *routing_id = zmsg_pop (msg);
+    //  ZFRAME_REUSE keeps our copy of the id for core_edge_unreachable.
+    int rc = zframe_send (&routing_id, self->router,
+                          ZFRAME_MORE | ZFRAME_DONTWAIT | ZFRAME_REUSE);
+    if (rc == 0)
+        rc = s_send_nowait (msg, self->router);
+    if (rc == -1) {
+        int error = errno;
+        self->edge_send_failed++;
+        if (tlog_enabled (TLOG_DEBUG)) {
+            char *hex = zframe_strhex (routing_id);
+            tlog (TLOG_DEBUG, "edge unreachable", "routing_id=%s error=%s",
+                  hex, error == EAGAIN ? "full" : "unroutable");
+            free (hex);
+        }
+        core_edge_unreachable (self->core, routing_id, now);
+    }
+    zframe_destroy (&routing_id);
+}
+
+//  [level digit][msg][fields] to the log.
+static void
+s_flush_log (zmsg_t *msg)
+{
+    zframe_t *level_frame = zmsg_first (msg);
+    tlog_level_t level = TLOG_INFO;
+    if (level_frame && zframe_size (level_frame) >= 1) {
+        char digit = (char) zframe_data (level_frame)[0];
+        if (digit >= '0' && digit <= '3')
+            level = (tlog_level_t) (digit - '0');
+    }
+    if (!tlog_enabled (level))
+        return;
+    level_frame = zmsg_pop (msg);
+    zframe_destroy (&level_frame);
+    char *text = zmsg_popstr (msg);
+    char *fields = zmsg_popstr (msg);
+    if (fields && *fields)
+        tlog (level, text ? text : "", "%s", fields);
+    else
+        tlog (level, text ? text : "", NULL);
+    zstr_free (&text);
+    zstr_free (&fields);
+}
+
+//  Drain the core's outbox, in order.
+static void
+s_self_flush (self_t *self, int64_t now)
+{
+    core_out_t kind;
+    zmsg_t *msg;
+    while ((msg = core_outbox_pop (self->core, &kind))) {
+        switch (kind) {
+            case CORE_OUT_EDGE:
+                s_flush_edge (self, msg, now);
+                break;
+            case CORE_OUT_EVENT:
+                if (self->monitor && s_send_nowait (msg, self->monitor) == -1)
+                    self->event_send_failed++;
+                break;
+            case CORE_OUT_LOG:
+                s_flush_log (msg);
+                break;
+            default:
+                self->bad_output++;
+                break;
+        }
+        zmsg_destroy (&msg);
+    }
+}
+
+//  Handle up to `batch` messages waiting on the ROUTER.
+static void
+s_self_drain (self_t *self, int64_t now)
+{
+    for (uint32_t i = 0; i < self->cfg.batch; i++) {
+        zmsg_t *msg = zmsg_recv (self->router);
+        if (!msg)
+            break;              //  EAGAIN: nothing more (rcvtimeo is 0)
+        zframe_t *routing_id = zmsg_pop (msg);
+        if (routing_id)
+            core_handle (self->core, routing_id, &msg, now);
+        zframe_destroy (&routing_id);
+        zmsg_destroy (&msg);
+        s_self_flush (self, now);
+    }
+}
+
+static void
+s_self_handle_pipe (self_t *self)
+{
+    char *command = zstr_recv (self->pipe);
+    if (!command) {
+        self->terminated = true;        //  interrupted or pipe gone
+        return;
+    }
+    if (streq (command, "$TERM"))
+        self->terminated = true;
+    else
+    if (streq (command, "PORT"))
+        zsock_send (self->pipe, "ii", self->router_port, self->monitor_port);
+    else
+    if (streq (command, "STATUS"))
+        zsock_send (self->pipe, "is", self->status,
+                    self->status ? self->error : "");
+    else
+    if (streq (command, "STATS")) {
+        const core_stats_t *stats = core_stats (self->core);
+        zsock_send (self->pipe, "8888", (uint64_t) core_agent_count (self->core),
+                    (uint64_t) core_request_count (self->core),
+                    (uint64_t) core_edge_count (self->core), stats->malformed);
+    }
+    else {
+        char quoted[128];
+        tlog (TLOG_WARN, "router: unknown pipe command", "command=%s",
+              tlog_quote (command, quoted, sizeof quoted));
+    }
+    zstr_free (&command);
+}
+
+//  Returns the poll timeout: ms until the earliest deadline, capped.
+static int
+s_self_timeout (self_t *self)
+{
+    if (self->status != 0)
+        return -1;
+    int64_t due = core_next_due (self->core);
+    if (due < 0)
+        return S_MAX_WAIT_MS;
+    int64_t wait = due - zclock_mono ();
+    if (wait < 0)
+        return 0;
+    return wait > S_MAX_WAIT_MS ? S_MAX_WAIT_MS : (int) wait;
+}
+
+void
+router_actor (zsock_t *pipe, void *args)
+{
+    self_t *self = s_self_new (pipe, (const router_config_t *) args);
+    //  From here on the caller's config is no longer used.
+    zsock_signal (pipe, 0);
+
+    while (!self->terminated) {
+        void *which = zpoller_wait (self->poller, s_self_timeout (self));
+        if (!which && zpoller_terminated (self->poller)
+            && zmq_errno () == ETERM)
+            break;              //  the context is going away
+        int64_t now = zclock_mono ();
+        if (which == self->pipe) {
+            s_self_handle_pipe (self);
+            if (self->terminated)
+                break;
+        }
+        if (self->status != 0)
+            continue;
+        s_self_drain (self, now);
+        core_tick (self->core, now);
+        s_self_flush (self, now);
+    }
+    s_self_destroy (&self);
+}
+
+zactor_t *
+router_actor_start (const router_config_t *cfg)
+{
+    assert (cfg);
+    zactor_t *actor = zactor_new (router_actor, (void *) cfg);
+    assert (actor);
+    int status = -1;
+    char *error = NULL;
+    if (zstr_send (actor, "STATUS") == -1
+        || zsock_recv (actor, "is", &status, &error) == -1)
+        status = -1;
+    if (status != 0)
+        zactor_destroy (&actor);        //  the actor has logged why
+    zstr_free (&error);
+    return actor;
+}

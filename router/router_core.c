@@ -1,0 +1,1904 @@
+/*  =========================================================================
+    router_core - the router's state machine: agents, requests, edges
+
+    Pure: no sockets, no clock reads, no I/O.  Every input is an argument
+    (a message and its time, or the time alone) and every output goes to
+    the outbox.  docs/protocol.md is the contract; this file implements it.
+
+    Tables and their indexes (changed together, in the same function):
+      agents    agent_id -> agent_t            (owns the agent)
+      edge      ->agents list, ->by_handle     (the agent's current stream)
+      requests  request_id -> request_t        (owns the request)
+      agent     ->requests list                (delivered, in flight)
+      waiting   agent_id -> list of request_t  (parked for an agent; an
+                                                emptied list is deleted)
+      edge      ->client_reqs, ->resp_reqs     (the request's client call
+                                                and response call)
+      edges     routing id -> edge_t, names: edge_id -> edge_t
+    Every list entry is a zlistx handle kept in the entity, so removal is
+    O(1).
+
+    Invariants:
+    - A request leaves through s_request_finish and nowhere else.  That
+      function tells each involved edge at most once, never the party that
+      ended the request, never a dead edge; emits `request.end`; unlinks
+      the request from every index and timer; and moves it to a graveyard
+      that is freed once the current input is fully handled.
+    - Request state changes only in s_req_set_state.
+    - Sessions only grow: next_session is above every session handed out
+      or reported by an edge in HELLO.
+    - An agent record follows its id across supersession: the newer stream
+      takes it over, so requests delivered to the older stream now belong
+      to the newer one.
+    - Dead edges are unlinked at once and freed after the current input.
+    =========================================================================
+*/
+#include "router_core.h"
+#include "router_core_internal.h"
+#include "timers.h"
+#include "tlog.h"
+#include "tether.pb-c.h"
+#include "wire_commands.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  gRPC status codes
+enum {
+    ST_OK = 0,
+    ST_CANCELLED = 1,
+    ST_UNKNOWN = 2,
+    ST_INVALID_ARGUMENT = 3,
+    ST_DEADLINE_EXCEEDED = 4,
+    ST_NOT_FOUND = 5,
+    ST_ALREADY_EXISTS = 6,
+    ST_RESOURCE_EXHAUSTED = 8,
+    ST_FAILED_PRECONDITION = 9,
+    ST_ABORTED = 10,
+    ST_UNAVAILABLE = 14,
+    ST_MAX = 16
+};
+
+static const char *s_status_name [ST_MAX + 1] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"
+};
+
+typedef enum {
+    REQ_WAITING = 1,            //  parked until its agent subscribes
+    REQ_DELIVERED,              //  sent down the agent's stream
+    REQ_BOUND,                  //  a response call claimed it
+    REQ_STREAMING,              //  the first response message went through
+    REQ_FINISHED                //  ended; in the graveyard
+} req_state_t;
+
+static const char *s_req_state_name [] = {
+    "NONE", "WAITING", "DELIVERED", "BOUND", "STREAMING", "FINISHED"
+};
+
+typedef enum {
+    TIMER_ACTIVITY = 1,         //  request: first response, then idle
+    TIMER_DEADLINE,             //  request: the client's deadline
+    TIMER_WAIT,                 //  request: wait for the agent
+    TIMER_EDGE,                 //  edge liveness
+    TIMER_STATS                 //  the periodic stats event
+} timer_kind_t;
+
+//  Who ended a request; that party is not told.
+typedef enum {
+    BY_ROUTER = 0,              //  a deadline, an edge lost, a limit
+    BY_CLIENT,                  //  CANCEL from the client call
+    BY_RESPONDER,               //  END from the bound response call
+    BY_AGENT_STREAM             //  END from the agent's stream
+} end_cause_t;
+
+#define LOG_MALFORMED_FIRST 10      //  malformed inputs logged each...
+#define LOG_MALFORMED_EVERY 1000    //  ...then one in this many
+
+typedef struct _agent_t agent_t;
+
+struct _core_edge_t {
+    char *key;                  //  routing id in hex: key in core->edges
+    zframe_t *routing_id;       //  prefix of every message to it
+    char *name;                 //  its edge_id
+    uint64_t incarnation;       //  its incarnation
+    int64_t up_ms;              //  when it said HELLO
+    int64_t last_heard;         //  when it last sent anything
+    bool dead;                  //  lost; in the graveyard
+    zlistx_t *agents;           //  agent_t whose current stream is here
+    zhashx_t *by_handle;        //  stream handle (hex) -> agent_t
+    zlistx_t *client_reqs;      //  request_t whose client call is here
+    zlistx_t *resp_reqs;        //  request_t whose response call is here
+    timers_node_t liveness;     //  fires when it may have gone silent
+};
+typedef core_edge_t edge_t;
+
+struct _agent_t {
+    char *id;                   //  agent id
+    uint64_t session;           //  current session
+    edge_t *edge;               //  current stream's edge
+    uint64_t handle;            //  current stream's handle on that edge
+    void *edge_item;            //  handle in edge->agents
+    int64_t connected_at;       //  unix ms, as the edge saw it
+    size_t n_labels;            //  labels
+    char **label_keys;          //  n_labels strings
+    char **label_values;        //  n_labels strings
+    zlistx_t *requests;         //  request_t delivered and in flight
+};
+
+typedef struct {
+    char *id;                   //  request id
+    char *agent_id;             //  addressed agent
+    req_state_t state;          //  see req_state_t
+    agent_t *agent;             //  the agent it was delivered to, until
+                                //  that agent disconnects
+    void *agent_item;           //  handle in agent->requests
+    uint64_t session;           //  session it was delivered to
+    char *agent_edge;           //  name of the agent's edge, last known
+    edge_t *client_edge;        //  the client call's edge
+    uint64_t client_handle;     //  the client call's handle
+    void *client_item;          //  handle in client_edge->client_reqs
+    edge_t *resp_edge;          //  the response call's edge, once bound
+    uint64_t resp_handle;       //  the response call's handle
+    void *resp_item;            //  handle in resp_edge->resp_reqs
+    zlistx_t *wait_list;        //  the waiting bucket it is parked in
+    void *wait_item;            //  handle in wait_list
+    zframe_t *payload;          //  the AgentRequest while parked
+    uint32_t credit;            //  response messages the responder may send
+    timers_node_t activity;     //  first response / idle
+    timers_node_t deadline;     //  client's deadline
+    timers_node_t wait;         //  end of the wait for the agent
+    int64_t start_ms;           //  PUBLISH time
+    uint64_t bytes_to_agent;    //  request payload bytes
+    uint64_t bytes_to_client;   //  response payload bytes
+    uint64_t responses;         //  response messages relayed
+} request_t;
+
+typedef struct {
+    core_out_t kind;            //  what the shell does with it
+    zmsg_t *msg;                //  owned
+} outbox_entry_t;
+
+struct _core_t {
+    core_config_t cfg;          //  limits and timings
+    uint64_t incarnation;       //  this router's
+    uint64_t next_session;      //  next session to hand out
+    int log_level;              //  lowest level logged
+    core_stats_t stats;         //  counters
+    int64_t now;                //  time of the current input
+    bool started;               //  the first input has been seen
+    uint64_t event_seq;         //  last monitor event's seq
+    zhashx_t *agents;           //  agent_id -> agent_t
+    zhashx_t *requests;         //  request_id -> request_t
+    zhashx_t *waiting;          //  agent_id -> zlistx_t of request_t
+    size_t waiting_count;       //  requests parked
+    zhashx_t *edges;            //  routing id hex -> edge_t
+    zhashx_t *edge_names;       //  edge_id -> edge_t
+    timers_t *timers;           //  request deadlines
+    timers_t *cron;             //  edge liveness and stats
+    timers_node_t stats_timer;  //  the periodic stats
+    zlistx_t *outbox;           //  outbox_entry_t, oldest first
+    zlistx_t *dead_requests;    //  request_t to free after this input
+    zlistx_t *dead_edges;       //  edge_t to free after this input
+};
+
+
+//  ---------------------------------------------------------------------
+//  Outbox: edge messages, events, logs
+
+static void
+s_outbox_push (core_t *self, core_out_t kind, zmsg_t *msg)
+{
+    outbox_entry_t *entry = (outbox_entry_t *) malloc (sizeof *entry);
+    assert (entry);
+    entry->kind = kind;
+    entry->msg = msg;
+    zlistx_add_end (self->outbox, entry);
+}
+
+static void
+s_log (core_t *self, int level, const char *text, const char *fields, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+//  Append a log line: [level digit][text][logfmt fields].
+static void
+s_log (core_t *self, int level, const char *text, const char *fields, ...)
+{
+    if (level < self->log_level)
+        return;
+    char *formatted = NULL;
+    va_list args;
+    va_start (args, fields);
+    int rc = vasprintf (&formatted, fields, args);
+    va_end (args);
+    assert (rc >= 0);
+    char digit [2] = { (char) ('0' + level), 0 };
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, digit);
+    zmsg_addstr (msg, text);
+    zmsg_addstr (msg, formatted);
+    free (formatted);
+    s_outbox_push (self, CORE_OUT_LOG, msg);
+}
+
+//  A logfmt-safe copy of `value` in `buf`.
+static const char *
+s_q (const char *value, char *buf, size_t size)
+{
+    return tlog_quote (value ? value : "", buf, size);
+}
+
+//  Send `env` (borrowed; its version is set) and the payload (taken, may
+//  be NULL) to `routing_id` (borrowed).
+static void
+s_send_to (core_t *self, zframe_t *routing_id, Wire__Envelope *env,
+           zframe_t **payload_p)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *) {zframe_dup (routing_id)});
+    zframe_t *frame = wire_envelope_encode (env);
+    zmsg_append (msg, &frame);
+    if (payload_p && *payload_p)
+        zmsg_append (msg, payload_p);
+    s_outbox_push (self, CORE_OUT_EDGE, msg);
+}
+
+//  Send to `edge`, unless it is dead: then the payload is dropped.
+static void
+s_send (core_t *self, edge_t *edge, Wire__Envelope *env,
+        zframe_t **payload_p)
+{
+    if (!edge || edge->dead) {
+        if (payload_p)
+            zframe_destroy (payload_p);
+        return;
+    }
+    s_send_to (self, edge->routing_id, env, payload_p);
+}
+
+static void
+s_send_finish (core_t *self, edge_t *edge, uint64_t handle,
+               const char *request_id, int status, const char *message)
+{
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__FINISH;
+    env.handle = handle;
+    env.request_id = (char *) request_id;
+    env.status = status;
+    env.message = (char *) (message ? message : "");
+    s_send (self, edge, &env, NULL);
+}
+
+static void
+s_send_kick (core_t *self, edge_t *edge, uint64_t handle, uint64_t session,
+             int status, const char *message)
+{
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__KICK;
+    env.handle = handle;
+    env.session = session;
+    env.status = status;
+    env.message = (char *) message;
+    s_send (self, edge, &env, NULL);
+}
+
+
+//  ---------------------------------------------------------------------
+//  JSON for monitor events
+
+typedef struct {
+    FILE *file;                 //  memory stream
+    char *data;                 //  its buffer
+    size_t size;                //  its size
+} json_t;
+
+//  Write `value` as a JSON string: quotes, backslashes and control bytes
+//  escaped; bytes that are not valid UTF-8 become U+FFFD.
+static void
+s_json_escape (FILE *file, const char *value)
+{
+    const unsigned char *s = (const unsigned char *) (value ? value : "");
+    fputc ('"', file);
+    while (*s) {
+        unsigned char c = *s;
+        if (c == '"' || c == '\\') {
+            fputc ('\\', file);
+            fputc (c, file);
+            s++;
+        }
+        else
+        if (c < 0x20) {
+            fprintf (file, "\\u%04x", c);
+            s++;
+        }
+        else
+        if (c < 0x80) {
+            fputc (c, file);
+            s++;
+        }
+        else {
+            //  Length of a valid UTF-8 sequence starting here, or 0
+            size_t len = 0;
+            unsigned int cp = 0;
+            if (c >= 0xC2 && c <= 0xDF)
+                len = 2, cp = c & 0x1F;
+            else
+            if (c >= 0xE0 && c <= 0xEF)
+                len = 3, cp = c & 0x0F;
+            else
+            if (c >= 0xF0 && c <= 0xF4)
+                len = 4, cp = c & 0x07;
+            for (size_t i = 1; i < len; i++) {
+                if ((s [i] & 0xC0) != 0x80) {
+                    len = 0;
+                    break;
+                }
+                cp = (cp << 6) | (s [i] & 0x3F);
+            }
+            if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
+            ||  (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+                len = 0;
+            if (len) {
+                fwrite (s, 1, len, file);
+                s += len;
+            }
+            else {
+                fputs ("\\ufffd", file);
+                s++;
+            }
+        }
+    }
+    fputc ('"', file);
+}
+
+static void
+s_json_begin (core_t *self, json_t *json)
+{
+    json->data = NULL;
+    json->size = 0;
+    json->file = open_memstream (&json->data, &json->size);
+    assert (json->file);
+    fprintf (json->file, "{\"seq\":%" PRIu64 ",\"mono_ms\":%" PRId64,
+             ++self->event_seq, self->now);
+}
+
+static void
+s_json_str (json_t *json, const char *key, const char *value)
+{
+    fprintf (json->file, ",\"%s\":", key);
+    s_json_escape (json->file, value);
+}
+
+static void
+s_json_int (json_t *json, const char *key, int64_t value)
+{
+    fprintf (json->file, ",\"%s\":%" PRId64, key, value);
+}
+
+static void
+s_json_uint (json_t *json, const char *key, uint64_t value)
+{
+    fprintf (json->file, ",\"%s\":%" PRIu64, key, value);
+}
+
+static void
+s_json_bool (json_t *json, const char *key, bool value)
+{
+    fprintf (json->file, ",\"%s\":%s", key, value ? "true" : "false");
+}
+
+//  Close the object and publish it under `topic`.
+static void
+s_json_emit (core_t *self, json_t *json, const char *topic)
+{
+    fputc ('}', json->file);
+    fclose (json->file);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, topic);
+    zmsg_addmem (msg, json->data, json->size);
+    free (json->data);
+    self->stats.events_published++;
+    s_outbox_push (self, CORE_OUT_EVENT, msg);
+}
+
+static void
+s_json_labels (json_t *json, agent_t *agent)
+{
+    fputs (",\"labels\":{", json->file);
+    for (size_t i = 0; i < agent->n_labels; i++) {
+        if (i)
+            fputc (',', json->file);
+        s_json_escape (json->file, agent->label_keys [i]);
+        fputc (':', json->file);
+        s_json_escape (json->file, agent->label_values [i]);
+    }
+    fputc ('}', json->file);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Validation
+
+static bool
+s_agent_id_valid (core_t *self, const char *id)
+{
+    size_t len = id ? strlen (id) : 0;
+    if (len == 0 || len > self->cfg.max_agent_id_len)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id [i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || strchr ("._:@/+=-", c)))
+            return false;
+    }
+    return true;
+}
+
+static bool
+s_request_id_valid (core_t *self, const char *id)
+{
+    size_t len = id ? strlen (id) : 0;
+    if (len == 0 || len > self->cfg.max_request_id_len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) id [i] <= 0x20 || (unsigned char) id [i] >= 0x7F)
+            return false;
+    return true;
+}
+
+static void
+s_handle_key (uint64_t handle, char *key)
+{
+    snprintf (key, 17, "%" PRIx64, handle);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Requests
+
+static void
+s_request_event_start (core_t *self, request_t *req)
+{
+    json_t json;
+    s_json_begin (self, &json);
+    s_json_str (&json, "request_id", req->id);
+    s_json_str (&json, "agent_id", req->agent_id);
+    s_json_str (&json, "client_edge", req->client_edge->name);
+    s_json_uint (&json, "bytes", req->bytes_to_agent);
+    s_json_emit (self, &json, "request.start");
+}
+
+//  The one place a request changes state.
+static void
+s_req_set_state (core_t *self, request_t *req, req_state_t state)
+{
+    if (self->log_level <= TLOG_DEBUG) {
+        char qid [160];
+        s_log (self, TLOG_DEBUG, "request state", "request=%s agent=%s "
+               "from=%s to=%s", s_q (req->id, qid, sizeof qid),
+               req->agent_id, s_req_state_name [req->state],
+               s_req_state_name [state]);
+    }
+    req->state = state;
+}
+
+static void
+s_set_agent_edge_name (request_t *req, const char *name)
+{
+    free (req->agent_edge);
+    req->agent_edge = strdup (name);
+    assert (req->agent_edge);
+}
+
+static void
+s_request_destroy (request_t **req_p)
+{
+    request_t *req = *req_p;
+    if (req) {
+        zframe_destroy (&req->payload);
+        free (req->id);
+        free (req->agent_id);
+        free (req->agent_edge);
+        free (req);
+        *req_p = NULL;
+    }
+}
+
+//  End `req` with `status`: tell the parties still there that did not end
+//  it, publish request.end, unlink it everywhere and bury it.
+static void
+s_request_finish (core_t *self, request_t *req, int status,
+                  const char *message, end_cause_t cause)
+{
+    assert (req->state != REQ_FINISHED);
+    if (status < 0 || status > ST_MAX)
+        status = ST_UNKNOWN;
+    message = message ? message : "";
+
+    //  Tell each party once
+    if (cause != BY_CLIENT)
+        s_send_finish (self, req->client_edge, req->client_handle, req->id,
+                       status, message);
+    if (req->agent && cause != BY_RESPONDER && cause != BY_AGENT_STREAM) {
+        Wire__Envelope env = WIRE__ENVELOPE__INIT;
+        env.command = WIRE__COMMAND__ABORT;
+        env.handle = req->agent->handle;
+        env.session = req->agent->session;
+        env.request_id = req->id;
+        s_send (self, req->agent->edge, &env, NULL);
+    }
+    if (req->resp_edge && cause != BY_RESPONDER)
+        s_send_finish (self, req->resp_edge, req->resp_handle, req->id,
+                       status, message);
+
+    //  Account
+    int64_t duration = self->now - req->start_ms;
+    self->stats.requests_finished++;
+    self->stats.requests_by_status [status]++;
+    json_t json;
+    s_json_begin (self, &json);
+    s_json_str (&json, "request_id", req->id);
+    s_json_str (&json, "agent_id", req->agent_id);
+    s_json_int (&json, "status", status);
+    s_json_str (&json, "code", s_status_name [status]);
+    s_json_str (&json, "message", message);
+    s_json_int (&json, "duration_ms", duration);
+    s_json_uint (&json, "bytes_to_agent", req->bytes_to_agent);
+    s_json_uint (&json, "bytes_to_client", req->bytes_to_client);
+    s_json_uint (&json, "responses", req->responses);
+    s_json_uint (&json, "session", req->session);
+    s_json_str (&json, "client_edge", req->client_edge->name);
+    s_json_str (&json, "agent_edge", req->agent_edge ? req->agent_edge : "");
+    s_json_str (&json, "responder_edge",
+                req->resp_edge ? req->resp_edge->name : "");
+    s_json_str (&json, "state", s_req_state_name [req->state]);
+    s_json_emit (self, &json, "request.end");
+    if (self->log_level <= TLOG_DEBUG) {
+        char qid [160], qmsg [160];
+        s_log (self, TLOG_DEBUG, "request end", "request=%s agent=%s "
+               "status=%s duration_ms=%" PRId64 " message=%s",
+               s_q (req->id, qid, sizeof qid), req->agent_id,
+               s_status_name [status], duration,
+               s_q (message, qmsg, sizeof qmsg));
+    }
+
+    //  Unlink from every index and timer
+    zhashx_delete (self->requests, req->id);
+    if (req->agent) {
+        zlistx_delete (req->agent->requests, req->agent_item);
+        req->agent = NULL;
+        req->agent_item = NULL;
+    }
+    if (req->wait_list) {
+        zlistx_delete (req->wait_list, req->wait_item);
+        self->waiting_count--;
+        if (zlistx_size (req->wait_list) == 0)
+            zhashx_delete (self->waiting, req->agent_id);
+        req->wait_list = NULL;
+        req->wait_item = NULL;
+    }
+    zlistx_delete (req->client_edge->client_reqs, req->client_item);
+    req->client_item = NULL;
+    if (req->resp_edge) {
+        zlistx_delete (req->resp_edge->resp_reqs, req->resp_item);
+        req->resp_item = NULL;
+    }
+    timers_disarm (self->timers, &req->activity);
+    timers_disarm (self->timers, &req->deadline);
+    timers_disarm (self->timers, &req->wait);
+    zframe_destroy (&req->payload);
+    s_req_set_state (self, req, REQ_FINISHED);
+    zlistx_add_end (self->dead_requests, req);
+}
+
+//  Send `req` down `agent`'s current stream.
+static void
+s_request_deliver (core_t *self, request_t *req, agent_t *agent)
+{
+    req->agent = agent;
+    req->agent_item = zlistx_add_end (agent->requests, req);
+    req->session = agent->session;
+    s_set_agent_edge_name (req, agent->edge->name);
+    req->bytes_to_agent = zframe_size (req->payload);
+    self->stats.bytes_to_agents += req->bytes_to_agent;
+
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__DELIVER;
+    env.handle = agent->handle;
+    env.session = agent->session;
+    env.request_id = req->id;
+    env.agent_id = agent->id;
+    s_send (self, agent->edge, &env, &req->payload);
+    s_req_set_state (self, req, REQ_DELIVERED);
+    if (self->cfg.first_response_ms)
+        timers_arm (self->timers, &req->activity,
+                    self->now + self->cfg.first_response_ms);
+}
+
+//  Deliver the requests parked for `agent`'s id.
+static void
+s_agent_deliver_waiting (core_t *self, agent_t *agent)
+{
+    zlistx_t *bucket = (zlistx_t *) zhashx_lookup (self->waiting, agent->id);
+    if (!bucket)
+        return;
+    request_t *req;
+    while ((req = (request_t *) zlistx_first (bucket))) {
+        timers_disarm (self->timers, &req->wait);
+        zlistx_delete (bucket, req->wait_item);
+        req->wait_list = NULL;
+        req->wait_item = NULL;
+        self->waiting_count--;
+        if (zlistx_size (agent->requests) >= self->cfg.max_in_flight_per_agent)
+            s_request_finish (self, req, ST_RESOURCE_EXHAUSTED,
+                              "agent in-flight limit reached", BY_ROUTER);
+        else
+            s_request_deliver (self, req, agent);
+    }
+    zhashx_delete (self->waiting, agent->id);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Agents
+
+static void
+s_agent_free_labels (agent_t *agent)
+{
+    for (size_t i = 0; i < agent->n_labels; i++) {
+        free (agent->label_keys [i]);
+        free (agent->label_values [i]);
+    }
+    free (agent->label_keys);
+    free (agent->label_values);
+    agent->label_keys = NULL;
+    agent->label_values = NULL;
+    agent->n_labels = 0;
+}
+
+static void
+s_agent_set_labels (agent_t *agent, Wire__AgentEntry *entry)
+{
+    s_agent_free_labels (agent);
+    agent->n_labels = entry->n_labels;
+    agent->label_keys = (char **) calloc (entry->n_labels + 1, sizeof (char *));
+    agent->label_values
+        = (char **) calloc (entry->n_labels + 1, sizeof (char *));
+    assert (agent->label_keys && agent->label_values);
+    for (size_t i = 0; i < entry->n_labels; i++) {
+        const char *key = entry->labels [i]->key;
+        const char *value = entry->labels [i]->value;
+        agent->label_keys [i] = strdup (key ? key : "");
+        agent->label_values [i] = strdup (value ? value : "");
+        assert (agent->label_keys [i] && agent->label_values [i]);
+    }
+}
+
+//  Free an agent that is in no table any more.
+static void
+s_agent_destroy (agent_t **agent_p)
+{
+    agent_t *agent = *agent_p;
+    if (agent) {
+        s_agent_free_labels (agent);
+        zlistx_destroy (&agent->requests);
+        free (agent->id);
+        free (agent);
+        *agent_p = NULL;
+    }
+}
+
+static void
+s_agent_attach (agent_t *agent, edge_t *edge, uint64_t handle)
+{
+    char key [17];
+    s_handle_key (handle, key);
+    agent->edge = edge;
+    agent->handle = handle;
+    agent->edge_item = zlistx_add_end (edge->agents, agent);
+    zhashx_update (edge->by_handle, key, agent);
+}
+
+static void
+s_agent_detach (agent_t *agent)
+{
+    char key [17];
+    s_handle_key (agent->handle, key);
+    zlistx_delete (agent->edge->agents, agent->edge_item);
+    zhashx_delete (agent->edge->by_handle, key);
+    agent->edge = NULL;
+    agent->edge_item = NULL;
+}
+
+//  The agent's current stream is gone: requests still waiting for their
+//  first response end UNAVAILABLE, bound or streaming ones go on without
+//  an agent; the agent leaves every table.
+static void
+s_agent_remove (core_t *self, agent_t *agent, const char *reason)
+{
+    json_t json;
+    s_json_begin (self, &json);
+    s_json_str (&json, "agent_id", agent->id);
+    s_json_uint (&json, "session", agent->session);
+    s_json_str (&json, "edge", agent->edge->name);
+    s_json_str (&json, "reason", reason);
+    s_json_emit (self, &json, "agent.down");
+    char qedge [160];
+    s_log (self, TLOG_INFO, "agent down", "agent=%s session=%" PRIu64
+           " edge=%s reason=\"%s\"", agent->id, agent->session,
+           s_q (agent->edge->name, qedge, sizeof qedge), reason);
+
+    request_t *req;
+    while ((req = (request_t *) zlistx_first (agent->requests))) {
+        zlistx_delete (agent->requests, req->agent_item);
+        req->agent = NULL;
+        req->agent_item = NULL;
+        if (req->state == REQ_DELIVERED)
+            s_request_finish (self, req, ST_UNAVAILABLE,
+                              "agent disconnected", BY_ROUTER);
+    }
+    s_agent_detach (agent);
+    zhashx_delete (self->agents, agent->id);
+    s_agent_destroy (&agent);
+}
+
+//  Accept one agent stream on `edge`, from SUBSCRIBE or a HELLO entry.
+//  With `resync`, a non-zero entry session is kept unless the agent is
+//  known with a session at least as new.  Answers SUBSCRIBED or KICK.
+static void
+s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry,
+             bool resync)
+{
+    const char *id = entry->agent_id ? entry->agent_id : "";
+    uint64_t handle = entry->handle;
+    char qid [300], qedge [160];
+    s_q (id, qid, sizeof qid);
+    s_q (edge->name, qedge, sizeof qedge);
+
+    //  Validate
+    const char *refusal = NULL;
+    int refusal_status = ST_INVALID_ARGUMENT;
+    if (!s_agent_id_valid (self, id))
+        refusal = "invalid agent id";
+    else
+    if (entry->n_labels > self->cfg.max_labels)
+        refusal = "too many labels";
+    else {
+        for (size_t i = 0; i < entry->n_labels; i++) {
+            const char *key = entry->labels [i]->key;
+            const char *value = entry->labels [i]->value;
+            if ((key && strlen (key) > self->cfg.max_label_len)
+            ||  (value && strlen (value) > self->cfg.max_label_len)) {
+                refusal = "label too long";
+                break;
+            }
+        }
+    }
+    char hkey [17];
+    s_handle_key (handle, hkey);
+    agent_t *same = (agent_t *) zhashx_lookup (edge->by_handle, hkey);
+    if (same && !refusal && streq (same->id, id)) {
+        //  The stream we know already: confirm it
+        Wire__Envelope env = WIRE__ENVELOPE__INIT;
+        env.command = WIRE__COMMAND__SUBSCRIBED;
+        env.handle = handle;
+        env.session = same->session;
+        env.agent_id = same->id;
+        s_send (self, edge, &env, NULL);
+        return;
+    }
+    if (same)                   //  A handle reused for another id
+        s_agent_remove (self, same, "stream handle reused");
+
+    agent_t *agent = (agent_t *) zhashx_lookup (self->agents, id);
+    if (!refusal && !agent
+    &&  zhashx_size (self->agents) >= self->cfg.max_agents) {
+        refusal = "agent limit reached";
+        refusal_status = ST_RESOURCE_EXHAUSTED;
+    }
+    if (refusal) {
+        s_log (self, TLOG_WARN, "agent refused", "agent=%s edge=%s "
+               "reason=\"%s\"", qid, qedge, refusal);
+        s_send_kick (self, edge, handle, entry->session, refusal_status,
+                     refusal);
+        return;
+    }
+
+    uint64_t session;
+    if (resync && entry->session) {
+        if (agent && agent->session >= entry->session) {
+            //  A newer session holds the id: this stream is the older one
+            self->stats.agents_superseded++;
+            json_t json;
+            s_json_begin (self, &json);
+            s_json_str (&json, "agent_id", id);
+            s_json_uint (&json, "old_session", entry->session);
+            s_json_uint (&json, "new_session", agent->session);
+            s_json_str (&json, "old_edge", edge->name);
+            s_json_str (&json, "new_edge", agent->edge->name);
+            s_json_emit (self, &json, "agent.superseded");
+            s_log (self, TLOG_INFO, "agent superseded", "agent=%s "
+                   "session=%" PRIu64 " edge=%s by_session=%" PRIu64,
+                   id, entry->session, qedge, agent->session);
+            s_send_kick (self, edge, handle, entry->session, ST_ABORTED,
+                         "superseded");
+            return;
+        }
+        session = entry->session;
+    }
+    else
+        session = self->next_session++;
+    if (session >= self->next_session)
+        self->next_session = session + 1;
+
+    if (agent) {
+        //  Supersede: the older stream ends, the agent record and its
+        //  requests move to the newer one
+        self->stats.agents_superseded++;
+        json_t json;
+        s_json_begin (self, &json);
+        s_json_str (&json, "agent_id", id);
+        s_json_uint (&json, "old_session", agent->session);
+        s_json_uint (&json, "new_session", session);
+        s_json_str (&json, "old_edge", agent->edge->name);
+        s_json_str (&json, "new_edge", edge->name);
+        s_json_emit (self, &json, "agent.superseded");
+        s_log (self, TLOG_INFO, "agent superseded", "agent=%s "
+               "session=%" PRIu64 " by_session=%" PRIu64 " edge=%s", id,
+               agent->session, session, qedge);
+        s_send_kick (self, agent->edge, agent->handle, agent->session,
+                     ST_ABORTED, "superseded");
+        s_agent_detach (agent);
+        s_agent_attach (agent, edge, handle);
+        agent->session = session;
+        agent->connected_at = entry->connected_at_unix_ms;
+        s_agent_set_labels (agent, entry);
+        request_t *req = (request_t *) zlistx_first (agent->requests);
+        while (req) {
+            s_set_agent_edge_name (req, edge->name);
+            req = (request_t *) zlistx_next (agent->requests);
+        }
+    }
+    else {
+        agent = (agent_t *) calloc (1, sizeof (agent_t));
+        assert (agent);
+        agent->id = strdup (id);
+        assert (agent->id);
+        agent->session = session;
+        agent->connected_at = entry->connected_at_unix_ms;
+        agent->requests = zlistx_new ();
+        s_agent_set_labels (agent, entry);
+        zhashx_insert (self->agents, id, agent);
+        s_agent_attach (agent, edge, handle);
+        json_t json;
+        s_json_begin (self, &json);
+        s_json_str (&json, "agent_id", id);
+        s_json_uint (&json, "session", session);
+        s_json_str (&json, "edge", edge->name);
+        s_json_int (&json, "connected_at_unix_ms", agent->connected_at);
+        s_json_labels (&json, agent);
+        s_json_emit (self, &json, "agent.up");
+        s_log (self, TLOG_INFO, "agent up", "agent=%s session=%" PRIu64
+               " edge=%s", id, session, qedge);
+    }
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__SUBSCRIBED;
+    env.handle = handle;
+    env.session = session;
+    env.agent_id = agent->id;
+    s_send (self, edge, &env, NULL);
+    s_agent_deliver_waiting (self, agent);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Edges
+
+static edge_t *
+s_edge_lookup (core_t *self, zframe_t *routing_id)
+{
+    char *key = zframe_strhex (routing_id);
+    edge_t *edge = (edge_t *) zhashx_lookup (self->edges, key);
+    free (key);
+    return edge;
+}
+
+//  The edge is dead: its client calls' requests end CANCELLED, its
+//  response calls' requests UNAVAILABLE, its agents go; it is buried.
+static void
+s_edge_lost (core_t *self, edge_t *edge, const char *reason)
+{
+    if (edge->dead)
+        return;
+    edge->dead = true;
+    self->stats.edges_lost++;
+    size_t agents = zlistx_size (edge->agents);
+    size_t requests
+        = zlistx_size (edge->client_reqs) + zlistx_size (edge->resp_reqs);
+    char qedge [160];
+    s_log (self, TLOG_WARN, "edge lost", "edge=%s incarnation=%" PRIu64
+           " reason=\"%s\" agents=%zu", s_q (edge->name, qedge, sizeof qedge),
+           edge->incarnation, reason, agents);
+
+    request_t *req;
+    while ((req = (request_t *) zlistx_first (edge->client_reqs)))
+        s_request_finish (self, req, ST_CANCELLED, "client's edge lost",
+                          BY_ROUTER);
+    while ((req = (request_t *) zlistx_first (edge->resp_reqs)))
+        s_request_finish (self, req, ST_UNAVAILABLE, "responder's edge lost",
+                          BY_ROUTER);
+    agent_t *agent;
+    while ((agent = (agent_t *) zlistx_first (edge->agents)))
+        s_agent_remove (self, agent, "edge lost");
+
+    timers_disarm (self->cron, &edge->liveness);
+    if (zhashx_lookup (self->edge_names, edge->name) == edge)
+        zhashx_delete (self->edge_names, edge->name);
+    zhashx_delete (self->edges, edge->key);
+
+    json_t json;
+    s_json_begin (self, &json);
+    s_json_str (&json, "edge", edge->name);
+    s_json_uint (&json, "incarnation", edge->incarnation);
+    s_json_str (&json, "reason", reason);
+    s_json_uint (&json, "agents", agents);
+    s_json_uint (&json, "requests", requests);
+    s_json_emit (self, &json, "edge.down");
+    zlistx_add_end (self->dead_edges, edge);
+}
+
+static void
+s_edge_destroy (edge_t **edge_p)
+{
+    edge_t *edge = *edge_p;
+    if (edge) {
+        zlistx_destroy (&edge->agents);
+        zhashx_destroy (&edge->by_handle);
+        zlistx_destroy (&edge->client_reqs);
+        zlistx_destroy (&edge->resp_reqs);
+        zframe_destroy (&edge->routing_id);
+        free (edge->name);
+        free (edge->key);
+        free (edge);
+        *edge_p = NULL;
+    }
+}
+
+//  Free what this input ended.
+static void
+s_reap (core_t *self)
+{
+    request_t *req;
+    while ((req = (request_t *) zlistx_detach (self->dead_requests, NULL)))
+        s_request_destroy (&req);
+    edge_t *edge;
+    while ((edge = (edge_t *) zlistx_detach (self->dead_edges, NULL)))
+        s_edge_destroy (&edge);
+}
+
+//  Note the time; the first input starts the periodic work.
+static void
+s_clock (core_t *self, int64_t now_ms)
+{
+    self->now = now_ms;
+    if (!self->started) {
+        self->started = true;
+        if (self->cfg.stats_interval_ms)
+            timers_arm (self->cron, &self->stats_timer,
+                        now_ms + self->cfg.stats_interval_ms);
+    }
+}
+
+
+//  ---------------------------------------------------------------------
+//  Handlers (wire_commands.c dispatches to them)
+
+void
+core_on_hello (core_t *self, core_input_t *in)
+{
+    Wire__Envelope *env = in->env;
+    char *key = zframe_strhex (in->routing_id);
+    const char *name = env->edge_id && *env->edge_id ? env->edge_id : key;
+    edge_t *edge = in->edge;
+
+    //  An older incarnation of this edge (another routing id) is dead
+    edge_t *older = (edge_t *) zhashx_lookup (self->edge_names, name);
+    if (older && older != edge)
+        s_edge_lost (self, older, "replaced by a new incarnation");
+
+    if (!edge) {
+        if (zhashx_size (self->edges) >= self->cfg.max_edges) {
+            char qedge [160];
+            s_log (self, TLOG_WARN, "edge refused", "edge=%s "
+                   "reason=\"edge limit reached\"",
+                   s_q (name, qedge, sizeof qedge));
+            free (key);
+            return;
+        }
+        edge = (edge_t *) calloc (1, sizeof (edge_t));
+        assert (edge);
+        edge->key = strdup (key);
+        edge->routing_id = zframe_dup (in->routing_id);
+        edge->name = strdup (name);
+        assert (edge->key && edge->name);
+        edge->incarnation = env->incarnation;
+        edge->up_ms = in->now_ms;
+        edge->last_heard = in->now_ms;
+        edge->agents = zlistx_new ();
+        edge->by_handle = zhashx_new ();
+        edge->client_reqs = zlistx_new ();
+        edge->resp_reqs = zlistx_new ();
+        timers_node_init (&edge->liveness, TIMER_EDGE, edge);
+        zhashx_insert (self->edges, key, edge);
+        zhashx_update (self->edge_names, name, edge);
+        if (self->cfg.edge_liveness_ms)
+            timers_arm (self->cron, &edge->liveness,
+                        in->now_ms + self->cfg.edge_liveness_ms);
+        json_t json;
+        s_json_begin (self, &json);
+        s_json_str (&json, "edge", name);
+        s_json_uint (&json, "incarnation", env->incarnation);
+        s_json_uint (&json, "agents", env->n_agents);
+        s_json_emit (self, &json, "edge.up");
+        char qedge [160];
+        s_log (self, TLOG_INFO, "edge up", "edge=%s incarnation=%" PRIu64
+               " agents=%zu", s_q (name, qedge, sizeof qedge),
+               env->incarnation, env->n_agents);
+        in->edge = edge;
+    }
+    else {
+        //  The same edge again: its agent set is replaced by the list
+        if (!streq (edge->name, name)) {
+            if (zhashx_lookup (self->edge_names, edge->name) == edge)
+                zhashx_delete (self->edge_names, edge->name);
+            free (edge->name);
+            edge->name = strdup (name);
+            assert (edge->name);
+            zhashx_update (self->edge_names, name, edge);
+        }
+        edge->incarnation = env->incarnation;
+        zhashx_t *listed = zhashx_new ();
+        for (size_t i = 0; i < env->n_agents; i++) {
+            char hkey [17];
+            s_handle_key (env->agents [i]->handle, hkey);
+            zhashx_update (listed, hkey, edge);
+        }
+        zlistx_t *gone = zlistx_new ();
+        agent_t *agent = (agent_t *) zlistx_first (edge->agents);
+        while (agent) {
+            char hkey [17];
+            s_handle_key (agent->handle, hkey);
+            if (!zhashx_lookup (listed, hkey))
+                zlistx_add_end (gone, agent);
+            agent = (agent_t *) zlistx_next (edge->agents);
+        }
+        while ((agent = (agent_t *) zlistx_detach (gone, NULL)))
+            s_agent_remove (self, agent, "not in the edge's HELLO");
+        zlistx_destroy (&gone);
+        zhashx_destroy (&listed);
+    }
+    free (key);
+
+    Wire__Envelope welcome = WIRE__ENVELOPE__INIT;
+    welcome.command = WIRE__COMMAND__WELCOME;
+    welcome.incarnation = self->incarnation;
+    s_send (self, edge, &welcome, NULL);
+
+    //  No session handed out from here on may be at or below a reported one
+    for (size_t i = 0; i < env->n_agents; i++)
+        if (env->agents [i]->session >= self->next_session)
+            self->next_session = env->agents [i]->session + 1;
+    for (size_t i = 0; i < env->n_agents; i++)
+        s_subscribe (self, edge, env->agents [i], true);
+}
+
+void
+core_on_ping (core_t *self, core_input_t *in)
+{
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__PONG;
+    env.incarnation = self->incarnation;
+    env.known = in->edge != NULL;
+    if (!in->edge)
+        self->stats.unknown_edge++;
+    s_send_to (self, in->routing_id, &env, NULL);
+}
+
+void
+core_on_subscribe (core_t *self, core_input_t *in)
+{
+    if (!in->env->agent) {
+        self->stats.unexpected++;
+        s_log (self, TLOG_WARN, "SUBSCRIBE without an agent", "edge=%s",
+               in->edge->key);
+        return;
+    }
+    s_subscribe (self, in->edge, in->env->agent, false);
+}
+
+void
+core_on_unsubscribe (core_t *self, core_input_t *in)
+{
+    char hkey [17];
+    s_handle_key (in->env->handle, hkey);
+    agent_t *agent = (agent_t *) zhashx_lookup (in->edge->by_handle, hkey);
+    if (agent && (in->env->session == 0 || in->env->session == agent->session))
+        s_agent_remove (self, agent, "unsubscribed");
+    else
+    if (self->log_level <= TLOG_DEBUG)
+        s_log (self, TLOG_DEBUG, "stale UNSUBSCRIBE ignored",
+               "handle=%" PRIu64 " session=%" PRIu64, in->env->handle,
+               in->env->session);
+}
+
+void
+core_on_publish (core_t *self, core_input_t *in)
+{
+    Wire__Envelope *env = in->env;
+    const char *rid = env->request_id ? env->request_id : "";
+    const char *aid = env->agent_id ? env->agent_id : "";
+    uint32_t wait_ms = env->wait_ms < self->cfg.max_wait_ms
+                     ? env->wait_ms : self->cfg.max_wait_ms;
+    agent_t *agent = NULL;
+    int status = ST_OK;
+    const char *why = NULL;
+    if (!s_request_id_valid (self, rid))
+        status = ST_INVALID_ARGUMENT, why = "invalid request id";
+    else
+    if (!s_agent_id_valid (self, aid))
+        status = ST_INVALID_ARGUMENT, why = "invalid agent id";
+    else
+    if (zframe_size (in->payload) > self->cfg.max_payload_bytes)
+        status = ST_RESOURCE_EXHAUSTED, why = "request too large";
+    else
+    if (zhashx_lookup (self->requests, rid))
+        status = ST_ALREADY_EXISTS, why = "request id already in flight";
+    else
+    if (zhashx_size (self->requests) >= self->cfg.max_requests)
+        status = ST_RESOURCE_EXHAUSTED, why = "router request table full";
+    else {
+        agent = (agent_t *) zhashx_lookup (self->agents, aid);
+        if (agent
+        &&  zlistx_size (agent->requests) >= self->cfg.max_in_flight_per_agent)
+            status = ST_RESOURCE_EXHAUSTED,
+            why = "agent in-flight limit reached";
+        else
+        if (!agent && wait_ms == 0)
+            status = ST_NOT_FOUND, why = "agent not connected";
+    }
+    self->stats.requests_started++;
+    if (status != ST_OK) {
+        //  Refused before it existed: only the client hears of it
+        s_send_finish (self, in->edge, env->handle, rid, status, why);
+        self->stats.requests_finished++;
+        self->stats.requests_by_status [status]++;
+        json_t json;
+        s_json_begin (self, &json);
+        s_json_str (&json, "request_id", rid);
+        s_json_str (&json, "agent_id", aid);
+        s_json_int (&json, "status", status);
+        s_json_str (&json, "code", s_status_name [status]);
+        s_json_str (&json, "message", why);
+        s_json_int (&json, "duration_ms", 0);
+        s_json_uint (&json, "bytes_to_agent", 0);
+        s_json_uint (&json, "bytes_to_client", 0);
+        s_json_str (&json, "client_edge", in->edge->name);
+        s_json_bool (&json, "rejected", true);
+        s_json_emit (self, &json, "request.end");
+        return;
+    }
+
+    request_t *req = (request_t *) calloc (1, sizeof (request_t));
+    assert (req);
+    req->id = strdup (rid);
+    req->agent_id = strdup (aid);
+    assert (req->id && req->agent_id);
+    req->client_edge = in->edge;
+    req->client_handle = env->handle;
+    req->client_item = zlistx_add_end (in->edge->client_reqs, req);
+    req->payload = in->payload;
+    in->payload = NULL;
+    req->credit = env->credit ? env->credit : 1;
+    if (self->cfg.max_credit && req->credit > self->cfg.max_credit)
+        req->credit = self->cfg.max_credit;
+    req->start_ms = in->now_ms;
+    timers_node_init (&req->activity, TIMER_ACTIVITY, req);
+    timers_node_init (&req->deadline, TIMER_DEADLINE, req);
+    timers_node_init (&req->wait, TIMER_WAIT, req);
+    zhashx_insert (self->requests, rid, req);
+
+    uint32_t timeout = env->timeout_ms;
+    if (self->cfg.max_timeout_ms
+    &&  (timeout == 0 || timeout > self->cfg.max_timeout_ms))
+        timeout = self->cfg.max_timeout_ms;
+    if (timeout)
+        timers_arm (self->timers, &req->deadline, in->now_ms + timeout);
+
+    req->bytes_to_agent = zframe_size (req->payload);
+    s_request_event_start (self, req);
+    if (agent)
+        s_request_deliver (self, req, agent);
+    else {
+        zlistx_t *bucket = (zlistx_t *) zhashx_lookup (self->waiting, aid);
+        if (!bucket) {
+            bucket = zlistx_new ();
+            zhashx_insert (self->waiting, aid, bucket);
+        }
+        req->wait_list = bucket;
+        req->wait_item = zlistx_add_end (bucket, req);
+        self->waiting_count++;
+        s_req_set_state (self, req, REQ_WAITING);
+        timers_arm (self->timers, &req->wait, in->now_ms + wait_ms);
+    }
+}
+
+//  The request named by the input, or NULL.
+static request_t *
+s_request_of (core_t *self, core_input_t *in)
+{
+    const char *rid = in->env->request_id ? in->env->request_id : "";
+    return (request_t *) zhashx_lookup (self->requests, rid);
+}
+
+static bool
+s_is_client (request_t *req, core_input_t *in)
+{
+    return req->client_edge == in->edge
+        && req->client_handle == in->env->handle;
+}
+
+static bool
+s_is_responder (request_t *req, core_input_t *in)
+{
+    return req->resp_edge == in->edge && req->resp_handle == in->env->handle;
+}
+
+//  A well-formed message that names a request it has no business with.
+static void
+s_unexpected (core_t *self, core_input_t *in, request_t *req)
+{
+    self->stats.unexpected++;
+    if (self->log_level <= TLOG_DEBUG) {
+        char qid [160];
+        s_log (self, TLOG_DEBUG, "unexpected message dropped",
+               "command=%s request=%s state=%s handle=%" PRIu64,
+               wire_command_name (in->env->command),
+               s_q (in->env->request_id, qid, sizeof qid),
+               req ? s_req_state_name [req->state] : "none",
+               in->env->handle);
+    }
+}
+
+void
+core_on_cancel (core_t *self, core_input_t *in)
+{
+    request_t *req = s_request_of (self, in);
+    if (req && s_is_client (req, in))
+        s_request_finish (self, req, ST_CANCELLED, "cancelled by the client",
+                          BY_CLIENT);
+    else
+    if (req)
+        s_unexpected (self, in, req);
+    //  Else it ended already: the client's CANCEL crossed our FINISH
+}
+
+void
+core_on_bind (core_t *self, core_input_t *in)
+{
+    request_t *req = s_request_of (self, in);
+    const char *rid = in->env->request_id ? in->env->request_id : "";
+    if (!req) {
+        s_send_finish (self, in->edge, in->env->handle, rid, ST_NOT_FOUND,
+                       "no such request");
+        return;
+    }
+    if (req->resp_edge) {
+        s_send_finish (self, in->edge, in->env->handle, rid,
+                       ST_ALREADY_EXISTS, "request already has a responder");
+        return;
+    }
+    if (req->state != REQ_DELIVERED) {
+        s_send_finish (self, in->edge, in->env->handle, rid,
+                       ST_FAILED_PRECONDITION, "request not delivered");
+        return;
+    }
+    req->resp_edge = in->edge;
+    req->resp_handle = in->env->handle;
+    req->resp_item = zlistx_add_end (in->edge->resp_reqs, req);
+    s_req_set_state (self, req, REQ_BOUND);
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__BOUND;
+    env.handle = req->resp_handle;
+    env.request_id = req->id;
+    env.credit = req->credit;
+    s_send (self, req->resp_edge, &env, NULL);
+}
+
+void
+core_on_response (core_t *self, core_input_t *in)
+{
+    request_t *req = s_request_of (self, in);
+    if (!req) {
+        const char *rid = in->env->request_id ? in->env->request_id : "";
+        s_send_finish (self, in->edge, in->env->handle, rid, ST_NOT_FOUND,
+                       "no such request");
+        return;
+    }
+    if (!s_is_responder (req, in)) {
+        s_unexpected (self, in, req);
+        return;
+    }
+    if (req->credit == 0) {
+        s_request_finish (self, req, ST_RESOURCE_EXHAUSTED,
+                          "response beyond the client's credit", BY_ROUTER);
+        return;
+    }
+    size_t size = zframe_size (in->payload);
+    if (size > self->cfg.max_payload_bytes) {
+        s_request_finish (self, req, ST_RESOURCE_EXHAUSTED,
+                          "response message too large", BY_ROUTER);
+        return;
+    }
+    req->credit--;
+    req->responses++;
+    req->bytes_to_client += size;
+    self->stats.bytes_to_clients += size;
+    self->stats.responses_routed++;
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__REPLY;
+    env.handle = req->client_handle;
+    env.request_id = req->id;
+    s_send (self, req->client_edge, &env, &in->payload);
+    if (req->state != REQ_STREAMING)
+        s_req_set_state (self, req, REQ_STREAMING);
+    //  Idle time counts only while the responder may send
+    if (req->credit && self->cfg.idle_ms)
+        timers_arm (self->timers, &req->activity,
+                    in->now_ms + self->cfg.idle_ms);
+    else
+        timers_disarm (self->timers, &req->activity);
+}
+
+void
+core_on_end (core_t *self, core_input_t *in)
+{
+    request_t *req = s_request_of (self, in);
+    if (!req) {
+        s_unexpected (self, in, NULL);
+        return;
+    }
+    end_cause_t cause;
+    if (s_is_responder (req, in))
+        cause = BY_RESPONDER;
+    else
+    if (req->state == REQ_DELIVERED && req->agent
+    &&  req->agent->edge == in->edge && req->agent->handle == in->env->handle)
+        cause = BY_AGENT_STREAM;        //  its queue refused the delivery
+    else {
+        s_unexpected (self, in, req);
+        return;
+    }
+    s_request_finish (self, req, in->env->status, in->env->message, cause);
+}
+
+void
+core_on_credit (core_t *self, core_input_t *in)
+{
+    request_t *req = s_request_of (self, in);
+    if (!req || !s_is_client (req, in)) {
+        if (req)
+            s_unexpected (self, in, req);
+        return;
+    }
+    uint32_t added = in->env->credit;
+    uint32_t room = self->cfg.max_credit ? self->cfg.max_credit - req->credit
+                                         : UINT32_MAX - req->credit;
+    if (self->cfg.max_credit && req->credit > self->cfg.max_credit)
+        room = 0;
+    if (added > room)
+        added = room;
+    if (added == 0)
+        return;
+    bool was_empty = req->credit == 0;
+    req->credit += added;
+    if (req->resp_edge) {
+        Wire__Envelope env = WIRE__ENVELOPE__INIT;
+        env.command = WIRE__COMMAND__GRANT;
+        env.handle = req->resp_handle;
+        env.request_id = req->id;
+        env.credit = added;
+        s_send (self, req->resp_edge, &env, NULL);
+    }
+    if (was_empty && req->state == REQ_STREAMING && self->cfg.idle_ms)
+        timers_arm (self->timers, &req->activity,
+                    in->now_ms + self->cfg.idle_ms);
+}
+
+static int
+s_agent_compare (const void *a, const void *b)
+{
+    return strcmp ((*(agent_t *const *) a)->id, (*(agent_t *const *) b)->id);
+}
+
+void
+core_on_list (core_t *self, core_input_t *in)
+{
+    const char *prefix = in->env->prefix ? in->env->prefix : "";
+    size_t prefix_len = strlen (prefix);
+    size_t limit = in->env->limit;
+    if (limit == 0 || limit > self->cfg.max_list)
+        limit = self->cfg.max_list;
+
+    size_t count = 0;
+    agent_t **matches = (agent_t **) malloc (
+        (zhashx_size (self->agents) + 1) * sizeof (agent_t *));
+    assert (matches);
+    agent_t *agent = (agent_t *) zhashx_first (self->agents);
+    while (agent) {
+        if (strncmp (agent->id, prefix, prefix_len) == 0)
+            matches [count++] = agent;
+        agent = (agent_t *) zhashx_next (self->agents);
+    }
+    qsort (matches, count, sizeof (agent_t *), s_agent_compare);
+    if (count > limit)
+        count = limit;
+
+    Tether__V1__ListAgentsResponse response
+        = TETHER__V1__LIST_AGENTS_RESPONSE__INIT;
+    Tether__V1__AgentInfo *infos = (Tether__V1__AgentInfo *) calloc (
+        count + 1, sizeof (Tether__V1__AgentInfo));
+    Tether__V1__AgentInfo **info_ptrs = (Tether__V1__AgentInfo **) calloc (
+        count + 1, sizeof (Tether__V1__AgentInfo *));
+    size_t n_labels = 0;
+    for (size_t i = 0; i < count; i++)
+        n_labels += matches [i]->n_labels;
+    Tether__V1__AgentInfo__LabelsEntry *labels
+        = (Tether__V1__AgentInfo__LabelsEntry *) calloc (
+            n_labels + 1, sizeof (Tether__V1__AgentInfo__LabelsEntry));
+    Tether__V1__AgentInfo__LabelsEntry **label_ptrs
+        = (Tether__V1__AgentInfo__LabelsEntry **) calloc (
+            n_labels + 1, sizeof (Tether__V1__AgentInfo__LabelsEntry *));
+    assert (infos && info_ptrs && labels && label_ptrs);
+    size_t next_label = 0;
+    for (size_t i = 0; i < count; i++) {
+        agent = matches [i];
+        Tether__V1__AgentInfo *info = &infos [i];
+        tether__v1__agent_info__init (info);
+        info->agent_id = agent->id;
+        info->edge = agent->edge->name;
+        info->connected_at_unix_ms = agent->connected_at;
+        info->in_flight = (uint32_t) zlistx_size (agent->requests);
+        info->session = agent->session;
+        info->n_labels = agent->n_labels;
+        info->labels = &label_ptrs [next_label];
+        for (size_t j = 0; j < agent->n_labels; j++) {
+            Tether__V1__AgentInfo__LabelsEntry *entry = &labels [next_label];
+            tether__v1__agent_info__labels_entry__init (entry);
+            entry->key = agent->label_keys [j];
+            entry->value = agent->label_values [j];
+            label_ptrs [next_label++] = entry;
+        }
+        info_ptrs [i] = info;
+    }
+    response.n_agents = count;
+    response.agents = info_ptrs;
+    size_t size = tether__v1__list_agents_response__get_packed_size (&response);
+    zframe_t *payload = zframe_new (NULL, size);
+    assert (payload);
+    tether__v1__list_agents_response__pack (&response, zframe_data (payload));
+    free (label_ptrs);
+    free (labels);
+    free (info_ptrs);
+    free (infos);
+    free (matches);
+
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__AGENTS;
+    env.handle = in->env->handle;
+    s_send_to (self, in->routing_id, &env, &payload);
+}
+
+//  A command that needs a known edge came from an unknown routing id: tell
+//  it to say HELLO, and end calls that would otherwise hang.
+static void
+s_on_unknown_edge (core_t *self, core_input_t *in)
+{
+    self->stats.unknown_edge++;
+    Wire__Envelope pong = WIRE__ENVELOPE__INIT;
+    pong.command = WIRE__COMMAND__PONG;
+    pong.incarnation = self->incarnation;
+    pong.known = false;
+    s_send_to (self, in->routing_id, &pong, NULL);
+    int command = in->env->command;
+    if (command == WIRE__COMMAND__PUBLISH || command == WIRE__COMMAND__BIND
+    ||  command == WIRE__COMMAND__RESPONSE) {
+        Wire__Envelope env = WIRE__ENVELOPE__INIT;
+        env.command = WIRE__COMMAND__FINISH;
+        env.handle = in->env->handle;
+        env.request_id = in->env->request_id;
+        env.status = ST_UNAVAILABLE;
+        env.message = "edge not known to the router";
+        s_send_to (self, in->routing_id, &env, NULL);
+    }
+    if (self->log_level <= TLOG_DEBUG)
+        s_log (self, TLOG_DEBUG, "message from an unknown edge",
+               "command=%s", wire_command_name (command));
+}
+
+static void
+s_malformed (core_t *self, zframe_t *routing_id, size_t frames,
+             const char *reason)
+{
+    self->stats.malformed++;
+    uint64_t count = self->stats.malformed;
+    if (count <= LOG_MALFORMED_FIRST || count % LOG_MALFORMED_EVERY == 0) {
+        char *rid = routing_id ? zframe_strhex (routing_id) : NULL;
+        if (rid && strlen (rid) > 32)
+            rid [32] = 0;
+        s_log (self, TLOG_WARN, "malformed message dropped",
+               "reason=\"%s\" routing_id=%s frames=%zu count=%" PRIu64,
+               reason, rid ? rid : "none", frames, count);
+        free (rid);
+    }
+}
+
+
+//  ---------------------------------------------------------------------
+//  Timers and periodic work
+
+static void
+s_emit_stats (core_t *self)
+{
+    json_t json;
+    s_json_begin (self, &json);
+    s_json_uint (&json, "agents", zhashx_size (self->agents));
+    s_json_uint (&json, "requests", zhashx_size (self->requests));
+    s_json_uint (&json, "waiting", self->waiting_count);
+    s_json_uint (&json, "edges", zhashx_size (self->edges));
+    s_json_uint (&json, "requests_started", self->stats.requests_started);
+    s_json_uint (&json, "requests_finished", self->stats.requests_finished);
+    fputs (",\"requests_by_status\":{", json.file);
+    for (int i = 0; i <= ST_MAX; i++)
+        fprintf (json.file, "%s\"%s\":%" PRIu64, i ? "," : "",
+                 s_status_name [i], self->stats.requests_by_status [i]);
+    fputc ('}', json.file);
+    fputs (",\"agents_per_edge\":{", json.file);
+    edge_t *edge = (edge_t *) zhashx_first (self->edges);
+    bool first = true;
+    while (edge) {
+        if (!first)
+            fputc (',', json.file);
+        first = false;
+        s_json_escape (json.file, edge->name);
+        fprintf (json.file, ":%zu", zlistx_size (edge->agents));
+        edge = (edge_t *) zhashx_next (self->edges);
+    }
+    fputc ('}', json.file);
+    s_json_uint (&json, "messages_in", self->stats.messages_in);
+    s_json_uint (&json, "malformed", self->stats.malformed);
+    s_json_uint (&json, "unexpected", self->stats.unexpected);
+    s_json_uint (&json, "unknown_edge", self->stats.unknown_edge);
+    s_json_uint (&json, "responses_routed", self->stats.responses_routed);
+    s_json_uint (&json, "bytes_to_agents", self->stats.bytes_to_agents);
+    s_json_uint (&json, "bytes_to_clients", self->stats.bytes_to_clients);
+    s_json_uint (&json, "agents_superseded", self->stats.agents_superseded);
+    s_json_uint (&json, "edges_lost", self->stats.edges_lost);
+    s_json_uint (&json, "timers", timers_size (self->timers));
+    s_json_emit (self, &json, "stats");
+}
+
+static void
+s_fire (core_t *self, timers_node_t *node)
+{
+    switch (node->kind) {
+        case TIMER_ACTIVITY: {
+            request_t *req = (request_t *) node->owner;
+            s_request_finish (self, req, ST_DEADLINE_EXCEEDED,
+                              req->state == REQ_STREAMING
+                                  ? "no response message in time"
+                                  : "no first response in time",
+                              BY_ROUTER);
+            break;
+        }
+        case TIMER_DEADLINE:
+            s_request_finish (self, (request_t *) node->owner,
+                              ST_DEADLINE_EXCEEDED, "deadline exceeded",
+                              BY_ROUTER);
+            break;
+        case TIMER_WAIT:
+            s_request_finish (self, (request_t *) node->owner, ST_NOT_FOUND,
+                              "agent not connected", BY_ROUTER);
+            break;
+        case TIMER_EDGE: {
+            edge_t *edge = (edge_t *) node->owner;
+            int64_t due = edge->last_heard + self->cfg.edge_liveness_ms;
+            if (due <= self->now)
+                s_edge_lost (self, edge, "silent");
+            else
+                timers_arm (self->cron, &edge->liveness, due);
+            break;
+        }
+        case TIMER_STATS: {
+            s_emit_stats (self);
+            int64_t due = node->due_ms + self->cfg.stats_interval_ms;
+            if (due <= self->now)
+                due = self->now + self->cfg.stats_interval_ms;
+            timers_arm (self->cron, &self->stats_timer, due);
+            break;
+        }
+        default:
+            assert (false);
+    }
+}
+
+
+//  ---------------------------------------------------------------------
+//  Public API
+
+void
+core_config_defaults (core_config_t *cfg)
+{
+    assert (cfg);
+    memset (cfg, 0, sizeof *cfg);
+    cfg->first_response_ms = 10000;     //  10 s to the first response
+    cfg->idle_ms = 30000;               //  30 s between response messages
+    cfg->max_wait_ms = 60000;           //  wait for an agent at most 60 s
+    cfg->max_timeout_ms = 0;            //  clients' deadlines not capped
+    cfg->edge_liveness_ms = 3000;       //  an edge silent 3 s is dead
+    cfg->heartbeat_ms = 1000;           //  edges PING every second
+    cfg->stats_interval_ms = 1000;      //  a `stats` event every second
+    cfg->max_agent_id_len = 128;        //  bytes of an agent id
+    cfg->max_request_id_len = 128;      //  bytes of a request id
+    cfg->max_labels = 32;               //  labels per agent
+    cfg->max_label_len = 256;           //  bytes of a label key or value
+    cfg->max_agents = 1000000;          //  agents connected at once
+    cfg->max_requests = 1000000;        //  requests in flight at once
+    cfg->max_in_flight_per_agent = 1024;    //  requests per agent
+    cfg->max_edges = 1024;              //  edges known at once
+    cfg->max_payload_bytes = 4 * 1024 * 1024 + 64 * 1024;  //  one message
+    cfg->max_credit = 1024;             //  response window per request
+    cfg->max_list = 100000;             //  agents in one ListAgents answer
+}
+
+core_t *
+core_new (const core_config_t *cfg, uint64_t incarnation,
+          uint64_t session_base)
+{
+    if (!cfg)
+        return NULL;
+    core_t *self = (core_t *) calloc (1, sizeof (core_t));
+    assert (self);
+    self->cfg = *cfg;
+    self->incarnation = incarnation;
+    self->next_session = session_base ? session_base : 1;
+    self->log_level = TLOG_INFO;
+    self->agents = zhashx_new ();
+    self->requests = zhashx_new ();
+    self->waiting = zhashx_new ();
+    zhashx_set_destructor (self->waiting,
+                           (zhashx_destructor_fn *) zlistx_destroy);
+    self->edges = zhashx_new ();
+    self->edge_names = zhashx_new ();
+    self->timers = timers_new ();
+    self->cron = timers_new ();
+    timers_node_init (&self->stats_timer, TIMER_STATS, self);
+    self->outbox = zlistx_new ();
+    self->dead_requests = zlistx_new ();
+    self->dead_edges = zlistx_new ();
+    return self;
+}
+
+void
+core_destroy (core_t **self_p)
+{
+    assert (self_p);
+    if (!*self_p)
+        return;
+    core_t *self = *self_p;
+    s_reap (self);
+    //  Nothing is told to anyone: the tables just go.  The heaps first,
+    //  since destroying them touches the nodes their owners hold.
+    timers_destroy (&self->cron);
+    timers_destroy (&self->timers);
+    request_t *req = (request_t *) zhashx_first (self->requests);
+    while (req) {
+        request_t *doomed = req;
+        req = (request_t *) zhashx_next (self->requests);
+        s_request_destroy (&doomed);
+    }
+    agent_t *agent = (agent_t *) zhashx_first (self->agents);
+    while (agent) {
+        agent_t *doomed = agent;
+        agent = (agent_t *) zhashx_next (self->agents);
+        s_agent_destroy (&doomed);
+    }
+    edge_t *edge = (edge_t *) zhashx_first (self->edges);
+    while (edge) {
+        edge_t *doomed = edge;
+        edge = (edge_t *) zhashx_next (self->edges);
+        s_edge_destroy (&doomed);
+    }
+    outbox_entry_t *entry;
+    while ((entry = (outbox_entry_t *) zlistx_detach (self->outbox, NULL))) {
+        zmsg_destroy (&entry->msg);
+        free (entry);
+    }
+    zlistx_destroy (&self->dead_edges);
+    zlistx_destroy (&self->dead_requests);
+    zlistx_destroy (&self->outbox);
+    zhashx_destroy (&self->edge_names);
+    zhashx_destroy (&self->edges);
+    zhashx_destroy (&self->waiting);
+    zhashx_destroy (&self->requests);
+    zhashx_destroy (&self->agents);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+core_set_log_level (core_t *self, int level)
+{
+    assert (self);
+    self->log_level = level;
+}
+
+void
+core_handle (core_t *self, zframe_t *routing_id, zmsg_t **msg_p,
+             int64_t now_ms)
+{
+    assert (self);
+    assert (msg_p);
+    zmsg_t *msg = *msg_p;
+    *msg_p = NULL;
+    s_clock (self, now_ms);
+    self->stats.messages_in++;
+
+    core_input_t in = { .routing_id = routing_id, .now_ms = now_ms };
+    size_t frames = msg ? zmsg_size (msg) : 0;
+    const wire_command_t *command = NULL;
+    zframe_t *head = NULL;
+    if (!routing_id || zframe_size (routing_id) == 0) {
+        s_malformed (self, routing_id, frames, "no routing id");
+        goto cleanup;
+    }
+    if (frames == 0) {
+        s_malformed (self, routing_id, frames, "empty message");
+        goto cleanup;
+    }
+    head = zmsg_pop (msg);
+    if (wire_envelope_decode (head, &in.env) != 0) {
+        s_malformed (self, routing_id, frames, "bad envelope or version");
+        goto cleanup;
+    }
+    command = wire_commands_lookup (in.env->command);
+    if (!command) {
+        s_malformed (self, routing_id, frames, "unknown command");
+        goto cleanup;
+    }
+    if (frames < command->min_frames || frames > command->max_frames) {
+        s_malformed (self, routing_id, frames, "wrong frame count");
+        goto cleanup;
+    }
+    if (frames > 1)
+        in.payload = zmsg_pop (msg);
+    in.edge = s_edge_lookup (self, routing_id);
+    if (in.edge)
+        in.edge->last_heard = now_ms;
+    if (command->needs_edge && !in.edge)
+        s_on_unknown_edge (self, &in);
+    else
+        command->handler (self, &in);
+
+cleanup:
+    zframe_destroy (&head);
+    zframe_destroy (&in.payload);
+    wire_envelope_free (&in.env);
+    zmsg_destroy (&msg);
+    s_reap (self);
+}
+
+void
+core_tick (core_t *self, int64_t now_ms)
+{
+    assert (self);
+    s_clock (self, now_ms);
+    while (true) {
+        //  The earlier of the two heads, when it is due
+        timers_node_t *a = timers_peek (self->timers);
+        timers_node_t *b = timers_peek (self->cron);
+        timers_t *from = NULL;
+        if (a && a->due_ms <= now_ms)
+            from = self->timers;
+        if (b && b->due_ms <= now_ms
+        &&  (!from || b->due_ms < a->due_ms))
+            from = self->cron;
+        if (!from)
+            break;
+        s_fire (self, timers_pop_due (from, now_ms));
+    }
+    s_reap (self);
+}
+
+int64_t
+core_next_due (core_t *self)
+{
+    assert (self);
+    timers_node_t *a = timers_peek (self->timers);
+    timers_node_t *b = timers_peek (self->cron);
+    if (a && b)
+        return a->due_ms < b->due_ms ? a->due_ms : b->due_ms;
+    return a ? a->due_ms : b ? b->due_ms : -1;
+}
+
+void
+core_edge_unreachable (core_t *self, zframe_t *routing_id, int64_t now_ms)
+{
+    assert (self);
+    s_clock (self, now_ms);
+    edge_t *edge = routing_id ? s_edge_lookup (self, routing_id) : NULL;
+    if (edge)
+        s_edge_lost (self, edge, "unreachable");
+    s_reap (self);
+}
+
+zmsg_t *
+core_outbox_pop (core_t *self, core_out_t *kind)
+{
+    assert (self);
+    outbox_entry_t *entry
+        = (outbox_entry_t *) zlistx_detach (self->outbox, NULL);
+    if (!entry)
+        return NULL;
+    zmsg_t *msg = entry->msg;
+    if (kind)
+        *kind = entry->kind;
+    free (entry);
+    return msg;
+}
+
+const core_stats_t *
+core_stats (core_t *self)
+{
+    assert (self);
+    return &self->stats;
+}
+
+size_t
+core_agent_count (core_t *self)
+{
+    assert (self);
+    return zhashx_size (self->agents);
+}
+
+size_t
+core_request_count (core_t *self)
+{
+    assert (self);
+    return zhashx_size (self->requests);
+}
+
+size_t
+core_edge_count (core_t *self)
+{
+    assert (self);
+    return zhashx_size (self->edges);
+}
+
+size_t
+core_waiting_count (core_t *self)
+{
+    assert (self);
+    return self->waiting_count;
+}
+
+size_t
+core_timer_count (core_t *self)
+{
+    assert (self);
+    return timers_size (self->timers);
+}

@@ -1,0 +1,178 @@
+#!/usr/bin/python3
+"""End-to-end checks of tether-edge's own behaviour: its limits (agents per
+edge, per-agent queue), the health service, a broken response call, the
+command line, and what the edge does while its router is away.
+
+Usage: edge_smoke.py --edge PATH --router PATH [unittest args]
+"""
+
+import concurrent.futures
+import re
+import subprocess
+import threading
+
+import grpc
+
+import tether_e2e as e2e
+from tether_e2e import call
+
+HEALTH = "/grpc.health.v1.Health/Check"
+SERVING = b"\x08\x01"
+NOT_SERVING = b"\x08\x02"
+
+
+def health(channel, service=b""):
+    check = channel.unary_unary(HEALTH, request_serializer=lambda x: x,
+                                response_deserializer=lambda x: x)
+    req = b"\x0a" + bytes([len(service)]) + service if service else b""
+    return check(req, timeout=5, wait_for_ready=True)
+
+
+class EdgeLimits(e2e.GatewayTestCase):
+    EDGE_ARGS = ("--max-agents", "2", "--queue-depth", "1")
+
+    def test_max_agents_per_edge(self):
+        #   Agents of earlier tests must be gone from this edge first.
+        e2e.wait_until(lambda: self.gw.edges[0].list_agents() == [], 10,
+                       what="no agent left")
+        self.agent()
+        self.agent()
+        third = self.agent(subscribe=False)
+        third.subscribe(wait=False)
+        code, details = third.wait_ended()
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+
+    def test_agent_queue_full(self):
+        #   An agent that never reads its stream: requests pile up on the
+        #   edge until the queue (depth 1) is full.
+        agent_id = self.unique("deaf")
+        edge = self.gw.edges[0]
+        ch = self.gw.channel()
+        stub = e2e.pb_grpc.AgentGatewayStub(ch)
+        sub = stub.AgentRequestSubscribe(
+            e2e.pb.SubscriberInfo(agent_id=agent_id), wait_for_ready=True)
+        try:
+            e2e.wait_until(lambda: edge.list_agents(prefix=agent_id), 10,
+                           what="the deaf agent listed")
+            with concurrent.futures.ThreadPoolExecutor(12) as pool:
+                results = list(pool.map(
+                    lambda i: call(self.stub(), agent_id, "echo",
+                                   b"x" * (1 << 20), timeout=5),
+                    range(12)))
+            codes = [r.code for r in results]
+            self.assertIn(grpc.StatusCode.RESOURCE_EXHAUSTED, codes)
+            full = [r for r in results
+                    if r.code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+            self.assertEqual(full[0].details, "agent queue full")
+        finally:
+            sub.cancel()
+
+    def test_generated_request_id(self):
+        a = self.agent()
+        r = call(self.stub(), a.agent_id, "echo", b"id?")
+        self.assertEqual(r.code, grpc.StatusCode.OK, r)
+        (rid,) = a.wait_request(1)
+        self.assertRegex(rid, r"^[0-9a-f]{32}$")
+
+    def test_health(self):
+        ch = self.gw.edges[0].channel
+        self.assertEqual(health(ch), SERVING)
+        self.assertEqual(health(ch, b"tether.v1.AgentGateway"), SERVING)
+        with self.assertRaises(grpc.RpcError) as cm:
+            health(ch, b"nope")
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+    def test_response_without_request_id(self):
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.stub().AgentResponsePublish(
+                iter([e2e.pb.AgentResponse(payload=b"who?")]), timeout=5)
+        self.assertEqual(cm.exception.code(),
+                         grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_broken_response_call_is_unavailable(self):
+        a = self.agent()
+        it = self.stub().AgentRequestPublish(
+            e2e.pb.AgentRequest(agent_id=a.agent_id, call="never"),
+            timeout=10)
+        (rid,) = a.wait_request(1)
+        release = threading.Event()
+
+        def answer():
+            for i in range(2):
+                yield e2e.pb.AgentResponse(payload=b"%d" % i)
+            release.wait(10)
+        fut = a.stub.AgentResponsePublish.future(
+            answer(), metadata=[("x-request-id", rid)])
+        got = [next(it), next(it)]
+        fut.cancel()
+        release.set()
+        with self.assertRaises(grpc.RpcError) as cm:
+            next(it)
+        self.assertEqual([m.payload for m in got], [b"0", b"1"])
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+
+class EdgeRouterAway(e2e.GatewayTestCase):
+    EXTERNAL = True
+    EDGE_ARGS = ("--router-liveness", "1s")
+
+    def test_router_lost_keeps_agents(self):
+        a = self.agent()
+        it = self.stub().AgentRequestPublish(
+            e2e.pb.AgentRequest(agent_id=a.agent_id, call="never"),
+            timeout=30)
+        a.wait_request(1)
+        self.gw.kill_router()
+        with self.assertRaises(grpc.RpcError) as cm:
+            next(it)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        ch = self.gw.edges[0].channel
+        self.assertEqual(health(ch), NOT_SERVING)
+        r = call(self.stub(), a.agent_id, "echo", b"x", timeout=5)
+        self.assertEqual(r.code, grpc.StatusCode.UNAVAILABLE, r)
+        self.assertFalse(a.ended)
+        self.gw.restart_router()
+        a.wait_listed(timeout=20)
+        self.assertEqual(health(ch), SERVING)
+        r = call(self.stub(), a.agent_id, "echo", b"back")
+        self.assertEqual(r.payloads, [b"back"], r)
+
+
+class EdgeCommandLine(e2e.unittest.TestCase):
+    def run_edge(self, *args, env=None):
+        return subprocess.run([e2e.EDGE_BIN] + list(args), env=env,
+                              capture_output=True, text=True, timeout=20)
+
+    def test_bad_flag_value_exits_2(self):
+        p = self.run_edge("--window", "many")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--window", p.stderr)
+
+    def test_bad_env_value_exits_2(self):
+        p = self.run_edge(env={"TETHER_QUEUE_DEPTH": "0"})
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("TETHER_QUEUE_DEPTH", p.stderr)
+
+    def test_unknown_flag_exits_2(self):
+        p = self.run_edge("--frobnicate")
+        self.assertEqual(p.returncode, 2, p.stderr)
+
+    def test_help_exits_0(self):
+        p = self.run_edge("--help")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("--listen", p.stdout)
+
+    def test_busy_port_fails_loudly(self):
+        gw = e2e.Gateway()
+        try:
+            p = self.run_edge("--listen", gw.edges[0].target,
+                              "--monitor", "")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertTrue(re.search(r'msg="cannot listen"', p.stderr),
+                            p.stderr)
+        finally:
+            gw.close()
+
+
+if __name__ == "__main__":
+    e2e.main()
