@@ -40,7 +40,8 @@ extern "C" {
 #define TETHER_VERSION_PATCH 0
 
 //  gRPC status codes, with the numbers gRPC gives them.
-typedef enum {
+typedef enum
+{
     TETHER_OK = 0,
     TETHER_CANCELLED = 1,
     TETHER_UNKNOWN = 2,
@@ -68,23 +69,19 @@ typedef enum {
 
 //  Returns the upper-case gRPC name of `code` ("DEADLINE_EXCEEDED"), or
 //  "UNKNOWN_STATUS" for a number outside 0..16.  Borrowed, static string.
-const char *
-    tether_status_name (int code);
+const char *tether_status_name (int code);
 
 //  Returns the status whose name is `name` (case-insensitive), or -1.
-int
-    tether_status_from_name (const char *name);
+int tether_status_from_name (const char *name);
 
 //  Returns the process exit code for a final call status: 0 for OK,
 //  TETHER_EXIT_STATUS_BASE + code for 1..16, and TETHER_EXIT_STATUS_BASE +
 //  TETHER_UNKNOWN for anything else.
-int
-    tether_status_exit_code (int code);
+int tether_status_exit_code (int code);
 
 //  Returns the status an exit code stands for (the inverse of
 //  tether_status_exit_code), or -1 for codes it never produces.
-int
-    tether_status_from_exit_code (int exit_code);
+int tether_status_from_exit_code (int exit_code);
 
 //  -------------------------------------------------------------------------
 //  Logging.  The library writes logfmt lines on stderr by default:
@@ -92,7 +89,8 @@ int
 //  A log function replaces that; it is called from library threads with a
 //  complete line without the trailing newline (borrowed for the call).
 
-typedef enum {
+typedef enum
+{
     TETHER_LOG_DEBUG = 0,
     TETHER_LOG_INFO = 1,
     TETHER_LOG_WARN = 2,
@@ -113,7 +111,8 @@ typedef struct _tether_request_t tether_request_t;
 //  Jitter applied to each backoff delay d:
 //  NONE waits d; FULL waits uniformly in [0, d]; EQUAL waits d/2 plus
 //  uniformly [0, d/2].
-typedef enum {
+typedef enum
+{
     TETHER_JITTER_NONE = 0,
     TETHER_JITTER_FULL = 1,
     TETHER_JITTER_EQUAL = 2
@@ -137,33 +136,28 @@ typedef void (tether_cancel_fn) (tether_request_t *request, void *arg);
 //  Create an agent for `agent_id`, reaching the edges in `edges`: one or
 //  more "host:port" separated by commas, tried in turn.  Returns NULL when
 //  agent_id is empty or edges holds no address.  Caller owns the agent.
-tether_agent_t *
-    tether_agent_new (const char *edges, const char *agent_id);
+tether_agent_t *tether_agent_new (const char *edges, const char *agent_id);
 
 //  Destroy the agent.  Call it only after tether_agent_run has returned.
 //  Requests still held by handlers stay valid and may still be ended.
-void
-    tether_agent_destroy (tether_agent_t **self_p);
+void tether_agent_destroy (tether_agent_t **self_p);
 
 //  Add or replace a label sent with the subscription.  Call before run.
-void
-    tether_agent_set_label (tether_agent_t *self,
-                            const char *key,
-                            const char *value);
+void tether_agent_set_label (tether_agent_t *self,
+                             const char *key,
+                             const char *value);
 
 //  Set the request handler.  Without one, every request is answered
 //  UNIMPLEMENTED.  Call before run.
-void
-    tether_agent_set_handler (tether_agent_t *self,
-                              tether_handler_fn *handler,
-                              void *arg);
+void tether_agent_set_handler (tether_agent_t *self,
+                               tether_handler_fn *handler,
+                               void *arg);
 
 //  Set the reconnect backoff: the n-th consecutive failure waits
 //  min(max_ms, initial_ms * multiplier^(n-1)), then jitter.  Defaults:
 //  500 ms, 30000 ms, 2.0, TETHER_JITTER_FULL.  Returns -1 (and changes
 //  nothing) when initial_ms is 0, max_ms < initial_ms or multiplier < 1.
-int
-    tether_agent_set_backoff (tether_agent_t *self,
+int tether_agent_set_backoff (tether_agent_t *self,
                               uint32_t initial_ms,
                               uint32_t max_ms,
                               double multiplier,
@@ -173,43 +167,43 @@ int
 //  same id took over), wait at least this long, with jitter, before trying
 //  again; the failure count keeps growing, so two devices sharing an id
 //  settle into slow alternation instead of a fight.  Default 10000 ms.
-void
-    tether_agent_set_superseded_delay (tether_agent_t *self, uint32_t ms);
+void tether_agent_set_superseded_delay (tether_agent_t *self, uint32_t ms);
+
+//  Send an HTTP/2 keepalive ping after `ms` of silence on the connection
+//  (0 = never), so a connection that died without a word (NAT timeout) is
+//  noticed and the agent reconnects.  Default 360000 ms: gRPC servers
+//  reject pings more frequent than every 5 minutes unless configured to
+//  allow them.
+void tether_agent_set_keepalive (tether_agent_t *self, uint32_t ms);
 
 //  Seed the jitter random generator (default: from the clock and the pid).
 //  For tests.
-void
-    tether_agent_set_seed (tether_agent_t *self, uint64_t seed);
+void tether_agent_set_seed (tether_agent_t *self, uint64_t seed);
 
 //  Replace the default stderr logger; `fn` NULL restores it.  `level` is
 //  the lowest level passed on.
-void
-    tether_agent_set_log (tether_agent_t *self,
-                          tether_log_level_t level,
-                          tether_log_fn *fn,
-                          void *arg);
+void tether_agent_set_log (tether_agent_t *self,
+                           tether_log_level_t level,
+                           tether_log_fn *fn,
+                           void *arg);
 
 //  Run until tether_agent_stop: subscribe, dispatch requests, reconnect.
 //  Returns 0 after a stop, -1 when called twice.  Blocks the calling thread.
-int
-    tether_agent_run (tether_agent_t *self);
+int tether_agent_run (tether_agent_t *self);
 
 //  Ask tether_agent_run to return: the stream is cancelled, requests still
 //  running are cancelled (their cancel functions run), and run returns.
 //  THREAD SAFETY: may be called from any thread, also before run (run then
 //  returns at once), and more than once.  Not async-signal-safe: from a
 //  signal, use a thread that waits for it (sigwait).
-void
-    tether_agent_stop (tether_agent_t *self);
+void tether_agent_stop (tether_agent_t *self);
 
 //  Returns the agent id.  Borrowed, valid while the agent lives.
-const char *
-    tether_agent_id (tether_agent_t *self);
+const char *tether_agent_id (tether_agent_t *self);
 
 //  Returns how many times the agent has tried to subscribe.  THREAD SAFETY:
 //  any thread.
-uint64_t
-    tether_agent_attempts (tether_agent_t *self);
+uint64_t tether_agent_attempts (tether_agent_t *self);
 
 //  -------------------------------------------------------------------------
 //  A request handed to the handler.  The accessors below return values
@@ -217,42 +211,34 @@ uint64_t
 //  be called from any thread that owns the request.
 
 //  The request id chosen by the client or the gateway.
-const char *
-    tether_request_id (tether_request_t *self);
+const char *tether_request_id (tether_request_t *self);
 
 //  The call name, e.g. "echo".
-const char *
-    tether_request_call (tether_request_t *self);
+const char *tether_request_call (tether_request_t *self);
 
 //  The payload bytes; *size_p gets their number (may be 0).
-const uint8_t *
-    tether_request_payload (tether_request_t *self, size_t *size_p);
+const uint8_t *tether_request_payload (tether_request_t *self, size_t *size_p);
 
 //  The value of header `key`, or NULL.
-const char *
-    tether_request_header (tether_request_t *self, const char *key);
+const char *tether_request_header (tether_request_t *self, const char *key);
 
 //  Number of headers, and the index-th of them (0-based) in *key_p and
 //  *value_p.  tether_request_header_at returns -1 when index is out of range.
-size_t
-    tether_request_header_count (tether_request_t *self);
-int
-    tether_request_header_at (tether_request_t *self,
+size_t tether_request_header_count (tether_request_t *self);
+int tether_request_header_at (tether_request_t *self,
                               size_t index,
                               const char **key_p,
                               const char **value_p);
 
 //  True once the gateway cancelled the request or the agent stopped.
 //  THREAD SAFETY: any thread.
-bool
-    tether_request_cancelled (tether_request_t *self);
+bool tether_request_cancelled (tether_request_t *self);
 
 //  Set the function called on cancel.  If the request is already cancelled
 //  it is called at once, on this thread.  THREAD SAFETY: any thread.
-void
-    tether_request_set_cancel_fn (tether_request_t *self,
-                                  tether_cancel_fn *fn,
-                                  void *arg);
+void tether_request_set_cancel_fn (tether_request_t *self,
+                                   tether_cancel_fn *fn,
+                                   void *arg);
 
 //  Send one response message with `size` bytes of `data` (copied).  The
 //  first send opens the response call.  Blocks until gRPC took the message
@@ -260,10 +246,7 @@ void
 //  the response call is over (cancelled, the gateway ended it, the edge is
 //  gone): stop working and end the request.
 //  THREAD SAFETY: any thread; concurrent sends are serialised.
-int
-    tether_request_send (tether_request_t *self,
-                         const void *data,
-                         size_t size);
+int tether_request_send (tether_request_t *self, const void *data, size_t size);
 
 //  End the request: with `status` TETHER_OK the response call is
 //  half-closed (an OK with no message sent still reaches the client); with
@@ -272,14 +255,11 @@ int
 //  sets *self_p to NULL.  Returns 0 when the gateway accepted the answer,
 //  -1 otherwise.  A cancelled request is just destroyed.
 int
-    tether_request_end (tether_request_t **self_p,
-                        int status,
-                        const char *message);
+tether_request_end (tether_request_t **self_p, int status, const char *message);
 
 //  Drop the request without answering (the client will see the gateway's
 //  deadline).  Sets *self_p to NULL.
-void
-    tether_request_destroy (tether_request_t **self_p);
+void tether_request_destroy (tether_request_t **self_p);
 
 //  -------------------------------------------------------------------------
 //  The client
@@ -290,17 +270,14 @@ typedef struct _tether_agents_t tether_agents_t;
 
 //  Create a client for the edge at `address` ("host:port").  Connection
 //  happens lazily.  Returns NULL when address is empty.  Caller owns it.
-tether_client_t *
-    tether_client_new (const char *address);
+tether_client_t *tether_client_new (const char *address);
 
 //  Destroy the client.  Calls made from it must be destroyed first.
-void
-    tether_client_destroy (tether_client_t **self_p);
+void tether_client_destroy (tether_client_t **self_p);
 
 //  Ask the gateway to wait up to `ms` for an agent that is not connected
 //  yet (metadata x-wait-for-agent-ms) on subsequent calls.  Default 0.
-void
-    tether_client_set_wait_for_agent (tether_client_t *self, uint32_t ms);
+void tether_client_set_wait_for_agent (tether_client_t *self, uint32_t ms);
 
 //  Call `call` on agent `agent_id` with `size` bytes of `payload` (copied;
 //  may be NULL when size is 0).  `headers` is NULL or a NULL-terminated
@@ -308,88 +285,70 @@ void
 //  `timeout_ms` 0 means no deadline.  The call starts at once; iterate it
 //  with tether_call_next.  Returns NULL only when agent_id or call is
 //  empty.  Caller owns the call.
-tether_call_t *
-    tether_client_call (tether_client_t *self,
-                        const char *agent_id,
-                        const char *call,
-                        const void *payload,
-                        size_t size,
-                        const char *const *headers,
-                        uint32_t timeout_ms);
+tether_call_t *tether_client_call (tether_client_t *self,
+                                   const char *agent_id,
+                                   const char *call,
+                                   const void *payload,
+                                   size_t size,
+                                   const char *const *headers,
+                                   uint32_t timeout_ms);
 
 //  Wait for the next response message.  Returns true with *data_p and
 //  *size_p set (borrowed, valid until the next tether_call_next or the
 //  call's destruction), or false at the end of the call; then
 //  tether_call_status tells how it ended.
 bool
-    tether_call_next (tether_call_t *self,
-                      const uint8_t **data_p,
-                      size_t *size_p);
+tether_call_next (tether_call_t *self, const uint8_t **data_p, size_t *size_p);
 
 //  The final status; valid once tether_call_next returned false.
-int
-    tether_call_status (tether_call_t *self);
+int tether_call_status (tether_call_t *self);
 
 //  The final status message ("" when none).  Borrowed, valid while the call
 //  lives.
-const char *
-    tether_call_status_message (tether_call_t *self);
+const char *tether_call_status_message (tether_call_t *self);
 
 //  Cancel the call; the next tether_call_next returns false with
 //  CANCELLED.  THREAD SAFETY: any thread.
-void
-    tether_call_cancel (tether_call_t *self);
+void tether_call_cancel (tether_call_t *self);
 
 //  Destroy the call, cancelling it if it is still running.
-void
-    tether_call_destroy (tether_call_t **self_p);
+void tether_call_destroy (tether_call_t **self_p);
 
 //  List connected agents whose id starts with `prefix` (NULL or "" for
 //  all), at most `limit` of them (0 = the gateway's maximum).  Returns the
 //  list (caller owns it), or NULL on failure with *status_p set to the gRPC
 //  status (status_p may be NULL).
-tether_agents_t *
-    tether_client_list_agents (tether_client_t *self,
-                               const char *prefix,
-                               uint32_t limit,
-                               uint32_t timeout_ms,
-                               int *status_p);
+tether_agents_t *tether_client_list_agents (tether_client_t *self,
+                                            const char *prefix,
+                                            uint32_t limit,
+                                            uint32_t timeout_ms,
+                                            int *status_p);
 
 //  Number of entries in the list.
-size_t
-    tether_agents_size (tether_agents_t *self);
+size_t tether_agents_size (tether_agents_t *self);
 
 //  Fields of the index-th entry (0-based; index must be < size).  Strings
 //  are borrowed, valid while the list lives.
-const char *
-    tether_agents_id (tether_agents_t *self, size_t index);
-const char *
-    tether_agents_edge (tether_agents_t *self, size_t index);
-int64_t
-    tether_agents_connected_at_ms (tether_agents_t *self, size_t index);
-uint32_t
-    tether_agents_in_flight (tether_agents_t *self, size_t index);
-uint64_t
-    tether_agents_session (tether_agents_t *self, size_t index);
-size_t
-    tether_agents_label_count (tether_agents_t *self, size_t index);
+const char *tether_agents_id (tether_agents_t *self, size_t index);
+const char *tether_agents_edge (tether_agents_t *self, size_t index);
+int64_t tether_agents_connected_at_ms (tether_agents_t *self, size_t index);
+uint32_t tether_agents_in_flight (tether_agents_t *self, size_t index);
+uint64_t tether_agents_session (tether_agents_t *self, size_t index);
+size_t tether_agents_label_count (tether_agents_t *self, size_t index);
 //  Returns -1 when label is out of range.
-int
-    tether_agents_label_at (tether_agents_t *self,
+int tether_agents_label_at (tether_agents_t *self,
                             size_t index,
                             size_t label,
                             const char **key_p,
                             const char **value_p);
 
 //  Destroy the list.
-void
-    tether_agents_destroy (tether_agents_t **self_p);
+void tether_agents_destroy (tether_agents_t **self_p);
 
 //  Ask the edge's standard health service (grpc.health.v1.Health/Check,
 //  service "") how it is.  Returns 1 for SERVING, 0 for any other serving
 //  status, -1 when the call failed (with *status_p set; may be NULL).
-int
-    tether_client_health (tether_client_t *self,
+int tether_client_health (tether_client_t *self,
                           uint32_t timeout_ms,
                           int *status_p);
 

@@ -11,10 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct _tether_addrs_t {
-    char **addrs;               //  Owned copies
-    size_t count;               //  Entries in addrs
-    size_t current;             //  Index of the address to try now
+struct _tether_addrs_t
+{
+    char **addrs;   //  Owned copies
+    size_t count;   //  Entries in addrs
+    size_t current; //  Index of the address to try now
 };
 
 tether_addrs_t *
@@ -35,8 +36,8 @@ tether_addrs_new (const char *list)
         while (b > a && isspace ((unsigned char) b[-1]))
             b--;
         if (b > a) {
-            self->addrs = (char **) realloc (self->addrs,
-                                            (self->count + 1) * sizeof (char *));
+            self->addrs = (char **) realloc (
+                self->addrs, (self->count + 1) * sizeof (char *));
             assert (self->addrs);
             self->addrs[self->count] = strndup (a, (size_t) (b - a));
             assert (self->addrs[self->count]);

@@ -42,17 +42,19 @@
 #define S_STABLE_MS 10000
 
 //  Completion tags of the subscription call.
-typedef enum {
-    S_TAG_SEND = 1,             //  Metadata, SubscriberInfo, half-close
-    S_TAG_METADATA = 2,         //  Server's initial metadata
-    S_TAG_MESSAGE = 3,          //  One AgentRequest
-    S_TAG_STATUS = 4            //  Final status
+typedef enum
+{
+    S_TAG_SEND = 1,     //  Metadata, SubscriberInfo, half-close
+    S_TAG_METADATA = 2, //  Server's initial metadata
+    S_TAG_MESSAGE = 3,  //  One AgentRequest
+    S_TAG_STATUS = 4    //  Final status
 } s_tag_t;
 
-struct _tether_agent_t {
-    char *id;                   //  Agent id
-    tether_addrs_t *addrs;      //  Edge addresses, rotated on failure
-    char **label_keys;          //  Labels, parallel arrays
+struct _tether_agent_t
+{
+    char *id;              //  Agent id
+    tether_addrs_t *addrs; //  Edge addresses, rotated on failure
+    char **label_keys;     //  Labels, parallel arrays
     char **label_values;
     size_t label_count;
     tether_handler_fn *handler; //  Request handler, or NULL
@@ -61,18 +63,19 @@ struct _tether_agent_t {
     uint32_t backoff_max_ms;
     double backoff_multiplier;
     tether_jitter_t backoff_jitter;
-    uint32_t superseded_ms;     //  Floor of the wait after superseded
-    uint64_t seed;              //  Jitter seed
-    tether_log_t log;           //  Where lines go
+    uint32_t superseded_ms; //  Floor of the wait after superseded
+    uint32_t keepalive_ms;  //  HTTP/2 ping after this much silence
+    uint64_t seed;          //  Jitter seed
+    tether_log_t log;       //  Where lines go
 
-    pthread_mutex_t mutex;      //  Guards the fields below
-    pthread_cond_t cond;        //  Signalled on stop
-    bool stopped;               //  tether_agent_stop was called
-    bool running;               //  tether_agent_run entered
-    grpc_call *call;            //  Current subscription, or NULL
+    pthread_mutex_t mutex; //  Guards the fields below
+    pthread_cond_t cond;   //  Signalled on stop
+    bool stopped;          //  tether_agent_stop was called
+    bool running;          //  tether_agent_run entered
+    grpc_call *call;       //  Current subscription, or NULL
 
-    atomic_uint_fast64_t attempts;  //  Subscription attempts so far
-    tether_request_t **requests;    //  Live requests (table references)
+    atomic_uint_fast64_t attempts; //  Subscription attempts so far
+    tether_request_t **requests;   //  Live requests (table references)
     size_t request_count;
     size_t request_max;
 };
@@ -95,6 +98,7 @@ tether_agent_new (const char *edges, const char *agent_id)
     self->backoff_multiplier = 2.0;
     self->backoff_jitter = TETHER_JITTER_FULL;
     self->superseded_ms = 10000;
+    self->keepalive_ms = 360000;
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
     self->seed = ((uint64_t) ts.tv_nsec << 20) ^ (uint64_t) ts.tv_sec
@@ -138,7 +142,9 @@ tether_agent_destroy (tether_agent_t **self_p)
 }
 
 void
-tether_agent_set_label (tether_agent_t *self, const char *key, const char *value)
+tether_agent_set_label (tether_agent_t *self,
+                        const char *key,
+                        const char *value)
 {
     assert (self && key && value);
     for (size_t i = 0; i < self->label_count; i++)
@@ -149,9 +155,10 @@ tether_agent_set_label (tether_agent_t *self, const char *key, const char *value
             return;
         }
     size_t n = self->label_count + 1;
-    self->label_keys = (char **) realloc (self->label_keys, n * sizeof (char *));
-    self->label_values
-        = (char **) realloc (self->label_values, n * sizeof (char *));
+    self->label_keys =
+        (char **) realloc (self->label_keys, n * sizeof (char *));
+    self->label_values =
+        (char **) realloc (self->label_values, n * sizeof (char *));
     assert (self->label_keys && self->label_values);
     self->label_keys[n - 1] = strdup (key);
     self->label_values[n - 1] = strdup (value);
@@ -177,8 +184,8 @@ tether_agent_set_backoff (tether_agent_t *self,
                           tether_jitter_t jitter)
 {
     assert (self);
-    tether_backoff_t *check
-        = tether_backoff_new (initial_ms, max_ms, multiplier, jitter, 1);
+    tether_backoff_t *check =
+        tether_backoff_new (initial_ms, max_ms, multiplier, jitter, 1);
     if (!check)
         return -1;
     tether_backoff_destroy (&check);
@@ -194,6 +201,13 @@ tether_agent_set_superseded_delay (tether_agent_t *self, uint32_t ms)
 {
     assert (self);
     self->superseded_ms = ms;
+}
+
+void
+tether_agent_set_keepalive (tether_agent_t *self, uint32_t ms)
+{
+    assert (self);
+    self->keepalive_ms = ms;
 }
 
 void
@@ -284,13 +298,14 @@ s_prune (tether_agent_t *self)
 }
 
 static void
-s_handle_message (tether_agent_t *self, tether_conn_t *conn,
+s_handle_message (tether_agent_t *self,
+                  tether_conn_t *conn,
                   grpc_byte_buffer *buffer)
 {
     size_t size;
     uint8_t *data = tether_buffer_read (buffer, &size);
-    Tether__V1__AgentRequest *message
-        = tether__v1__agent_request__unpack (NULL, size, data);
+    Tether__V1__AgentRequest *message =
+        tether__v1__agent_request__unpack (NULL, size, data);
     free (data);
     char quoted[3][128];
     if (!message) {
@@ -302,17 +317,20 @@ s_handle_message (tether_agent_t *self, tether_conn_t *conn,
     }
     s_prune (self);
     if (message->cancel) {
-        tether_log (&self->log, TETHER_LOG_INFO, "request cancelled",
-                    "agent=%s request=%s",
-                    tether_log_quote (self->id, quoted[0], sizeof quoted[0]),
-                    tether_log_quote (message->id, quoted[1], sizeof quoted[1]));
+        tether_log (
+            &self->log, TETHER_LOG_INFO, "request cancelled",
+            "agent=%s request=%s",
+            tether_log_quote (self->id, quoted[0], sizeof quoted[0]),
+            tether_log_quote (message->id, quoted[1], sizeof quoted[1]));
         for (size_t i = 0; i < self->request_count; i++)
-            if (strcmp (tether_request_id (self->requests[i]), message->id) == 0)
+            if (strcmp (tether_request_id (self->requests[i]), message->id)
+                == 0)
                 tether_request_cancel (self->requests[i], false);
         tether__v1__agent_request__free_unpacked (message, NULL);
         return;
     }
-    tether_log (&self->log, TETHER_LOG_DEBUG, "request", "agent=%s request=%s call=%s size=%zu",
+    tether_log (&self->log, TETHER_LOG_DEBUG, "request",
+                "agent=%s request=%s call=%s size=%zu",
                 tether_log_quote (self->id, quoted[0], sizeof quoted[0]),
                 tether_log_quote (message->id, quoted[1], sizeof quoted[1]),
                 tether_log_quote (message->call, quoted[2], sizeof quoted[2]),
@@ -340,11 +358,12 @@ s_start (grpc_call *call, grpc_op *ops, size_t nops, s_tag_t tag)
            == GRPC_CALL_OK;
 }
 
-typedef struct {
-    grpc_status_code status;    //  Final status
-    char details[256];          //  Its message
-    bool established;           //  Saw metadata or a message
-    bool stable;                //  Carried a request or lived long
+typedef struct
+{
+    grpc_status_code status; //  Final status
+    char details[256];       //  Its message
+    bool established;        //  Saw metadata or a message
+    bool stable;             //  Carried a request or lived long
 } s_outcome_t;
 
 //  One subscription attempt, from connect to the end of the stream.
@@ -371,8 +390,8 @@ s_attempt (tether_agent_t *self, tether_conn_t *conn, s_outcome_t *outcome)
     Tether__V1__SubscriberInfo__LabelsEntry entries[self->label_count + 1];
     Tether__V1__SubscriberInfo__LabelsEntry *entry_ps[self->label_count + 1];
     for (size_t i = 0; i < self->label_count; i++) {
-        Tether__V1__SubscriberInfo__LabelsEntry init
-            = TETHER__V1__SUBSCRIBER_INFO__LABELS_ENTRY__INIT;
+        Tether__V1__SubscriberInfo__LabelsEntry init =
+            TETHER__V1__SUBSCRIBER_INFO__LABELS_ENTRY__INIT;
         entries[i] = init;
         entries[i].key = self->label_keys[i];
         entries[i].value = self->label_values[i];
@@ -503,7 +522,7 @@ tether_agent_run (tether_agent_t *self)
                     "agent=%s edge=%s attempt=%" PRIu64, quoted[0],
                     tether_log_quote (address, quoted[1], sizeof quoted[1]),
                     attempt);
-        tether_conn_t *conn = tether_conn_new (address);
+        tether_conn_t *conn = tether_conn_new (address, self->keepalive_ms);
         s_outcome_t outcome;
         s_attempt (self, conn, &outcome);
         tether_conn_unref (&conn);
@@ -517,17 +536,15 @@ tether_agent_run (tether_agent_t *self)
         tether_log_level_t level = TETHER_LOG_WARN;
         if (outcome.status == GRPC_STATUS_ABORTED
             && strstr (outcome.details, "superseded")) {
-            delay_ms = tether_backoff_next_at_least (backoff,
-                                                     self->superseded_ms);
+            delay_ms =
+                tether_backoff_next_at_least (backoff, self->superseded_ms);
             what = "superseded by another subscription with this id";
-        }
-        else
-        if (outcome.status == GRPC_STATUS_UNAVAILABLE && outcome.stable) {
+        } else if (outcome.status == GRPC_STATUS_UNAVAILABLE
+                   && outcome.stable) {
             delay_ms = 0;
             what = "edge went away, trying the next edge";
             tether_addrs_advance (self->addrs);
-        }
-        else {
+        } else {
             delay_ms = tether_backoff_next (backoff);
             what = "subscription ended";
             tether_addrs_advance (self->addrs);
@@ -535,15 +552,14 @@ tether_agent_run (tether_agent_t *self)
                 || outcome.status == GRPC_STATUS_RESOURCE_EXHAUSTED)
                 level = TETHER_LOG_ERROR;
         }
-        tether_log (&self->log, level, what,
-                    "agent=%s edge=%s status=%s detail=%s retry_ms=%u "
-                    "failures=%u",
-                    quoted[0],
-                    tether_log_quote (address, quoted[1], sizeof quoted[1]),
-                    tether_status_name ((int) outcome.status),
-                    tether_log_quote (outcome.details, quoted[2],
-                                      sizeof quoted[2]),
-                    delay_ms, tether_backoff_failures (backoff));
+        tether_log (
+            &self->log, level, what,
+            "agent=%s edge=%s status=%s detail=%s retry_ms=%u "
+            "failures=%u",
+            quoted[0], tether_log_quote (address, quoted[1], sizeof quoted[1]),
+            tether_status_name ((int) outcome.status),
+            tether_log_quote (outcome.details, quoted[2], sizeof quoted[2]),
+            delay_ms, tether_backoff_failures (backoff));
         if (delay_ms > 0)
             s_sleep (self, delay_ms);
     }

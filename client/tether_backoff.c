@@ -12,13 +12,14 @@
 #include <assert.h>
 #include <stdlib.h>
 
-struct _tether_backoff_t {
-    uint32_t initial_ms;        //  First delay
-    uint32_t max_ms;            //  Cap on every delay
-    double multiplier;          //  Growth per failure
-    tether_jitter_t jitter;     //  How delays are spread
-    uint64_t rng;               //  xorshift64* state, never 0
-    uint32_t failures;          //  Consecutive failures since reset
+struct _tether_backoff_t
+{
+    uint32_t initial_ms;    //  First delay
+    uint32_t max_ms;        //  Cap on every delay
+    double multiplier;      //  Growth per failure
+    tether_jitter_t jitter; //  How delays are spread
+    uint64_t rng;           //  xorshift64* state, never 0
+    uint32_t failures;      //  Consecutive failures since reset
 };
 
 tether_backoff_t *

@@ -18,40 +18,33 @@ typedef struct _tether_backoff_t tether_backoff_t;
 
 //  Create a schedule.  Returns NULL when initial_ms is 0, max_ms <
 //  initial_ms or multiplier < 1.  Caller owns it.
-tether_backoff_t *
-    tether_backoff_new (uint32_t initial_ms,
-                        uint32_t max_ms,
-                        double multiplier,
-                        tether_jitter_t jitter,
-                        uint64_t seed);
+tether_backoff_t *tether_backoff_new (uint32_t initial_ms,
+                                      uint32_t max_ms,
+                                      double multiplier,
+                                      tether_jitter_t jitter,
+                                      uint64_t seed);
 
-void
-    tether_backoff_destroy (tether_backoff_t **self_p);
+void tether_backoff_destroy (tether_backoff_t **self_p);
 
 //  Count one more failure and return the delay to wait before the next
 //  attempt, in milliseconds (never more than max_ms).
-uint32_t
-    tether_backoff_next (tether_backoff_t *self);
+uint32_t tether_backoff_next (tether_backoff_t *self);
 
 //  Like tether_backoff_next, but never less than `floor_ms` before jitter
 //  (the base is max(base, floor_ms), still capped by max(max_ms, floor_ms)).
-uint32_t
-    tether_backoff_next_at_least (tether_backoff_t *self, uint32_t floor_ms);
+uint32_t tether_backoff_next_at_least (tether_backoff_t *self,
+                                       uint32_t floor_ms);
 
 //  The base delay (before jitter) of failure number `n` (1-based).
-uint32_t
-    tether_backoff_base (tether_backoff_t *self, uint32_t n);
+uint32_t tether_backoff_base (tether_backoff_t *self, uint32_t n);
 
 //  Forget the failures: the next delay is the initial one again.
-void
-    tether_backoff_reset (tether_backoff_t *self);
+void tether_backoff_reset (tether_backoff_t *self);
 
 //  Consecutive failures counted since the last reset.
-uint32_t
-    tether_backoff_failures (tether_backoff_t *self);
+uint32_t tether_backoff_failures (tether_backoff_t *self);
 
 //  Uniform random number in [0, bound] from the schedule's generator.
-uint64_t
-    tether_backoff_random (tether_backoff_t *self, uint64_t bound);
+uint64_t tether_backoff_random (tether_backoff_t *self, uint64_t bound);
 
 #endif

@@ -15,32 +15,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct _tether_client_t {
-    tether_conn_t *conn;        //  Channel to the edge
-    uint32_t wait_ms;           //  x-wait-for-agent-ms, 0 = not sent
+struct _tether_client_t
+{
+    tether_conn_t *conn; //  Channel to the edge
+    uint32_t wait_ms;    //  x-wait-for-agent-ms, 0 = not sent
 };
 
-typedef struct {
-    bool pending;               //  Batch started, completion not seen
-    bool ok;                    //  Its success flag once seen
+typedef struct
+{
+    bool pending; //  Batch started, completion not seen
+    bool ok;      //  Its success flag once seen
 } s_tag_t;
 
-struct _tether_call_t {
-    grpc_call *call;            //  The AgentRequestPublish call
-    grpc_completion_queue *cq;  //  Its own queue
-    s_tag_t send_tag;           //  Metadata, request, half-close
-    s_tag_t recv_tag;           //  One response message
-    s_tag_t status_tag;         //  Initial metadata and final status
+struct _tether_call_t
+{
+    grpc_call *call;           //  The AgentRequestPublish call
+    grpc_completion_queue *cq; //  Its own queue
+    s_tag_t send_tag;          //  Metadata, request, half-close
+    s_tag_t recv_tag;          //  One response message
+    s_tag_t status_tag;        //  Initial metadata and final status
     grpc_byte_buffer *send_buffer;
     grpc_byte_buffer *recv_buffer;
     grpc_metadata_array initial_md;
     grpc_metadata_array trailing_md;
     grpc_status_code status;
     grpc_slice details;
-    char *status_message;       //  Copy of details once finished
-    Tether__V1__AgentResponse *response;  //  Current message, owned
-    bool finished;              //  Final status known
-    char wait_value[16];        //  Metadata value, must outlive the batch
+    char *status_message;                //  Copy of details once finished
+    Tether__V1__AgentResponse *response; //  Current message, owned
+    bool finished;                       //  Final status known
+    char wait_value[16]; //  Metadata value, must outlive the batch
 };
 
 //  Wait until `tag` completed, recording others on the way.
@@ -89,7 +92,7 @@ tether_client_new (const char *address)
         return NULL;
     tether_client_t *self = (tether_client_t *) calloc (1, sizeof *self);
     assert (self);
-    self->conn = tether_conn_new (address);
+    self->conn = tether_conn_new (address, 0);
     return self;
 }
 
@@ -144,8 +147,8 @@ tether_client_call (tether_client_t *self,
     Tether__V1__AgentRequest__HeadersEntry entries[pairs + 1];
     Tether__V1__AgentRequest__HeadersEntry *entry_ps[pairs + 1];
     for (size_t i = 0; i < pairs; i++) {
-        Tether__V1__AgentRequest__HeadersEntry init
-            = TETHER__V1__AGENT_REQUEST__HEADERS_ENTRY__INIT;
+        Tether__V1__AgentRequest__HeadersEntry init =
+            TETHER__V1__AGENT_REQUEST__HEADERS_ENTRY__INIT;
         entries[i] = init;
         entries[i].key = (char *) headers[i * 2];
         entries[i].value = (char *) headers[i * 2 + 1];
@@ -367,8 +370,9 @@ s_unary (tether_client_t *self,
     return (int) status;
 }
 
-struct _tether_agents_t {
-    Tether__V1__ListAgentsResponse *response;   //  Owned
+struct _tether_agents_t
+{
+    Tether__V1__ListAgentsResponse *response; //  Owned
 };
 
 tether_agents_t *
@@ -379,25 +383,25 @@ tether_client_list_agents (tether_client_t *self,
                            int *status_p)
 {
     assert (self);
-    Tether__V1__ListAgentsRequest request = TETHER__V1__LIST_AGENTS_REQUEST__INIT;
+    Tether__V1__ListAgentsRequest request =
+        TETHER__V1__LIST_AGENTS_REQUEST__INIT;
     request.prefix = (char *) (prefix ? prefix : "");
     request.limit = limit;
     grpc_byte_buffer *buffer = tether_buffer_pack (&request.base);
     uint8_t *reply;
     size_t size;
-    int status = s_unary (self, TETHER_METHOD_LIST, buffer, timeout_ms, &reply,
-                          &size);
+    int status =
+        s_unary (self, TETHER_METHOD_LIST, buffer, timeout_ms, &reply, &size);
     grpc_byte_buffer_destroy (buffer);
     tether_agents_t *agents = NULL;
     if (status == TETHER_OK) {
-        Tether__V1__ListAgentsResponse *response
-            = tether__v1__list_agents_response__unpack (NULL, size, reply);
+        Tether__V1__ListAgentsResponse *response =
+            tether__v1__list_agents_response__unpack (NULL, size, reply);
         if (response) {
             agents = (tether_agents_t *) calloc (1, sizeof *agents);
             assert (agents);
             agents->response = response;
-        }
-        else
+        } else
             status = TETHER_INTERNAL;
     }
     free (reply);
@@ -494,8 +498,8 @@ tether_client_health (tether_client_t *self, uint32_t timeout_ms, int *status_p)
     grpc_byte_buffer *buffer = tether_buffer_new ("", 0);
     uint8_t *reply;
     size_t size;
-    int status = s_unary (self, TETHER_METHOD_HEALTH, buffer, timeout_ms,
-                          &reply, &size);
+    int status =
+        s_unary (self, TETHER_METHOD_HEALTH, buffer, timeout_ms, &reply, &size);
     grpc_byte_buffer_destroy (buffer);
     if (status_p)
         *status_p = status;

@@ -18,14 +18,15 @@
 #include <string.h>
 #include <time.h>
 
-struct _tether_conn_t {
-    atomic_int refs;            //  References held
-    char *address;              //  host:port
-    grpc_channel *channel;      //  Owned
+struct _tether_conn_t
+{
+    atomic_int refs;       //  References held
+    char *address;         //  host:port
+    grpc_channel *channel; //  Owned
 };
 
 tether_conn_t *
-tether_conn_new (const char *address)
+tether_conn_new (const char *address, uint32_t keepalive_ms)
 {
     assert (address);
     grpc_init ();
@@ -34,7 +35,7 @@ tether_conn_new (const char *address)
     atomic_init (&self->refs, 1);
     self->address = strdup (address);
     assert (self->address);
-    grpc_arg args[3];
+    grpc_arg args[5];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = (char *) GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
     args[0].value.integer = 1;
@@ -44,7 +45,17 @@ tether_conn_new (const char *address)
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = (char *) GRPC_ARG_ENABLE_RETRIES;
     args[2].value.integer = 0;
-    grpc_channel_args channel_args = {3, args};
+    size_t nargs = 3;
+    if (keepalive_ms > 0) {
+        args[3].type = GRPC_ARG_INTEGER;
+        args[3].key = (char *) GRPC_ARG_KEEPALIVE_TIME_MS;
+        args[3].value.integer = (int) keepalive_ms;
+        args[4].type = GRPC_ARG_INTEGER;
+        args[4].key = (char *) GRPC_ARG_KEEPALIVE_TIMEOUT_MS;
+        args[4].value.integer = 20000;
+        nargs = 5;
+    }
+    grpc_channel_args channel_args = {nargs, args};
     grpc_channel_credentials *creds = grpc_insecure_credentials_create ();
     self->channel = grpc_channel_create (address, creds, &channel_args);
     grpc_channel_credentials_release (creds);
@@ -93,7 +104,8 @@ tether_conn_address (tether_conn_t *self)
 grpc_byte_buffer *
 tether_buffer_new (const void *data, size_t size)
 {
-    grpc_slice slice = grpc_slice_from_copied_buffer ((const char *) data, size);
+    grpc_slice slice =
+        grpc_slice_from_copied_buffer ((const char *) data, size);
     grpc_byte_buffer *buffer = grpc_raw_byte_buffer_create (&slice, 1);
     grpc_slice_unref (slice);
     return buffer;

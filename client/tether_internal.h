@@ -27,54 +27,42 @@
 
 typedef struct _tether_conn_t tether_conn_t;
 
-//  Open a plaintext channel to `address`.  Caller owns the one reference.
-//  THREAD SAFETY: ref/unref from any thread.
-tether_conn_t *
-    tether_conn_new (const char *address);
-tether_conn_t *
-    tether_conn_ref (tether_conn_t *self);
-void
-    tether_conn_unref (tether_conn_t **self_p);
+//  Open a plaintext channel to `address`.  With `keepalive_ms` > 0, HTTP/2
+//  pings go out after that much silence, so a connection that died
+//  silently (NAT timeout, pulled cable) is noticed.  Caller owns the one
+//  reference.  THREAD SAFETY: ref/unref from any thread.
+tether_conn_t *tether_conn_new (const char *address, uint32_t keepalive_ms);
+tether_conn_t *tether_conn_ref (tether_conn_t *self);
+void tether_conn_unref (tether_conn_t **self_p);
 //  The channel.  Borrowed, valid while a reference is held.
-grpc_channel *
-    tether_conn_channel (tether_conn_t *self);
+grpc_channel *tether_conn_channel (tether_conn_t *self);
 //  The address.  Borrowed, valid while a reference is held.
-const char *
-    tether_conn_address (tether_conn_t *self);
+const char *tether_conn_address (tether_conn_t *self);
 
 //  A byte buffer holding a copy of `size` bytes.  Caller owns it.
-grpc_byte_buffer *
-    tether_buffer_new (const void *data, size_t size);
+grpc_byte_buffer *tether_buffer_new (const void *data, size_t size);
 //  A byte buffer holding the packed message.  Caller owns it.
-grpc_byte_buffer *
-    tether_buffer_pack (const ProtobufCMessage *message);
+grpc_byte_buffer *tether_buffer_pack (const ProtobufCMessage *message);
 //  Copy the buffer's bytes into a fresh allocation (caller owns it, free);
 //  *size_p gets the length.  Never NULL (an empty buffer gives a 1-byte
 //  allocation).
-uint8_t *
-    tether_buffer_read (grpc_byte_buffer *buffer, size_t *size_p);
+uint8_t *tether_buffer_read (grpc_byte_buffer *buffer, size_t *size_p);
 //  Absolute deadline `ms` from now; 0 means none.
-gpr_timespec
-    tether_deadline (uint32_t ms);
+gpr_timespec tether_deadline (uint32_t ms);
 //  Monotonic milliseconds.
-int64_t
-    tether_now_ms (void);
+int64_t tether_now_ms (void);
 
 //  Requests, as the agent sees them.  The new request has two references:
 //  one for the agent's table, one for the handler.  Takes ownership of
 //  `message`; takes a new reference on `conn`.
-tether_request_t *
-    tether_request_new (Tether__V1__AgentRequest **message_p,
-                        tether_conn_t *conn);
+tether_request_t *tether_request_new (Tether__V1__AgentRequest **message_p,
+                                      tether_conn_t *conn);
 //  Mark cancelled and run the cancel function (once).  With `abort`, also
 //  cancel the response call (the agent is stopping).  Agent thread.
-void
-    tether_request_cancel (tether_request_t *self, bool abort);
+void tether_request_cancel (tether_request_t *self, bool abort);
 //  True once the handler ended or destroyed the request.
-bool
-    tether_request_ended (tether_request_t *self);
+bool tether_request_ended (tether_request_t *self);
 //  Drop the agent table's reference; sets *self_p to NULL.
-void
-    tether_request_release (tether_request_t **self_p);
+void tether_request_release (tether_request_t **self_p);
 
 #endif

@@ -38,9 +38,7 @@ tether_log_quote (const char *value, char *buf, size_t size)
         if (*c == '"' || *c == '\\') {
             buf[n++] = '\\';
             buf[n++] = (char) *c;
-        }
-        else
-        if (*c < ' ' || *c == 0x7f)
+        } else if (*c < ' ' || *c == 0x7f)
             n += (size_t) snprintf (buf + n, size - n, "\\x%02x", *c);
         else
             buf[n++] = (char) *c;

@@ -11,25 +11,24 @@
 
 #include "tether.h"
 
-typedef struct {
-    tether_log_level_t level;   //  Lowest level passed on
-    tether_log_fn *fn;          //  NULL: logfmt on stderr
-    void *arg;                  //  Passed to fn
-    const char *svc;            //  Service name on each line (static)
+typedef struct
+{
+    tether_log_level_t level; //  Lowest level passed on
+    tether_log_fn *fn;        //  NULL: logfmt on stderr
+    void *arg;                //  Passed to fn
+    const char *svc;          //  Service name on each line (static)
 } tether_log_t;
 
 //  Emit one line: ts, level, svc, msg="msg", then the key=value pairs
 //  formatted from `fields` (may be NULL).
-void
-    tether_log (const tether_log_t *log,
-                tether_log_level_t level,
-                const char *msg,
-                const char *fields,
-                ...) __attribute__ ((format (printf, 4, 5)));
+void tether_log (const tether_log_t *log,
+                 tether_log_level_t level,
+                 const char *msg,
+                 const char *fields,
+                 ...) __attribute__ ((format (printf, 4, 5)));
 
 //  Write `value` into buf as a logfmt value (quoted when needed).
 //  Returns buf.
-const char *
-    tether_log_quote (const char *value, char *buf, size_t size);
+const char *tether_log_quote (const char *value, char *buf, size_t size);
 
 #endif

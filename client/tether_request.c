@@ -26,24 +26,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    bool pending;               //  Batch started, completion not seen
-    bool ok;                    //  Its success flag once seen
+typedef struct
+{
+    bool pending; //  Batch started, completion not seen
+    bool ok;      //  Its success flag once seen
 } s_tag_t;
 
-struct _tether_request_t {
-    Tether__V1__AgentRequest *message;  //  Owned, immutable
-    tether_conn_t *conn;        //  Reference, for the response call
-    atomic_bool cancelled;      //  Gateway cancelled, or agent stopped
-    atomic_bool ended;          //  Handler ended or destroyed it
+struct _tether_request_t
+{
+    Tether__V1__AgentRequest *message; //  Owned, immutable
+    tether_conn_t *conn;               //  Reference, for the response call
+    atomic_bool cancelled;             //  Gateway cancelled, or agent stopped
+    atomic_bool ended;                 //  Handler ended or destroyed it
 
-    pthread_mutex_t cb_mutex;   //  Guards and serialises the cancel fn
+    pthread_mutex_t cb_mutex; //  Guards and serialises the cancel fn
     tether_cancel_fn *cancel_fn;
     void *cancel_arg;
 
-    pthread_mutex_t mutex;      //  Guards refs, call, aborted
-    int refs;                   //  Agent table + handler
-    bool aborted;               //  Response call must not (or no more) run
+    pthread_mutex_t mutex; //  Guards refs, call, aborted
+    int refs;              //  Agent table + handler
+    bool aborted;          //  Response call must not (or no more) run
 
     pthread_mutex_t send_mutex; //  Serialises everything below
     grpc_call *call;            //  Response call, NULL until opened
@@ -92,9 +94,8 @@ s_unref (tether_request_t *self)
         grpc_call_unref (self->call);
     if (self->cq) {
         grpc_completion_queue_shutdown (self->cq);
-        while (grpc_completion_queue_next (self->cq,
-                                           gpr_inf_future (GPR_CLOCK_REALTIME),
-                                           NULL)
+        while (grpc_completion_queue_next (
+                   self->cq, gpr_inf_future (GPR_CLOCK_REALTIME), NULL)
                    .type
                != GRPC_QUEUE_SHUTDOWN)
             ;
@@ -119,7 +120,8 @@ static bool
 s_wait (tether_request_t *self, s_tag_t *tag, gpr_timespec deadline)
 {
     while (tag->pending) {
-        grpc_event event = grpc_completion_queue_next (self->cq, deadline, NULL);
+        grpc_event event =
+            grpc_completion_queue_next (self->cq, deadline, NULL);
         if (event.type == GRPC_QUEUE_TIMEOUT) {
             //  The gateway did not answer in time: cancel, then the
             //  pending batches complete promptly.
@@ -209,7 +211,8 @@ s_send (tether_request_t *self, grpc_byte_buffer *message, bool close)
         self->over = true;
         return -1;
     }
-    bool ok = s_wait (self, &self->send_tag, gpr_inf_future (GPR_CLOCK_REALTIME));
+    bool ok =
+        s_wait (self, &self->send_tag, gpr_inf_future (GPR_CLOCK_REALTIME));
     if (!ok || close)
         self->over = true;
     return ok ? 0 : -1;
@@ -369,12 +372,12 @@ tether_request_end (tether_request_t **self_p, int status, const char *message)
     s_forget_cancel_fn (self);
     int rc = -1;
     pthread_mutex_lock (&self->send_mutex);
-    bool skip = self->over
-                || (atomic_load (&self->cancelled) && !self->call);
+    bool skip = self->over || (atomic_load (&self->cancelled) && !self->call);
     if (!skip && s_open (self) == 0) {
         grpc_byte_buffer *buffer = NULL;
         if (status != TETHER_OK) {
-            Tether__V1__AgentResponse response = TETHER__V1__AGENT_RESPONSE__INIT;
+            Tether__V1__AgentResponse response =
+                TETHER__V1__AGENT_RESPONSE__INIT;
             response.status_code = status;
             response.status_message = (char *) (message ? message : "");
             buffer = tether_buffer_pack (&response.base);

@@ -4,6 +4,7 @@
     numbers 1..N, one message each, from a thread of its own (it stops when
     the request is cancelled).  Usage: example-agent ID [host:port[,...]]
 */
+#define _POSIX_C_SOURCE 200809L
 #include <tether.h>
 
 #include <ctype.h>
@@ -28,7 +29,6 @@ s_count (void *arg)
         if (tether_request_send (request, text, strlen (text)) == -1)
             break;
     }
-    //  Ends the request and releases it, whatever happened above.
     tether_request_end (&request, TETHER_OK, NULL);
     return NULL;
 }
@@ -46,14 +46,11 @@ s_handle (tether_agent_t *agent, tether_request_t *request, void *arg)
         tether_request_send (request, text, size);
         free (text);
         tether_request_end (&request, TETHER_OK, NULL);
-    }
-    else
-    if (strcmp (call, "count") == 0) {
+    } else if (strcmp (call, "count") == 0) {
         pthread_t thread;
         pthread_create (&thread, NULL, s_count, request);
         pthread_detach (thread);
-    }
-    else
+    } else
         tether_request_end (&request, TETHER_UNIMPLEMENTED, "unknown call");
 }
 
@@ -84,8 +81,8 @@ main (int argc, char **argv)
     sigaddset (&signals, SIGTERM);
     pthread_sigmask (SIG_BLOCK, &signals, NULL);
 
-    tether_agent_t *agent
-        = tether_agent_new (argc > 2 ? argv[2] : "127.0.0.1:50051", argv[1]);
+    tether_agent_t *agent =
+        tether_agent_new (argc > 2 ? argv[2] : "127.0.0.1:50051", argv[1]);
     if (!agent)
         return 2;
     tether_agent_set_label (agent, "example", "yes");

@@ -6,7 +6,10 @@
     thread would stop all gRPC I/O; the bounds are in the calls' own
     queues).  The owner thread (edge_run) polls that PAIR, the DEALER to
     the router and a signalfd; it owns every call struct and starts every
-    batch.  So no call state is shared and nothing is locked.
+    batch.  So no call state is shared and nothing is locked.  Each event
+    crosses the PAIR as one fixed-size struct {tag, ok} (a plain zmq_send:
+    no picture formatting on the CQ thread, whose only job is to keep
+    gRPC's completions flowing).
 
     Calls are named on the wire by a handle from a counter; `calls` maps
     handle -> call.  A requested call that has not arrived yet is not in
@@ -180,14 +183,36 @@ gw_call_abort (gw_call_t *self, grpc_status_code status, const char *message)
     grpc_call_cancel_with_status (self->call, status, message, NULL);
 }
 
+static void
+s_frame_release (void *frame)
+{
+    zframe_t *self = (zframe_t *) frame;
+    zframe_destroy (&self);
+}
+
+grpc_byte_buffer *
+gw_byte_buffer_from_frame (zframe_t **frame_p)
+{
+    zframe_t *frame = *frame_p;
+    *frame_p = NULL;
+    grpc_slice slice;
+    if (zframe_size (frame) == 0) {
+        slice = grpc_empty_slice ();
+        zframe_destroy (&frame);
+    }
+    else
+        slice = grpc_slice_new_with_user_data (
+            zframe_data (frame), zframe_size (frame), s_frame_release, frame);
+    grpc_byte_buffer *buffer = grpc_raw_byte_buffer_create (&slice, 1);
+    grpc_slice_unref (slice);
+    return buffer;
+}
+
 int
-gw_call_send (gw_call_t *self, const void *bytes, size_t size)
+gw_call_send (gw_call_t *self, zframe_t **frame_p)
 {
     assert (!self->send_busy);
-    grpc_slice slice = grpc_slice_from_copied_buffer ((const char *) bytes,
-                                                      size);
-    self->send_buf = grpc_raw_byte_buffer_create (&slice, 1);
-    grpc_slice_unref (slice);
+    self->send_buf = gw_byte_buffer_from_frame (frame_p);
     grpc_op ops[2];
     memset (ops, 0, sizeof ops);
     size_t n = 0;
@@ -751,6 +776,30 @@ s_connect_router (edge_t *self)
     return 0;
 }
 
+//  The edge's name on the wire: --name, else the listen address, with the
+//  host name in place of a wildcard address (two hosts both listening on
+//  0.0.0.0:50051 must not look like one edge to the router).
+static void
+s_set_edge_id (edge_t *self)
+{
+    const edge_config_t *cfg = self->cfg;
+    if (*cfg->name) {
+        snprintf (self->edge_id, sizeof self->edge_id, "%s", cfg->name);
+        return;
+    }
+    const char *colon = strrchr (self->listen, ':');
+    size_t host_len = (size_t) (colon - self->listen);
+    bool wildcard = host_len == 0
+                 || (host_len == 7 && memcmp (self->listen, "0.0.0.0", 7) == 0)
+                 || (host_len == 4 && memcmp (self->listen, "[::]", 4) == 0)
+                 || (host_len == 2 && memcmp (self->listen, "::", 2) == 0);
+    char host[256] = "";
+    if (wildcard && gethostname (host, sizeof host - 1) == 0 && *host)
+        snprintf (self->edge_id, sizeof self->edge_id, "%s%s", host, colon);
+    else
+        snprintf (self->edge_id, sizeof self->edge_id, "%s", self->listen);
+}
+
 edge_t *
 edge_new (const edge_config_t *cfg)
 {
@@ -803,10 +852,7 @@ edge_new (const edge_config_t *cfg)
         return NULL;
     }
 
-    if (*cfg->name)
-        snprintf (self->edge_id, sizeof self->edge_id, "%s", cfg->name);
-    else
-        snprintf (self->edge_id, sizeof self->edge_id, "%s", self->listen);
+    s_set_edge_id (self);
     int64_t now = zclock_mono ();
     self->rs.alive = true;          //  until the liveness window says not
     self->rs.last_heard = now;

@@ -159,10 +159,17 @@ void
     gw_call_abort (gw_call_t *self, grpc_status_code status,
                    const char *message);
 
-//  Start one SEND_MESSAGE of `bytes` (copied), with the initial metadata
-//  when not sent yet.  Returns 0, or -1.  REQUIRES: !send_busy.
+//  Start one SEND_MESSAGE of the frame's bytes, with the initial metadata
+//  when not sent yet.  Takes ownership of *frame_p and nulls it (the bytes
+//  are not copied: gRPC releases the frame when done with them).  Returns
+//  0, or -1.  REQUIRES: !send_busy.
 int
-    gw_call_send (gw_call_t *self, const void *bytes, size_t size);
+    gw_call_send (gw_call_t *self, zframe_t **frame_p);
+
+//  A byte buffer over the frame's bytes, without copying them.  Takes
+//  ownership of *frame_p and nulls it.  Returns the buffer; caller owns it.
+grpc_byte_buffer *
+    gw_byte_buffer_from_frame (zframe_t **frame_p);
 
 //  Copy the call's metadata value for `key` into a new string, or NULL when
 //  absent.  Caller owns the result.

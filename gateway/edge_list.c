@@ -75,10 +75,7 @@ edge_list_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
         return;
     self->router_knows = false;
     if (env->command == WIRE__COMMAND__AGENTS && *payload_p) {
-        grpc_slice slice = grpc_slice_from_copied_buffer (
-            (const char *) zframe_data (*payload_p), zframe_size (*payload_p));
-        grpc_byte_buffer *message = grpc_raw_byte_buffer_create (&slice, 1);
-        grpc_slice_unref (slice);
+        grpc_byte_buffer *message = gw_byte_buffer_from_frame (payload_p);
         gw_call_finish (call, GRPC_STATUS_OK, NULL, &message);
     }
     else

@@ -74,9 +74,7 @@ s_pump (gw_publish_t *self)
         return;
     while (!call->send_busy && zlistx_size (self->queue) > 0) {
         zframe_t *frame = (zframe_t *) zlistx_detach (self->queue, NULL);
-        int rc = gw_call_send (call, zframe_data (frame),
-                               zframe_size (frame));
-        zframe_destroy (&frame);
+        int rc = gw_call_send (call, &frame);
         if (rc) {
             gw_call_abort (call, GRPC_STATUS_INTERNAL, "write failed");
             return;

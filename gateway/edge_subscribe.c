@@ -56,9 +56,7 @@ s_pump (gw_subscribe_t *self)
     while (!call->send_busy && !call->closed && !call->finish_started
            && zlistx_size (self->queue) > 0) {
         zframe_t *frame = (zframe_t *) zlistx_detach (self->queue, NULL);
-        int rc = gw_call_send (call, zframe_data (frame),
-                               zframe_size (frame));
-        zframe_destroy (&frame);
+        int rc = gw_call_send (call, &frame);
         if (rc)
             break;
     }

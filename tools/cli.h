@@ -15,18 +15,13 @@
 #define CLI_EXIT_FAILURE 1
 #define CLI_EXIT_USAGE   2
 
-int
-    cli_call_main (int argc, char **argv);
-int
-    cli_agents_main (int argc, char **argv);
-int
-    cli_health_main (int argc, char **argv);
-int
-    cli_agent_main (int argc, char **argv);
+int cli_call_main (int argc, char **argv);
+int cli_agents_main (int argc, char **argv);
+int cli_health_main (int argc, char **argv);
+int cli_agent_main (int argc, char **argv);
 
 //  The edge address to use when --edge is not given: $TETHER_EDGE, else
 //  127.0.0.1:50051.  Borrowed, static or environment string.
-const char *
-    cli_default_edge (void);
+const char *cli_default_edge (void);
 
 #endif

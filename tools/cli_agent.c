@@ -31,10 +31,11 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-typedef struct {
-    tether_agent_t *agent;      //  The agent
-    cli_exec_t *exec;           //  Handler runner, or NULL
-    sigset_t signals;           //  SIGINT, SIGTERM
+typedef struct
+{
+    tether_agent_t *agent; //  The agent
+    cli_exec_t *exec;      //  Handler runner, or NULL
+    sigset_t signals;      //  SIGINT, SIGTERM
 } s_self_t;
 
 static void
@@ -82,14 +83,10 @@ s_handle (tether_agent_t *agent, tether_request_t *request, void *arg)
         const uint8_t *payload = tether_request_payload (request, &size);
         tether_request_send (request, payload, size);
         tether_request_end (&request, TETHER_OK, NULL);
-    }
-    else
-    if (strcmp (call, "ping") == 0) {
+    } else if (strcmp (call, "ping") == 0) {
         tether_request_send (request, "pong", 4);
         tether_request_end (&request, TETHER_OK, NULL);
-    }
-    else
-    if (strcmp (call, "info") == 0)
+    } else if (strcmp (call, "info") == 0)
         s_info (agent, &request);
     else {
         char message[320], quoted[300];
@@ -113,23 +110,25 @@ s_signal_thread (void *arg)
 static void
 s_agent_usage (FILE *out)
 {
-    fprintf (out,
-             "usage: tether agent --id ID [--label k=v]... [--handlers DIR]\n"
-             "                    [--edge host:port[,host:port...]]\n"
-             "                    [--backoff-initial 500ms] [--backoff-max 30s]\n"
-             "                    [--superseded-delay 10s] [--handler-timeout 0]\n"
-             "                    [--log-level info]\n"
-             "\n"
-             "Keeps a subscription open to an edge (the next address on each\n"
-             "failure, reconnecting with capped exponential backoff and full\n"
-             "jitter) and answers calls:\n"
-             "  echo   the payload back      ping   \"pong\"\n"
-             "  info   hostname, uname and uptime as JSON\n"
-             "  X      DIR/X from --handlers, when X matches [A-Za-z0-9._-]+:\n"
-             "         payload on stdin, stdout streamed back; exit 0 -> OK,\n"
-             "         exit 11..26 -> gRPC status (exit - 10), else UNKNOWN;\n"
-             "         SIGTERM then SIGKILL on cancel or --handler-timeout\n"
-             "Anything else is answered UNIMPLEMENTED.  SIGINT/SIGTERM stop it.\n");
+    fprintf (
+        out,
+        "usage: tether agent --id ID [--label k=v]... [--handlers DIR]\n"
+        "                    [--edge host:port[,host:port...]]\n"
+        "                    [--backoff-initial 500ms] [--backoff-max 30s]\n"
+        "                    [--superseded-delay 10s] [--handler-timeout 0]\n"
+        "                    [--keepalive 6m]\n"
+        "                    [--log-level info]\n"
+        "\n"
+        "Keeps a subscription open to an edge (the next address on each\n"
+        "failure, reconnecting with capped exponential backoff and full\n"
+        "jitter) and answers calls:\n"
+        "  echo   the payload back      ping   \"pong\"\n"
+        "  info   hostname, uname and uptime as JSON\n"
+        "  X      DIR/X from --handlers, when X matches [A-Za-z0-9._-]+:\n"
+        "         payload on stdin, stdout streamed back; exit 0 -> OK,\n"
+        "         exit 11..26 -> gRPC status (exit - 10), else UNKNOWN;\n"
+        "         SIGTERM then SIGKILL on cancel or --handler-timeout\n"
+        "Anything else is answered UNIMPLEMENTED.  SIGINT/SIGTERM stop it.\n");
 }
 
 int
@@ -144,19 +143,21 @@ cli_agent_main (int argc, char **argv)
         {"backoff-max", required_argument, NULL, 'B'},
         {"superseded-delay", required_argument, NULL, 's'},
         {"handler-timeout", required_argument, NULL, 't'},
+        {"keepalive", required_argument, NULL, 'k'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *id = NULL, *handlers = NULL, *edge = cli_default_edge ();
     uint32_t backoff_initial = 500, backoff_max = 30000, superseded = 10000;
-    uint32_t handler_timeout = 0;
+    uint32_t handler_timeout = 0, keepalive = 360000;
     tlog_level_t level = TLOG_INFO;
     const char *labels[128];
     size_t label_count = 0;
     int opt;
     optind = 1;
-    while ((opt = getopt_long (argc, argv, "i:l:H:e:b:B:s:t:L:h", options, NULL))
-           != -1) {
+    while (
+        (opt = getopt_long (argc, argv, "i:l:H:e:b:B:s:t:k:L:h", options, NULL))
+        != -1) {
         uint32_t *duration = NULL;
         switch (opt) {
             case 'i':
@@ -168,7 +169,8 @@ cli_agent_main (int argc, char **argv)
                     || cli_parse_pair (optarg, key, sizeof key, value,
                                        sizeof value)
                            == -1) {
-                    fprintf (stderr, "tether agent: bad --label '%s'\n", optarg);
+                    fprintf (stderr, "tether agent: bad --label '%s'\n",
+                             optarg);
                     return CLI_EXIT_USAGE;
                 }
                 labels[label_count++] = optarg;
@@ -191,6 +193,9 @@ cli_agent_main (int argc, char **argv)
                 break;
             case 't':
                 duration = &handler_timeout;
+                break;
+            case 'k':
+                duration = &keepalive;
                 break;
             case 'L':
                 if (tlog_level_parse (optarg, &level) == -1) {
@@ -234,11 +239,13 @@ cli_agent_main (int argc, char **argv)
     if (tether_agent_set_backoff (self.agent, backoff_initial, backoff_max, 2.0,
                                   TETHER_JITTER_FULL)
         == -1) {
-        fprintf (stderr, "tether agent: bad backoff (need 0 < initial <= max)\n");
+        fprintf (stderr,
+                 "tether agent: bad backoff (need 0 < initial <= max)\n");
         tether_agent_destroy (&self.agent);
         return CLI_EXIT_USAGE;
     }
     tether_agent_set_superseded_delay (self.agent, superseded);
+    tether_agent_set_keepalive (self.agent, keepalive);
     tether_agent_set_log (self.agent, (tether_log_level_t) level, NULL, NULL);
     for (size_t i = 0; i < label_count; i++) {
         char key[256], value[1024];

@@ -51,21 +51,23 @@ s_read_all (FILE *file, size_t *size_p)
 static void
 s_call_usage (FILE *out)
 {
-    fprintf (out,
-             "usage: tether call AGENT CALL [--data TEXT | --data-file F | -]\n"
-             "                  [--header k=v]... [--timeout 30s] [--edge host:port]\n"
-             "                  [--wait-for-agent 0s] [--json]\n"
-             "\n"
-             "Calls CALL on agent AGENT and writes the response payloads to\n"
-             "stdout as they arrive, raw.  '-' reads the payload from stdin.\n"
-             "  --json   one JSON object per message: {\"payload\": text} or\n"
-             "           {\"payload_base64\": ...} when not UTF-8 text, then a\n"
-             "           last {\"status\": ..., \"code\": ..., \"message\": ...}\n"
-             "Durations: 250ms, 5s, 2m, 1h (a bare number is seconds); a\n"
-             "timeout of 0 means none.\n"
-             "Exit code: 0 when the call ends OK, else 10 + the gRPC status\n"
-             "code (15 NOT_FOUND, 14 DEADLINE_EXCEEDED, 22 UNIMPLEMENTED, ...),\n"
-             "with the status and message on stderr; 1 local failure, 2 usage.\n");
+    fprintf (
+        out,
+        "usage: tether call AGENT CALL [--data TEXT | --data-file F | -]\n"
+        "                  [--header k=v]... [--timeout 30s] [--edge "
+        "host:port]\n"
+        "                  [--wait-for-agent 0s] [--json]\n"
+        "\n"
+        "Calls CALL on agent AGENT and writes the response payloads to\n"
+        "stdout as they arrive, raw.  '-' reads the payload from stdin.\n"
+        "  --json   one JSON object per message: {\"payload\": text} or\n"
+        "           {\"payload_base64\": ...} when not UTF-8 text, then a\n"
+        "           last {\"status\": ..., \"code\": ..., \"message\": ...}\n"
+        "Durations: 250ms, 5s, 2m, 1h (a bare number is seconds); a\n"
+        "timeout of 0 means none.\n"
+        "Exit code: 0 when the call ends OK, else 10 + the gRPC status\n"
+        "code (15 NOT_FOUND, 14 DEADLINE_EXCEEDED, 22 UNIMPLEMENTED, ...),\n"
+        "with the status and message on stderr; 1 local failure, 2 usage.\n");
 }
 
 int
@@ -105,8 +107,10 @@ cli_call_main (int argc, char **argv)
                     || cli_parse_pair (optarg, key, sizeof key, value,
                                        sizeof value)
                            == -1) {
-                    fprintf (stderr, "tether call: bad --header '%s' "
-                                     "(want key=value)\n", optarg);
+                    fprintf (stderr,
+                             "tether call: bad --header '%s' "
+                             "(want key=value)\n",
+                             optarg);
                     goto cleanup;
                 }
                 headers[header_count * 2] = strdup (key);
@@ -116,7 +120,8 @@ cli_call_main (int argc, char **argv)
             }
             case 't':
                 if (cli_parse_duration (optarg, &timeout_ms) == -1) {
-                    fprintf (stderr, "tether call: bad --timeout '%s'\n", optarg);
+                    fprintf (stderr, "tether call: bad --timeout '%s'\n",
+                             optarg);
                     goto cleanup;
                 }
                 break;
@@ -158,9 +163,7 @@ cli_call_main (int argc, char **argv)
     if (data) {
         size = strlen (data);
         payload = (uint8_t *) strdup (data);
-    }
-    else
-    if (data_file || from_stdin) {
+    } else if (data_file || from_stdin) {
         FILE *file = from_stdin ? stdin : fopen (data_file, "rb");
         if (file)
             payload = s_read_all (file, &size);
@@ -183,9 +186,9 @@ cli_call_main (int argc, char **argv)
         goto cleanup;
     }
     tether_client_set_wait_for_agent (client, wait_ms);
-    tether_call_t *call
-        = tether_client_call (client, agent_id, call_name, payload, size,
-                              (const char *const *) headers, timeout_ms);
+    tether_call_t *call =
+        tether_client_call (client, agent_id, call_name, payload, size,
+                            (const char *const *) headers, timeout_ms);
     free (payload);
     if (!call) {
         fprintf (stderr, "tether call: AGENT and CALL must not be empty\n");
@@ -199,14 +202,12 @@ cli_call_main (int argc, char **argv)
             if (cli_json_is_text (chunk, chunk_size)) {
                 fputs ("{\"payload\":", stdout);
                 cli_json_string (stdout, chunk, chunk_size);
-            }
-            else {
+            } else {
                 fputs ("{\"payload_base64\":", stdout);
                 cli_json_base64 (stdout, chunk, chunk_size);
             }
             printf (",\"size\":%zu}\n", chunk_size);
-        }
-        else
+        } else
             fwrite (chunk, 1, chunk_size, stdout);
         fflush (stdout);
     }
@@ -260,7 +261,8 @@ cli_agents_main (int argc, char **argv)
     bool json = false;
     int opt;
     optind = 1;
-    while ((opt = getopt_long (argc, argv, "p:l:e:t:jh", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "p:l:e:t:jh", options, NULL))
+           != -1) {
         switch (opt) {
             case 'p':
                 prefix = optarg;
@@ -268,8 +270,10 @@ cli_agents_main (int argc, char **argv)
             case 'l': {
                 char *end;
                 unsigned long value = strtoul (optarg, &end, 10);
-                if (*optarg == 0 || *end || *optarg == '-' || value > UINT32_MAX) {
-                    fprintf (stderr, "tether agents: bad --limit '%s'\n", optarg);
+                if (*optarg == 0 || *end || *optarg == '-'
+                    || value > UINT32_MAX) {
+                    fprintf (stderr, "tether agents: bad --limit '%s'\n",
+                             optarg);
                     return CLI_EXIT_USAGE;
                 }
                 limit = (uint32_t) value;
@@ -306,8 +310,8 @@ cli_agents_main (int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     int status;
-    tether_agents_t *agents
-        = tether_client_list_agents (client, prefix, limit, timeout_ms, &status);
+    tether_agents_t *agents =
+        tether_client_list_agents (client, prefix, limit, timeout_ms, &status);
     if (!agents) {
         fprintf (stderr, "tether agents: %s\n", tether_status_name (status));
         tether_client_destroy (&client);
@@ -336,8 +340,7 @@ cli_agents_main (int argc, char **argv)
                     (long long) since_ms, since,
                     tether_agents_in_flight (agents, i),
                     (unsigned long long) tether_agents_session (agents, i));
-        }
-        else
+        } else
             printf ("%-24s %-16s %-20s %9u %20llu  ", id, agent_edge, since,
                     tether_agents_in_flight (agents, i),
                     (unsigned long long) tether_agents_session (agents, i));
@@ -349,9 +352,9 @@ cli_agents_main (int argc, char **argv)
                     fputc (',', stdout);
                 cli_json_string (stdout, (const uint8_t *) key, strlen (key));
                 fputc (':', stdout);
-                cli_json_string (stdout, (const uint8_t *) value, strlen (value));
-            }
-            else
+                cli_json_string (stdout, (const uint8_t *) value,
+                                 strlen (value));
+            } else
                 printf ("%s%s=%s", l ? "," : "", key, value);
         }
         fputs (json ? "}}\n" : "\n", stdout);

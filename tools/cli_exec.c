@@ -30,21 +30,23 @@
 
 extern char **environ;
 
-struct _cli_exec_t {
-    char *dir;                  //  Handler directory
-    uint32_t timeout_ms;        //  Local bound per run, 0 = none
-    uint32_t grace_ms;          //  SIGTERM -> SIGKILL
-    pthread_mutex_t mutex;      //  Guards running
-    pthread_cond_t cond;        //  Signalled when running drops
-    size_t running;             //  Threads alive
+struct _cli_exec_t
+{
+    char *dir;             //  Handler directory
+    uint32_t timeout_ms;   //  Local bound per run, 0 = none
+    uint32_t grace_ms;     //  SIGTERM -> SIGKILL
+    pthread_mutex_t mutex; //  Guards running
+    pthread_cond_t cond;   //  Signalled when running drops
+    size_t running;        //  Threads alive
 };
 
-typedef struct {
-    cli_exec_t *exec;           //  Parent runner (outlives the job)
-    tether_request_t *request;  //  Owned
-    char *path;                 //  DIR/call
-    char **env;                 //  Environment for execve, owned
-    int wake_fd;                //  eventfd, written on cancel
+typedef struct
+{
+    cli_exec_t *exec;          //  Parent runner (outlives the job)
+    tether_request_t *request; //  Owned
+    char *path;                //  DIR/call
+    char **env;                //  Environment for execve, owned
+    int wake_fd;               //  eventfd, written on cancel
 } s_job_t;
 
 static int64_t
@@ -157,7 +159,8 @@ s_env_new (const char *agent_id, tether_request_t *request)
             n++;
         }
     env[n++] = s_env_entry ("TETHER_AGENT_ID", "", agent_id);
-    env[n++] = s_env_entry ("TETHER_REQUEST_ID", "", tether_request_id (request));
+    env[n++] =
+        s_env_entry ("TETHER_REQUEST_ID", "", tether_request_id (request));
     env[n++] = s_env_entry ("TETHER_CALL", "", tether_request_call (request));
     for (size_t i = 0; i < headers; i++) {
         const char *key, *value;
@@ -250,9 +253,9 @@ s_wait_child (pid_t pid, int pidfd, int wake_fd, int timeout_ms, int *status_p)
         struct pollfd items[2];
         nfds_t count = 0;
         if (pidfd >= 0)
-            items[count++] = (struct pollfd) {pidfd, POLLIN, 0};
+            items[count++] = (struct pollfd){pidfd, POLLIN, 0};
         if (wake_fd >= 0)
-            items[count++] = (struct pollfd) {wake_fd, POLLIN, 0};
+            items[count++] = (struct pollfd){wake_fd, POLLIN, 0};
         //  Without a pidfd, look again every 20 ms.
         if (pidfd < 0 && (wait_ms < 0 || wait_ms > 20))
             wait_ms = 20;
@@ -267,7 +270,7 @@ s_kill (cli_exec_t *self, pid_t pid, int pidfd, int *status_p)
 {
     kill (-pid, SIGTERM);
     if (s_wait_child (pid, pidfd, -1, (int) self->grace_ms, status_p) == 1) {
-        kill (-pid, SIGKILL);   //  Anything left in the group
+        kill (-pid, SIGKILL); //  Anything left in the group
         return;
     }
     kill (-pid, SIGKILL);
@@ -293,8 +296,8 @@ s_job_run (void *arg)
         goto cleanup;
     }
     int pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
-    tlog (TLOG_INFO, "handler started", "request=%s call=%s pid=%d",
-          quoted[0], quoted[1], (int) pid);
+    tlog (TLOG_INFO, "handler started", "request=%s call=%s pid=%d", quoted[0],
+          quoted[1], (int) pid);
 
     size_t payload_size;
     const uint8_t *payload = tether_request_payload (request, &payload_size);
@@ -304,7 +307,7 @@ s_job_run (void *arg)
         in_fd = -1;
     }
     int64_t until = self->timeout_ms ? s_now_ms () + self->timeout_ms : -1;
-    const char *stop_reason = NULL;     //  Why we kill, NULL = we don't
+    const char *stop_reason = NULL; //  Why we kill, NULL = we don't
     uint8_t buffer[65536];
     while (out_fd >= 0 && !stop_reason) {
         struct pollfd items[3] = {{out_fd, POLLIN, 0},
@@ -325,7 +328,8 @@ s_job_run (void *arg)
             break;
         }
         if (in_fd >= 0 && (items[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
-            ssize_t rc = write (in_fd, payload + written, payload_size - written);
+            ssize_t rc =
+                write (in_fd, payload + written, payload_size - written);
             if (rc > 0)
                 written += (size_t) rc;
             if ((rc < 0 && errno != EAGAIN && errno != EINTR)
@@ -339,9 +343,7 @@ s_job_run (void *arg)
             if (rc > 0) {
                 if (tether_request_send (request, buffer, (size_t) rc) == -1)
                     stop_reason = "response call ended";
-            }
-            else
-            if (rc == 0 || (errno != EAGAIN && errno != EINTR)) {
+            } else if (rc == 0 || (errno != EAGAIN && errno != EINTR)) {
                 close (out_fd);
                 out_fd = -1;
             }
@@ -355,14 +357,13 @@ s_job_run (void *arg)
         int rc = s_wait_child (pid, pidfd, job->wake_fd, wait_ms, &status);
         if (rc == 0)
             stop_reason = "timeout";
-        else
-        if (rc == 2)
+        else if (rc == 2)
             stop_reason = "cancelled";
     }
     if (stop_reason) {
-        tlog (TLOG_INFO, "killing handler", "request=%s call=%s pid=%d reason=%s",
-              quoted[0], quoted[1], (int) pid,
-              tlog_quote (stop_reason, quoted[1], sizeof quoted[1]));
+        tlog (TLOG_INFO, "killing handler",
+              "request=%s call=%s pid=%d reason=%s", quoted[0], quoted[1],
+              (int) pid, tlog_quote (stop_reason, quoted[1], sizeof quoted[1]));
         s_kill (self, pid, pidfd, &status);
     }
     if (pidfd >= 0)
@@ -375,11 +376,9 @@ s_job_run (void *arg)
     if (stop_reason && strcmp (stop_reason, "timeout") == 0)
         tether_request_end (&request, TETHER_DEADLINE_EXCEEDED,
                             "handler timed out");
-    else
-    if (stop_reason)
+    else if (stop_reason)
         tether_request_destroy (&request);
-    else
-    if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
+    else if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
         tether_request_end (&request, TETHER_OK, NULL);
     else {
         char message[64];
@@ -390,8 +389,7 @@ s_job_run (void *arg)
                 code = mapped;
             snprintf (message, sizeof message, "handler exited with %d",
                       WEXITSTATUS (status));
-        }
-        else
+        } else
             snprintf (message, sizeof message, "handler killed by signal %d",
                       WTERMSIG (status));
         tether_request_end (&request, code, message);
@@ -409,7 +407,9 @@ cleanup:
 }
 
 void
-cli_exec_start (cli_exec_t *self, const char *agent_id, tether_request_t **request_p)
+cli_exec_start (cli_exec_t *self,
+                const char *agent_id,
+                tether_request_t **request_p)
 {
     assert (self && request_p && *request_p);
     s_job_t *job = (s_job_t *) calloc (1, sizeof *job);

@@ -31,26 +31,22 @@ typedef struct _cli_exec_t cli_exec_t;
 //  each run (0 = no local bound); `grace_ms` is the wait between SIGTERM
 //  and SIGKILL.  Caller owns it.
 cli_exec_t *
-    cli_exec_new (const char *dir, uint32_t timeout_ms, uint32_t grace_ms);
+cli_exec_new (const char *dir, uint32_t timeout_ms, uint32_t grace_ms);
 
 //  Wait for running handlers to finish, then destroy.
-void
-    cli_exec_destroy (cli_exec_t **self_p);
+void cli_exec_destroy (cli_exec_t **self_p);
 
 //  Returns true when DIR/name is a valid handler name naming an executable
 //  regular file.
-bool
-    cli_exec_has (cli_exec_t *self, const char *name);
+bool cli_exec_has (cli_exec_t *self, const char *name);
 
 //  Run DIR/<call> for the request on a new thread.  Takes ownership of the
 //  request and sets *request_p to NULL; the thread ends it.
-void
-    cli_exec_start (cli_exec_t *self,
-                    const char *agent_id,
-                    tether_request_t **request_p);
+void cli_exec_start (cli_exec_t *self,
+                     const char *agent_id,
+                     tether_request_t **request_p);
 
 //  Number of handler threads running.  THREAD SAFETY: any thread.
-size_t
-    cli_exec_running (cli_exec_t *self);
+size_t cli_exec_running (cli_exec_t *self);
 
 #endif

@@ -23,20 +23,15 @@ cli_json_is_text (const uint8_t *data, size_t size)
             extra = 1;
             min = 0x80;
             code = c & 0x1f;
-        }
-        else
-        if ((c & 0xf0) == 0xe0) {
+        } else if ((c & 0xf0) == 0xe0) {
             extra = 2;
             min = 0x800;
             code = c & 0x0f;
-        }
-        else
-        if ((c & 0xf8) == 0xf0) {
+        } else if ((c & 0xf8) == 0xf0) {
             extra = 3;
             min = 0x10000;
             code = c & 0x07;
-        }
-        else
+        } else
             return false;
         if (i + extra >= size)
             return false;
@@ -87,8 +82,8 @@ cli_json_string (FILE *out, const uint8_t *data, size_t size)
 void
 cli_json_base64 (FILE *out, const uint8_t *data, size_t size)
 {
-    static const char alphabet[]
-        = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     fputc ('"', out);
     size_t i = 0;
     for (; i + 2 < size; i += 3) {

@@ -14,16 +14,13 @@
 #include <stdio.h>
 
 //  True when the bytes are valid UTF-8 without NUL bytes.
-bool
-    cli_json_is_text (const uint8_t *data, size_t size);
+bool cli_json_is_text (const uint8_t *data, size_t size);
 
 //  Write `size` bytes as a quoted JSON string (escaping quotes, backslash
 //  and control characters).  The bytes should be valid UTF-8.
-void
-    cli_json_string (FILE *out, const uint8_t *data, size_t size);
+void cli_json_string (FILE *out, const uint8_t *data, size_t size);
 
 //  Write `size` bytes as a quoted base64 string (RFC 4648, with padding).
-void
-    cli_json_base64 (FILE *out, const uint8_t *data, size_t size);
+void cli_json_base64 (FILE *out, const uint8_t *data, size_t size);
 
 #endif

@@ -20,14 +20,11 @@ cli_parse_duration (const char *text, uint32_t *ms_p)
     double scale;
     if (*end == 0 || strcmp (end, "s") == 0)
         scale = 1000;
-    else
-    if (strcmp (end, "ms") == 0)
+    else if (strcmp (end, "ms") == 0)
         scale = 1;
-    else
-    if (strcmp (end, "m") == 0)
+    else if (strcmp (end, "m") == 0)
         scale = 60000;
-    else
-    if (strcmp (end, "h") == 0)
+    else if (strcmp (end, "h") == 0)
         scale = 3600000;
     else
         return -1;

@@ -17,14 +17,12 @@
 //  a fraction) followed by "ms", "s", "m", "h" or nothing (seconds).
 //  Returns 0, or -1 for anything else, negative values, or more than
 //  UINT32_MAX ms.
-int
-    cli_parse_duration (const char *text, uint32_t *ms_p);
+int cli_parse_duration (const char *text, uint32_t *ms_p);
 
 //  Split "key=value" at the first '='.  Writes NUL-terminated copies into
 //  key (key_size bytes) and value (value_size bytes).  Returns 0, or -1
 //  when there is no '=', the key is empty, or a part does not fit.
-int
-    cli_parse_pair (const char *text,
+int cli_parse_pair (const char *text,
                     char *key,
                     size_t key_size,
                     char *value,
@@ -32,7 +30,6 @@ int
 
 //  True when `name` may name a handler file: 1..255 characters from
 //  [A-Za-z0-9._-], and not "." or "..".  No slash, so no path traversal.
-bool
-    cli_parse_handler_name (const char *name);
+bool cli_parse_handler_name (const char *name);
 
 #endif

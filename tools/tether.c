@@ -30,20 +30,21 @@ cli_default_edge (void)
 static void
 s_usage (FILE *out)
 {
-    fprintf (out,
-             "usage: tether COMMAND [OPTIONS]\n"
-             "\n"
-             "Commands:\n"
-             "  call AGENT CALL   call an agent through an edge, print the answer\n"
-             "  agents            list the agents connected to the gateway\n"
-             "  agent --id ID     run an agent (built-in calls echo, ping, info;\n"
-             "                    executables from --handlers DIR)\n"
-             "  health            check an edge's gRPC health service\n"
-             "\n"
-             "Run `tether COMMAND --help` for a command's options.  The edge\n"
-             "address defaults to $TETHER_EDGE, else 127.0.0.1:50051.\n"
-             "Exit codes: 0 ok, 1 local failure, 2 usage, 10 + gRPC status\n"
-             "(e.g. 14 DEADLINE_EXCEEDED, 15 NOT_FOUND, 24 UNAVAILABLE).\n");
+    fprintf (
+        out,
+        "usage: tether COMMAND [OPTIONS]\n"
+        "\n"
+        "Commands:\n"
+        "  call AGENT CALL   call an agent through an edge, print the answer\n"
+        "  agents            list the agents connected to the gateway\n"
+        "  agent --id ID     run an agent (built-in calls echo, ping, info;\n"
+        "                    executables from --handlers DIR)\n"
+        "  health            check an edge's gRPC health service\n"
+        "\n"
+        "Run `tether COMMAND --help` for a command's options.  The edge\n"
+        "address defaults to $TETHER_EDGE, else 127.0.0.1:50051.\n"
+        "Exit codes: 0 ok, 1 local failure, 2 usage, 10 + gRPC status\n"
+        "(e.g. 14 DEADLINE_EXCEEDED, 15 NOT_FOUND, 24 UNAVAILABLE).\n");
 }
 
 int

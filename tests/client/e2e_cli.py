@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -326,6 +327,31 @@ class CliTest(unittest.TestCase):
                 self.assertGreaterEqual(int(m.group(1)), 2500)
 
 
+    def test_rotation_across_edges(self):
+        #   A dead address first: the agent moves on to the live one.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = "127.0.0.1:%d" % s.getsockname()[1]
+        other = Edge()
+        self.procs.append(other)
+        aid = self.new_id()
+        agent = self.agent(aid, edge="%s,%s,%s" % (dead, self.edge.address,
+                                                 other.address))
+        self.connected(aid)
+        #   Stable (it carried a request), then its edge shuts down: the
+        #   agent goes to the next edge at once, without a backoff.
+        rc, out, err = tether("call", aid, "echo", "--data", "x", "--edge",
+                              self.edge.address)
+        self.assertEqual((rc, out), (0, b"x"), err)
+        self.edge.stop()
+        self.procs.remove(self.edge)
+        self.connected(aid, other)
+        agent.wait_line(r"edge went away.*retry_ms=0")
+        rc, out, err = tether("call", aid, "echo", "--data", "y", "--edge",
+                              other.address)
+        self.assertEqual((rc, out), (0, b"y"), err)
+        self.edge = other
+
     def test_example_agent(self):
         if not EXAMPLE:
             self.skipTest("no --example given")
@@ -362,7 +388,9 @@ def main():
     TETHER = args.tether
     EXAMPLE = args.example
     if args.edge_bin:
-        EDGE_CMD = [args.edge_bin]
+        #   No monitor socket: its fixed default port would collide when
+        #   two copies of the tests run at once.
+        EDGE_CMD = [args.edge_bin, "--monitor", ""]
     else:
         EDGE_CMD = ["/usr/bin/python3", args.fake]
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

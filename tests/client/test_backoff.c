@@ -21,8 +21,8 @@ test_rejects_bad_arguments (void **state)
 static void
 test_base_grows_and_caps (void **state)
 {
-    tether_backoff_t *backoff
-        = tether_backoff_new (100, 5000, 2.0, TETHER_JITTER_NONE, 1);
+    tether_backoff_t *backoff =
+        tether_backoff_new (100, 5000, 2.0, TETHER_JITTER_NONE, 1);
     assert_non_null (backoff);
     uint32_t expected[] = {100, 200, 400, 800, 1600, 3200, 5000, 5000};
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
@@ -40,8 +40,8 @@ test_base_grows_and_caps (void **state)
 static void
 test_full_jitter_bounds (void **state)
 {
-    tether_backoff_t *backoff
-        = tether_backoff_new (100, 3000, 1.5, TETHER_JITTER_FULL, 42);
+    tether_backoff_t *backoff =
+        tether_backoff_new (100, 3000, 1.5, TETHER_JITTER_FULL, 42);
     uint64_t sum = 0;
     for (uint32_t n = 1; n <= 2000; n++) {
         uint32_t base = tether_backoff_base (backoff, n);
@@ -60,8 +60,8 @@ test_full_jitter_bounds (void **state)
 static void
 test_equal_jitter_bounds (void **state)
 {
-    tether_backoff_t *backoff
-        = tether_backoff_new (200, 10000, 2.0, TETHER_JITTER_EQUAL, 7);
+    tether_backoff_t *backoff =
+        tether_backoff_new (200, 10000, 2.0, TETHER_JITTER_EQUAL, 7);
     for (uint32_t n = 1; n <= 500; n++) {
         uint32_t base = tether_backoff_base (backoff, n);
         uint32_t delay = tether_backoff_next (backoff);
@@ -73,9 +73,12 @@ test_equal_jitter_bounds (void **state)
 static void
 test_same_seed_same_schedule (void **state)
 {
-    tether_backoff_t *a = tether_backoff_new (100, 30000, 2.0, TETHER_JITTER_FULL, 99);
-    tether_backoff_t *b = tether_backoff_new (100, 30000, 2.0, TETHER_JITTER_FULL, 99);
-    tether_backoff_t *c = tether_backoff_new (100, 30000, 2.0, TETHER_JITTER_FULL, 100);
+    tether_backoff_t *a =
+        tether_backoff_new (100, 30000, 2.0, TETHER_JITTER_FULL, 99);
+    tether_backoff_t *b =
+        tether_backoff_new (100, 30000, 2.0, TETHER_JITTER_FULL, 99);
+    tether_backoff_t *c =
+        tether_backoff_new (100, 30000, 2.0, TETHER_JITTER_FULL, 100);
     int differ = 0;
     for (int i = 0; i < 50; i++) {
         uint32_t da = tether_backoff_next (a);
@@ -91,8 +94,8 @@ test_same_seed_same_schedule (void **state)
 static void
 test_floor_for_superseded (void **state)
 {
-    tether_backoff_t *backoff
-        = tether_backoff_new (100, 1000, 2.0, TETHER_JITTER_FULL, 5);
+    tether_backoff_t *backoff =
+        tether_backoff_new (100, 1000, 2.0, TETHER_JITTER_FULL, 5);
     for (int i = 0; i < 200; i++) {
         uint32_t delay = tether_backoff_next_at_least (backoff, 8000);
         //  Never below half the floor, never above it (the floor is larger

@@ -16,12 +16,13 @@
 static void
 test_handler_names (void **state)
 {
-    const char *good[] = {"echo", "a", "run.sh", "x-y_z.1", "..a", "a..",
-                          "...", "UPPER", "0"};
+    const char *good[] = {"echo", "a",   "run.sh", "x-y_z.1", "..a",
+                          "a..",  "...", "UPPER",  "0"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_true (cli_parse_handler_name (good[i]));
-    const char *bad[] = {"", ".", "..", "../x", "a/b", "/etc/passwd", "a b",
-                         "x;rm", "$(id)", "a\nb", "é", "a\\b", "~", "*"};
+    const char *bad[] = {"",    ".",    "..",    "../x", "a/b", "/etc/passwd",
+                         "a b", "x;rm", "$(id)", "a\nb", "é",   "a\\b",
+                         "~",   "*"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_false (cli_parse_handler_name (bad[i]));
     assert_false (cli_parse_handler_name (NULL));
@@ -51,8 +52,8 @@ test_durations (void **state)
     assert_int_equal (ms, 3600000);
     assert_int_equal (cli_parse_duration ("0", &ms), 0);
     assert_int_equal (ms, 0);
-    const char *bad[] = {"", "s", "-1s", "5x", "5 s", "1e10h", "nan", "inf",
-                         "+3"};
+    const char *bad[] = {"",      "s",   "-1s", "5x", "5 s",
+                         "1e10h", "nan", "inf", "+3"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal (cli_parse_duration (bad[i], &ms), -1);
     assert_int_equal (cli_parse_duration (NULL, &ms), -1);
@@ -62,7 +63,8 @@ static void
 test_pairs (void **state)
 {
     char key[8], value[8];
-    assert_int_equal (cli_parse_pair ("k=v", key, sizeof key, value, sizeof value), 0);
+    assert_int_equal (
+        cli_parse_pair ("k=v", key, sizeof key, value, sizeof value), 0);
     assert_string_equal (key, "k");
     assert_string_equal (value, "v");
     assert_int_equal (cli_parse_pair ("k=a=b", key, 8, value, 8), 0);
@@ -101,13 +103,16 @@ test_json (void **state)
     char *text = s_capture (cli_json_string, "a\"b\\c\nd\x01", 8);
     assert_string_equal (text, "\"a\\\"b\\\\c\\nd\\u0001\"");
     free (text);
-    const char *vectors[][2] = {{"", "\"\""},         {"f", "\"Zg==\""},
-                                {"fo", "\"Zm8=\""},   {"foo", "\"Zm9v\""},
+    const char *vectors[][2] = {{"", "\"\""},
+                                {"f", "\"Zg==\""},
+                                {"fo", "\"Zm8=\""},
+                                {"foo", "\"Zm9v\""},
                                 {"foob", "\"Zm9vYg==\""},
                                 {"fooba", "\"Zm9vYmE=\""},
                                 {"foobar", "\"Zm9vYmFy\""}};
     for (size_t i = 0; i < 7; i++) {
-        text = s_capture (cli_json_base64, vectors[i][0], strlen (vectors[i][0]));
+        text =
+            s_capture (cli_json_base64, vectors[i][0], strlen (vectors[i][0]));
         assert_string_equal (text, vectors[i][1]);
         free (text);
     }

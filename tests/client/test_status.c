@@ -38,7 +38,8 @@ test_exit_codes (void **state)
     //  Round trip, and codes the mapping never produces.
     for (int code = 0; code <= 16; code++)
         assert_int_equal (
-            tether_status_from_exit_code (tether_status_exit_code (code)), code);
+            tether_status_from_exit_code (tether_status_exit_code (code)),
+            code);
     assert_int_equal (tether_status_from_exit_code (1), -1);
     assert_int_equal (tether_status_from_exit_code (2), -1);
     assert_int_equal (tether_status_from_exit_code (10), -1);

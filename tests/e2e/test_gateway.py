@@ -161,6 +161,38 @@ class BasicScenarios:
         self.assertEqual(len(listed), 1)
         self.assertEqual(listed[0].session, info.session)
 
+    def test_superseded_request_survives_and_cancel_goes_to_newer(self):
+        agent_id = self.unique("handover")
+        old = self.agent(agent_id)
+        it = self.stub().AgentRequestPublish(
+            request(agent_id, "never", id="handover-1"), timeout=30,
+            wait_for_ready=True)
+        old.wait_request(1)
+        new = self.agent(agent_id, subscribe=False)
+        new.subscribe(wait=False)
+        code, details = old.wait_ended()
+        self.assertEqual(code, grpc.StatusCode.ABORTED, details)
+        #   The delivered request stays in flight under the newer session.
+        self.assertFalse(it.done(), "the request ended with its stream")
+        self.assertEqual(self.in_flight(new), 1)
+        #   A cancel notice for it goes to the newer stream.
+        it.cancel()
+        new.wait_cancel("handover-1")
+        self.wait_in_flight_zero(new)
+
+    def test_agent_leaving_fails_waiting_requests_fast(self):
+        a = self.agent()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            fut = pool.submit(call, self.stub(), a.agent_id, "never",
+                              timeout=30)
+            a.wait_request(1)
+            a.close()
+            r = fut.result(40)
+        #   Nobody is left to answer: UNAVAILABLE at once, long before the
+        #   10 s first-response deadline.
+        self.assertEqual(r.code, grpc.StatusCode.UNAVAILABLE, r)
+        self.assertLess(r.elapsed, 5.0, r)
+
     def test_list_agents(self):
         stem = self.unique("ls")
         before_ms = int(time.time() * 1000)

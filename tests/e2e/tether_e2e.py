@@ -23,9 +23,11 @@ polls with a bounded deadline.
 import argparse
 import atexit
 import os
+import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -121,6 +123,29 @@ def wait_until(predicate, timeout, interval=0.02, what="condition"):
         threading.Event().wait(min(interval, remaining))
 
 
+def pick_port():
+    """A TCP port on 127.0.0.1 that is free now, chosen at random below the
+    kernel's ephemeral range.  A router killed by a test is restarted on
+    the same port; outside the ephemeral range no other process's bind to
+    port 0 (edges, routers of a test run next to this one) can take it in
+    between.  Callers retry when the port was taken anyway."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(100):
+        port = random.randrange(10000, low) if low > 11000 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise AssertionError("no free port found")
+
+
 # --------------------------------------------------------------------------
 #  Processes
 
@@ -136,7 +161,7 @@ class Proc:
         self.lines = []
         self.cond = threading.Condition()
         self.eof = False
-        self.killed = False         # a test sent SIGKILL on purpose
+        self.expected_exit = False  # killed or failed on purpose
         self.forced = False         # stop() had to SIGKILL it
         self.log = open(self.log_path, "a", encoding="utf-8")
         self.log.write("$ %s\n" % " ".join(repr(a) if a == "" else a
@@ -197,7 +222,7 @@ class Proc:
     def signal(self, sig):
         if self.proc.poll() is None:
             if sig == signal.SIGKILL:
-                self.killed = True
+                self.expected_exit = True
             self.proc.send_signal(sig)
 
     def wait(self, timeout):
@@ -230,7 +255,7 @@ class Proc:
     def clean_exit(self):
         """True when the process exited 0, or died of a SIGKILL the test
         sent on purpose.  A sanitizer report or a crash makes it False."""
-        if self.killed:
+        if self.expected_exit:
             return True
         return not self.forced and self.proc.returncode == 0
 
@@ -284,42 +309,42 @@ class Gateway:
 
     #   -- router --
 
-    def start_router(self, port=None, monitor_port=None):
-        """Start tether-router.  Without ports it binds tcp://127.0.0.1:*
-        and reports the ports it got ("router listening" line), so there
-        is no race for a free port; with ports (a restart) it binds those.
-        Returns the Proc."""
-        bind = "tcp://127.0.0.1:%s" % (port or "*")
-        monitor = "tcp://127.0.0.1:%s" % (monitor_port or "*")
-        argv = [ROUTER_BIN, "--bind", bind, "--monitor", monitor] \
-            + self.core_args + self.router_args
-        proc = Proc("router-%d" % len(self.procs), argv, self.logdir)
-        self.procs.append(proc)
-        try:
-            m = proc.wait_line(r'msg="router listening".*router_port=(\d+)'
-                               r'.*monitor_port=(\d+)', 20)
-        except AssertionError:
-            proc.stop()
-            raise
-        self.router = proc
-        self.router_port, self.monitor_port = int(m.group(1)), \
-            int(m.group(2))
-        return proc
+    def start_router(self, port=None, monitor_port=None, attempts=10):
+        """Start tether-router on `port` and `monitor_port`, or on ports
+        picked by pick_port when None (retrying with new ones when a pick
+        was taken meanwhile).  Returns the Proc once it logs "router
+        listening"."""
+        for attempt in range(attempts):
+            rport = port or pick_port()
+            mport = monitor_port or pick_port()
+            argv = [ROUTER_BIN, "--bind", "tcp://127.0.0.1:%d" % rport,
+                    "--monitor", "tcp://127.0.0.1:%d" % mport] \
+                + self.core_args + self.router_args
+            proc = Proc("router-%d" % len(self.procs), argv, self.logdir)
+            self.procs.append(proc)
+            try:
+                proc.wait_line(r'msg="router listening"', 20)
+            except AssertionError:
+                if proc.alive() or attempt + 1 == attempts:
+                    proc.stop()
+                    raise
+                #   It could not bind: expected when a port was taken.
+                proc.stop()
+                proc.expected_exit = True
+                continue
+            self.router = proc
+            self.router_port, self.monitor_port = rport, mport
+            return proc
 
     def kill_router(self, sig=signal.SIGKILL):
         self.router.signal(sig)
         self.router.wait(10)
 
-    def restart_router(self, timeout=20):
+    def restart_router(self):
         """Start the router again on the same ports (the old one must be
-        dead).  Retries while the port is still held, within `timeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return self.start_router(self.router_port, self.monitor_port)
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
+        dead)."""
+        return self.start_router(self.router_port, self.monitor_port,
+                                 attempts=3)
 
     #   -- edges --
 
