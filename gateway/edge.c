@@ -44,15 +44,16 @@
 #include "router_actor.h"
 
 //  Requested calls kept posted per method.
-#define S_POSTED_PER_KIND   4
+#define S_POSTED_PER_KIND 4
 //  Events handled per wake-up before looking at the other sockets.
-#define S_BATCH             512
+#define S_BATCH 512
 
 //  What the CQ thread forwards for each event.
-typedef struct {
-    void *tag;                  //  the op, or &edge->shutdown_op
-    int ok;                     //  the event's success
-    int queue_shutdown;         //  1 = the last event: the queue is shut
+typedef struct
+{
+    void *tag;          //  the op, or &edge->shutdown_op
+    int ok;             //  the event's success
+    int queue_shutdown; //  1 = the last event: the queue is shut
 } s_event_t;
 
 static const gw_class_t *
@@ -100,18 +101,18 @@ gw_call_alloc (edge_t *edge, gw_kind_t kind, size_t size)
 }
 
 int
-gw_call_start (gw_call_t *self, gw_op_kind_t which, grpc_op *ops,
-               size_t count)
+gw_call_start (gw_call_t *self, gw_op_kind_t which, grpc_op *ops, size_t count)
 {
     assert (self->call);
     self->pending_ops++;
-    grpc_call_error rc = grpc_call_start_batch (self->call, ops, count,
-                                                &self->ops[which], NULL);
+    grpc_call_error rc =
+        grpc_call_start_batch (self->call, ops, count, &self->ops[which], NULL);
     if (rc != GRPC_CALL_OK) {
         self->pending_ops--;
-        tlog (TLOG_WARN, "batch refused", "call=%s handle=%" PRIu64
-              " op=%d error=\"%s\"", s_class (self->kind)->name,
-              self->handle, (int) which, grpc_call_error_to_string (rc));
+        tlog (TLOG_WARN, "batch refused",
+              "call=%s handle=%" PRIu64 " op=%d error=\"%s\"",
+              s_class (self->kind)->name, self->handle, (int) which,
+              grpc_call_error_to_string (rc));
         return -1;
     }
     return 0;
@@ -126,13 +127,15 @@ gw_call_post_close (gw_call_t *self)
     op.data.recv_close_on_server.cancelled = &self->cancelled;
     int rc = gw_call_start (self, GW_OP_CLOSE, &op, 1);
     if (rc)
-        self->closed = true;        //  nothing will tell us more
+        self->closed = true; //  nothing will tell us more
     return rc;
 }
 
 int
-gw_call_finish (gw_call_t *self, grpc_status_code status,
-                const char *message, grpc_byte_buffer **message_p)
+gw_call_finish (gw_call_t *self,
+                grpc_status_code status,
+                const char *message,
+                grpc_byte_buffer **message_p)
 {
     if (self->finish_started) {
         if (message_p && *message_p) {
@@ -157,12 +160,11 @@ gw_call_finish (gw_call_t *self, grpc_status_code status,
         ops[n].data.send_message.send_message = self->last_buf;
         n++;
     }
-    grpc_slice details = grpc_slice_from_copied_string (message ? message
-                                                                : "");
+    grpc_slice details = grpc_slice_from_copied_string (message ? message : "");
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = status;
-    ops[n].data.send_status_from_server.status_details
-        = message && *message ? &details : NULL;
+    ops[n].data.send_status_from_server.status_details =
+        message && *message ? &details : NULL;
     n++;
     int rc = gw_call_start (self, GW_OP_FINISH, ops, n);
     grpc_slice_unref (details);
@@ -199,8 +201,7 @@ gw_byte_buffer_from_frame (zframe_t **frame_p)
     if (zframe_size (frame) == 0) {
         slice = grpc_empty_slice ();
         zframe_destroy (&frame);
-    }
-    else
+    } else
         slice = grpc_slice_new_with_user_data (
             zframe_data (frame), zframe_size (frame), s_frame_release, frame);
     grpc_byte_buffer *buffer = grpc_raw_byte_buffer_create (&slice, 1);
@@ -263,8 +264,8 @@ gw_call_take_message (gw_call_t *self)
     zframe_t *frame = NULL;
     if (grpc_byte_buffer_reader_init (&reader, self->recv_buf)) {
         grpc_slice all = grpc_byte_buffer_reader_readall (&reader);
-        frame = zframe_new (GRPC_SLICE_START_PTR (all),
-                            GRPC_SLICE_LENGTH (all));
+        frame =
+            zframe_new (GRPC_SLICE_START_PTR (all), GRPC_SLICE_LENGTH (all));
         assert (frame);
         grpc_slice_unref (all);
         grpc_byte_buffer_reader_destroy (&reader);
@@ -329,7 +330,7 @@ s_random_bytes (void *buf, size_t size)
         }
         got += (size_t) n;
     }
-    for (; got < size; got++)   //  no getrandom: still never all zero
+    for (; got < size; got++) //  no getrandom: still never all zero
         out[got] = (uint8_t) randof (256);
 }
 
@@ -452,8 +453,9 @@ s_handle_router_msg (edge_t *self, zmsg_t **msg_p, int64_t now)
     switch (env->command) {
         case WIRE__COMMAND__WELCOME:
             if (self->rs.incarnation != env->incarnation)
-                tlog (TLOG_INFO, "router joined", "router=%s incarnation=%"
-                      PRIx64, self->router_endpoint, env->incarnation);
+                tlog (TLOG_INFO, "router joined",
+                      "router=%s incarnation=%" PRIx64, self->router_endpoint,
+                      env->incarnation);
             self->rs.incarnation = env->incarnation;
             break;
         case WIRE__COMMAND__PONG:
@@ -463,10 +465,8 @@ s_handle_router_msg (edge_t *self, zmsg_t **msg_p, int64_t now)
                 if (now - self->hello_sent_at
                     >= (int64_t) self->cfg->router_liveness_ms)
                     s_router_reset (self, "unknown-edge");
-            }
-            else
-            if (self->rs.incarnation
-                && self->rs.incarnation != env->incarnation)
+            } else if (self->rs.incarnation
+                       && self->rs.incarnation != env->incarnation)
                 s_router_reset (self, "new-incarnation");
             self->rs.incarnation = env->incarnation;
             break;
@@ -487,17 +487,15 @@ s_handle_router_msg (edge_t *self, zmsg_t **msg_p, int64_t now)
             edge_list_router (self, env, &payload);
             break;
         case WIRE__COMMAND__FINISH: {
-            gw_call_t *call = (gw_call_t *) zhashx_lookup (self->calls,
-                                                           &env->handle);
+            gw_call_t *call =
+                (gw_call_t *) zhashx_lookup (self->calls, &env->handle);
             if (!call)
                 break;
             if (call->kind == GW_PUBLISH)
                 edge_publish_router (self, env, &payload);
-            else
-            if (call->kind == GW_RESPOND)
+            else if (call->kind == GW_RESPOND)
                 edge_respond_router (self, env, &payload);
-            else
-            if (call->kind == GW_LIST)
+            else if (call->kind == GW_LIST)
                 edge_list_router (self, env, &payload);
             break;
         }
@@ -562,14 +560,11 @@ s_handle_event (edge_t *self, void *tag, int ok)
         call->handle = ++self->next_handle;
         zhashx_insert (self->calls, &call->handle, call);
         if (self->stopping || gw_call_post_close (call)) {
-            gw_call_abort (call, GRPC_STATUS_UNAVAILABLE,
-                           "edge shutting down");
+            gw_call_abort (call, GRPC_STATUS_UNAVAILABLE, "edge shutting down");
             call->done = true;
-        }
-        else
+        } else
             s_class (call->kind)->arrived (call);
-    }
-    else {
+    } else {
         if (op == GW_OP_CLOSE)
             call->closed = true;
         s_class (call->kind)->completed (call, op, ok != 0);
@@ -617,8 +612,7 @@ s_pump (void *args)
     while (true) {
         grpc_event ev = grpc_completion_queue_next (
             self->cq, gpr_inf_future (GPR_CLOCK_REALTIME), NULL);
-        s_event_t out = {ev.tag, ev.success,
-                         ev.type == GRPC_QUEUE_SHUTDOWN};
+        s_event_t out = {ev.tag, ev.success, ev.type == GRPC_QUEUE_SHUTDOWN};
         if (ev.type == GRPC_QUEUE_TIMEOUT)
             continue;
         while (zmq_send (sock, &out, sizeof out, 0) == -1 && errno == EINTR)
@@ -677,7 +671,8 @@ s_start_server (edge_t *self)
     self->server = grpc_server_create (&channel_args, NULL);
     grpc_server_register_completion_queue (self->server, self->cq, NULL);
 
-    const struct {
+    const struct
+    {
         gw_kind_t kind;
         const char *method;
         grpc_server_register_method_payload_handling payload;
@@ -699,13 +694,14 @@ s_start_server (edge_t *self)
         assert (self->methods[methods[i].kind]);
     }
     grpc_server_credentials *creds = grpc_insecure_server_credentials_create ();
-    self->port = grpc_server_add_http2_port (self->server, cfg->listen,
-                                             creds);
+    self->port = grpc_server_add_http2_port (self->server, cfg->listen, creds);
     grpc_server_credentials_release (creds);
     if (self->port == 0) {
-        tlog (TLOG_ERROR, "cannot listen", "listen=%s reason=\"address in "
-              "use or not valid\"", cfg->listen);
-        grpc_server_destroy (self->server);     //  never started
+        tlog (TLOG_ERROR, "cannot listen",
+              "listen=%s reason=\"address in "
+              "use or not valid\"",
+              cfg->listen);
+        grpc_server_destroy (self->server); //  never started
         self->server = NULL;
         return -1;
     }
@@ -746,7 +742,8 @@ s_start_router (edge_t *self)
     if (!self->router) {
         tlog (TLOG_ERROR, "cannot start the embedded router",
               "monitor=%s hint=\"is the monitor port in use? pass "
-              "--monitor '' or another endpoint\"", cfg->monitor);
+              "--monitor '' or another endpoint\"",
+              cfg->monitor);
         return -1;
     }
     return 0;
@@ -761,7 +758,7 @@ s_connect_router (edge_t *self)
     uint64_t a = s_random_u64 (), b = s_random_u64 ();
     memcpy (routing_id, &a, 8);
     memcpy (routing_id + 8, &b, 8);
-    routing_id[0] |= 0x80;      //  ids starting with 0 are reserved
+    routing_id[0] |= 0x80; //  ids starting with 0 are reserved
     zmq_setsockopt (zsock_resolve (self->dealer), ZMQ_ROUTING_ID, routing_id,
                     sizeof routing_id);
     zsock_set_sndhwm (self->dealer, 100000);
@@ -789,10 +786,11 @@ s_set_edge_id (edge_t *self)
     }
     const char *colon = strrchr (self->listen, ':');
     size_t host_len = (size_t) (colon - self->listen);
-    bool wildcard = host_len == 0
-                 || (host_len == 7 && memcmp (self->listen, "0.0.0.0", 7) == 0)
-                 || (host_len == 4 && memcmp (self->listen, "[::]", 4) == 0)
-                 || (host_len == 2 && memcmp (self->listen, "::", 2) == 0);
+    bool wildcard =
+        host_len == 0
+        || (host_len == 7 && memcmp (self->listen, "0.0.0.0", 7) == 0)
+        || (host_len == 4 && memcmp (self->listen, "[::]", 4) == 0)
+        || (host_len == 2 && memcmp (self->listen, "::", 2) == 0);
     char host[256] = "";
     if (wildcard && gethostname (host, sizeof host - 1) == 0 && *host)
         snprintf (self->edge_id, sizeof self->edge_id, "%s%s", host, colon);
@@ -854,7 +852,7 @@ edge_new (const edge_config_t *cfg)
 
     s_set_edge_id (self);
     int64_t now = zclock_mono ();
-    self->rs.alive = true;          //  until the liveness window says not
+    self->rs.alive = true; //  until the liveness window says not
     self->rs.last_heard = now;
     self->next_ping = now + cfg->embedded.core.heartbeat_ms;
     s_send_hello (self);
@@ -862,15 +860,22 @@ edge_new (const edge_config_t *cfg)
     tlog (TLOG_INFO, "edge listening",
           "listen=%s router=%s monitor=%s edge=%s max_message_size=%" PRIu32,
           self->listen, self->router ? "embedded" : self->router_endpoint,
-          self->router && *cfg->monitor ? cfg->monitor : "none",
-          self->edge_id, cfg->embedded.core.max_payload_bytes);
-    if (self->router)
+          self->router && *cfg->monitor ? cfg->monitor : "none", self->edge_id,
+          cfg->embedded.core.max_payload_bytes);
+    if (self->router) {
+        //  A reachable address for the hint: loopback for a wildcard.
+        char target[300];
+        const char *colon = strrchr (self->listen, ':');
+        if (strncmp (self->listen, "0.0.0.0:", 8) == 0
+            || strncmp (self->listen, "[::]:", 5) == 0)
+            snprintf (target, sizeof target, "127.0.0.1%s", colon);
+        else
+            snprintf (target, sizeof target, "%s", self->listen);
         tlog (TLOG_INFO, "try it",
-              "agent=\"grpcurl -plaintext -d '{\\\"agent_id\\\":\\\"dev-1\\\"}' "
-              "%s tether.v1.AgentGateway/AgentRequestSubscribe\" "
-              "list=\"grpcurl -plaintext %s tether.v1.AgentGateway/"
-              "ListAgents\"",
-              self->listen, self->listen);
+              "agent=\"tether agent --id dev-1 --edge %s\" "
+              "call=\"tether call dev-1 echo --data hello --edge %s\"",
+              target, target);
+    }
     return self;
 }
 
@@ -891,7 +896,7 @@ s_begin_stop (edge_t *self, const char *why)
     self->stopping = true;
     grpc_server_shutdown_and_notify (self->server, self->cq,
                                      &self->shutdown_op);
-    edge_subscribe_router_reset (self);     //  no more lingering
+    edge_subscribe_router_reset (self); //  no more lingering
     gw_call_t *call = (gw_call_t *) zhashx_first (self->calls);
     while (call) {
         s_class (call->kind)->fail (call, "edge shutting down", false);
@@ -970,8 +975,8 @@ edge_run (edge_t *self)
                 if (!self->stopping) {
                     s_begin_stop (self, info.ssi_signo == SIGINT ? "SIGINT"
                                                                  : "SIGTERM");
-                    stop_deadline = zclock_mono ()
-                                  + self->cfg->shutdown_grace_ms;
+                    stop_deadline =
+                        zclock_mono () + self->cfg->shutdown_grace_ms;
                 }
             }
         }

@@ -77,8 +77,8 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
         {"edge/monitor", "TETHER_MONITOR", "--monitor", TCONFIG_STRING,
          &cfg->monitor, 0, 0,
          "embedded router's monitor PUB endpoint; empty = none"},
-        {"edge/name", "TETHER_NAME", "--name", TCONFIG_STRING, &cfg->name, 0,
-         0, "edge id shown in ListAgents; empty = the listen address"},
+        {"edge/name", "TETHER_NAME", "--name", TCONFIG_STRING, &cfg->name, 0, 0,
+         "edge id shown in ListAgents; empty = the listen address"},
         {"edge/log_level", "TETHER_LOG_LEVEL", "--log-level", TCONFIG_STRING,
          &cfg->log_level, 0, 0, "debug, info, warn, error or off"},
         {"edge/max_agents", "TETHER_EDGE_MAX_AGENTS", "--max-agents",
@@ -87,12 +87,10 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
         {"edge/queue_depth", "TETHER_QUEUE_DEPTH", "--queue-depth",
          TCONFIG_UINT, &cfg->queue_depth, 1, 1000000,
          "requests queued per agent stream before RESOURCE_EXHAUSTED"},
-        {"edge/window", "TETHER_WINDOW", "--window", TCONFIG_UINT,
-         &cfg->window, 1, 65536,
-         "response messages in flight per client call (credit)"},
-        {"edge/router_liveness", "TETHER_ROUTER_LIVENESS",
-         "--router-liveness", TCONFIG_DURATION, &cfg->router_liveness_ms, 100,
-         3600u * 1000u,
+        {"edge/window", "TETHER_WINDOW", "--window", TCONFIG_UINT, &cfg->window,
+         1, 65536, "response messages in flight per client call (credit)"},
+        {"edge/router_liveness", "TETHER_ROUTER_LIVENESS", "--router-liveness",
+         TCONFIG_DURATION, &cfg->router_liveness_ms, 100, 3600u * 1000u,
          "no answer from the router this long: fail in-flight client calls"},
         {"edge/shutdown_grace", "TETHER_SHUTDOWN_GRACE", "--shutdown-grace",
          TCONFIG_DURATION, &cfg->shutdown_grace_ms, 0, 600u * 1000u,
@@ -102,8 +100,8 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
     for (size_t i = 0; i < sizeof own / sizeof own[0] && n < max; i++)
         options[n++] = own[i];
     tconfig_option_t core[S_MAX_OPTIONS];
-    size_t count = router_config_core_options (&cfg->embedded, core,
-                                               S_MAX_OPTIONS);
+    size_t count =
+        router_config_core_options (&cfg->embedded, core, S_MAX_OPTIONS);
     for (size_t i = 0; i < count && n < max; i++)
         if (!core[i].flag || strcmp (core[i].flag, "--max-agents") != 0)
             options[n++] = core[i];
@@ -115,13 +113,17 @@ static bool
 s_endpoint_ok (const char *endpoint)
 {
     return strncmp (endpoint, "tcp://", 6) == 0
-        || strncmp (endpoint, "ipc://", 6) == 0
-        || strncmp (endpoint, "inproc://", 9) == 0;
+           || strncmp (endpoint, "ipc://", 6) == 0
+           || strncmp (endpoint, "inproc://", 9) == 0;
 }
 
 int
-edge_config_load (edge_config_t *cfg, int argc, char **argv, bool *help,
-                  char *err, size_t err_size)
+edge_config_load (edge_config_t *cfg,
+                  int argc,
+                  char **argv,
+                  bool *help,
+                  char *err,
+                  size_t err_size)
 {
     assert (cfg);
     tconfig_option_t options[S_MAX_OPTIONS];

@@ -19,8 +19,9 @@
 
 #define S_SERVICE "tether.v1.AgentGateway"
 
-typedef struct {
-    gw_call_t base;             //  common header, first
+typedef struct
+{
+    gw_call_t base; //  common header, first
 } gw_small_t;
 
 //  Read a varint at *pos.  Returns 0, or -1 when truncated or too long.
@@ -95,17 +96,17 @@ s_health_arrived (gw_call_t *call)
                         "a HealthCheckRequest message is expected", NULL);
         return;
     }
-    bool known = len == 0
-              || (len == strlen (S_SERVICE)
-                  && memcmp (service, S_SERVICE, len) == 0);
+    bool known =
+        len == 0
+        || (len == strlen (S_SERVICE) && memcmp (service, S_SERVICE, len) == 0);
     zframe_destroy (&frame);
     if (!known) {
         gw_call_finish (call, GRPC_STATUS_NOT_FOUND, "unknown service", NULL);
         return;
     }
     byte answer[2] = {0x08, gw_router_alive (call->edge) ? 1 : 2};
-    grpc_slice slice = grpc_slice_from_copied_buffer ((const char *) answer,
-                                                      sizeof answer);
+    grpc_slice slice =
+        grpc_slice_from_copied_buffer ((const char *) answer, sizeof answer);
     grpc_byte_buffer *message = grpc_raw_byte_buffer_create (&slice, 1);
     grpc_slice_unref (slice);
     gw_call_finish (call, GRPC_STATUS_OK, NULL, &message);
@@ -123,8 +124,7 @@ s_unknown_arrived (gw_call_t *call)
 
 static void
 s_completed (gw_call_t *call, gw_op_kind_t op, bool ok)
-{
-}
+{}
 
 static void
 s_fail (gw_call_t *call, const char *reason, bool forget)
@@ -134,12 +134,11 @@ s_fail (gw_call_t *call, const char *reason, bool forget)
 
 static void
 s_cleanup (gw_call_t *call)
-{
-}
+{}
 
-const gw_class_t edge_health_class = {
-    "health", sizeof (gw_small_t), s_health_arrived, s_completed, s_fail,
-    s_cleanup};
+const gw_class_t edge_health_class = {"health",         sizeof (gw_small_t),
+                                      s_health_arrived, s_completed,
+                                      s_fail,           s_cleanup};
 
 const gw_class_t edge_unknown_class = {
     "unknown", sizeof (gw_small_t), s_unknown_arrived, s_completed, s_fail,

@@ -2,10 +2,12 @@
     edge_internal - what the edge's files share: the edge, the call header
 
     Every gRPC call the edge terminates is one struct per call type
-    (edge_subscribe.c, edge_publish.c, edge_respond.c, edge_list.c), each
-    starting with the common header gw_call_t.  Completion-queue tags are
-    the addresses of the gw_op_t entries embedded in that header; the owner
-    thread recovers the call with gw_call_of (container_of).
+    (edge_subscribe.c, edge_publish.c, edge_respond.c, edge_list.c,
+    edge_health.c), each starting with the common header gw_call_t.
+    Completion-queue tags are the addresses of the gw_op_t entries embedded
+    in that header; the owner thread recovers the call with gw_call_of
+    (container_of).  Every accepted call has RECV_CLOSE_ON_SERVER posted
+    alone first (edge.c); its completion sets `done`.
 
     Invariants:
     - Only the owner thread reads or writes a call, and only it starts
@@ -28,6 +30,7 @@
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
 #include <czmq.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 

@@ -9,9 +9,10 @@
 
 #include <string.h>
 
-typedef struct {
-    gw_call_t base;             //  common header, first
-    bool router_knows;          //  LIST sent, no answer yet
+typedef struct
+{
+    gw_call_t base;    //  common header, first
+    bool router_knows; //  LIST sent, no answer yet
 } gw_list_t;
 
 static void
@@ -60,8 +61,7 @@ s_fail (gw_call_t *call, const char *reason, bool forget)
 
 static void
 s_cleanup (gw_call_t *call)
-{
-}
+{}
 
 const gw_class_t edge_list_class = {
     "list", sizeof (gw_list_t), s_arrived, s_completed, s_fail, s_cleanup};
@@ -77,9 +77,7 @@ edge_list_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
     if (env->command == WIRE__COMMAND__AGENTS && *payload_p) {
         grpc_byte_buffer *message = gw_byte_buffer_from_frame (payload_p);
         gw_call_finish (call, GRPC_STATUS_OK, NULL, &message);
-    }
-    else
-    if (env->command == WIRE__COMMAND__FINISH)
+    } else if (env->command == WIRE__COMMAND__FINISH)
         gw_call_finish (call,
                         env->status > 0 && env->status <= 16
                             ? (grpc_status_code) env->status

@@ -22,15 +22,16 @@
 #include <inttypes.h>
 #include <string.h>
 
-typedef struct {
-    gw_call_t base;             //  common header, first
-    char *request_id;           //  owned
-    char *agent_id;             //  owned
-    zlistx_t *queue;            //  zframe_t * AgentResponse bytes; owned
-    bool router_knows;          //  PUBLISH sent and no FINISH yet
-    bool finish_pending;        //  FINISH came; write the queue, then end
-    grpc_status_code status;    //  from FINISH
-    char *message;              //  from FINISH; owned
+typedef struct
+{
+    gw_call_t base;          //  common header, first
+    char *request_id;        //  owned
+    char *agent_id;          //  owned
+    zlistx_t *queue;         //  zframe_t * AgentResponse bytes; owned
+    bool router_knows;       //  PUBLISH sent and no FINISH yet
+    bool finish_pending;     //  FINISH came; write the queue, then end
+    grpc_status_code status; //  from FINISH
+    char *message;           //  from FINISH; owned
 } gw_publish_t;
 
 static char *
@@ -45,13 +46,12 @@ static void
 s_log_failure (gw_publish_t *self, int status, const char *message)
 {
     char request[128], agent[128], text[256];
-    tlog (TLOG_INFO, "request failed",
-          "request=%s agent=%s status=%d message=%s",
-          tlog_quote (self->request_id ? self->request_id : "", request,
-                      sizeof request),
-          tlog_quote (self->agent_id ? self->agent_id : "", agent,
-                      sizeof agent),
-          status, tlog_quote (message ? message : "", text, sizeof text));
+    tlog (
+        TLOG_INFO, "request failed", "request=%s agent=%s status=%d message=%s",
+        tlog_quote (self->request_id ? self->request_id : "", request,
+                    sizeof request),
+        tlog_quote (self->agent_id ? self->agent_id : "", agent, sizeof agent),
+        status, tlog_quote (message ? message : "", text, sizeof text));
 }
 
 static void
@@ -115,9 +115,9 @@ s_timeout_ms (gw_call_t *call)
     gpr_timespec deadline = call->deadline;
     if (gpr_time_cmp (deadline, gpr_inf_future (deadline.clock_type)) == 0)
         return 0;
-    gpr_timespec left = gpr_time_sub (
-        gpr_convert_clock_type (deadline, GPR_CLOCK_MONOTONIC),
-        gpr_now (GPR_CLOCK_MONOTONIC));
+    gpr_timespec left =
+        gpr_time_sub (gpr_convert_clock_type (deadline, GPR_CLOCK_MONOTONIC),
+                      gpr_now (GPR_CLOCK_MONOTONIC));
     int64_t ms = (int64_t) left.tv_sec * 1000 + left.tv_nsec / 1000000;
     if (ms < 1)
         ms = 1;
@@ -133,7 +133,8 @@ s_arrived (gw_call_t *call)
     edge_t *edge = call->edge;
     self->queue = zlistx_new ();
     assert (self->queue);
-    zlistx_set_destructor (self->queue, (zlistx_destructor_fn *) zframe_destroy);
+    zlistx_set_destructor (self->queue,
+                           (zlistx_destructor_fn *) zframe_destroy);
 
     zframe_t *frame = gw_call_take_message (call);
     Tether__V1__AgentRequest *req = NULL;
@@ -253,9 +254,9 @@ s_cleanup (gw_call_t *call)
     free (self->message);
 }
 
-const gw_class_t edge_publish_class = {
-    "publish", sizeof (gw_publish_t), s_arrived, s_completed, s_fail,
-    s_cleanup};
+const gw_class_t edge_publish_class = {"publish", sizeof (gw_publish_t),
+                                       s_arrived, s_completed,
+                                       s_fail,    s_cleanup};
 
 //  True when an AgentResponse carries only a status (no payload): FINISH
 //  brings that status, so the message need not be written.
@@ -305,8 +306,8 @@ edge_publish_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
             self->router_knows = false;
             self->finish_pending = true;
             self->status = env->status >= 0 && env->status <= 16
-                             ? (grpc_status_code) env->status
-                             : GRPC_STATUS_UNKNOWN;
+                               ? (grpc_status_code) env->status
+                               : GRPC_STATUS_UNKNOWN;
             self->message = s_strdup (env->message);
             if (self->status != GRPC_STATUS_OK)
                 s_log_failure (self, self->status, self->message);

@@ -24,24 +24,26 @@
 #include <inttypes.h>
 #include <string.h>
 
-typedef enum {
-    RESP_FIRST = 1,             //  reading the first message for its id
-    RESP_BINDING,               //  BIND sent
-    RESP_BOUND,                 //  relaying
-    RESP_ENDING                 //  the agent's call is being ended
+typedef enum
+{
+    RESP_FIRST = 1, //  reading the first message for its id
+    RESP_BINDING,   //  BIND sent
+    RESP_BOUND,     //  relaying
+    RESP_ENDING     //  the agent's call is being ended
 } resp_state_t;
 
-typedef struct {
-    gw_call_t base;             //  common header, first
-    resp_state_t state;         //  see above
-    char *request_id;           //  owned
-    zframe_t *first;            //  first message, kept until BOUND; owned
-    uint32_t credit;            //  messages we may still read
-    bool recv_busy;             //  a RECV_MESSAGE is in flight
-    bool router_knows;          //  BIND sent; no END sent, no FINISH came
-    bool eof;                   //  a NULL read: ending OK to learn why
-    bool finish_done;           //  the ending batch completed
-    bool finish_ok;             //  ... successfully
+typedef struct
+{
+    gw_call_t base;     //  common header, first
+    resp_state_t state; //  see above
+    char *request_id;   //  owned
+    zframe_t *first;    //  first message, kept until BOUND; owned
+    uint32_t credit;    //  messages we may still read
+    bool recv_busy;     //  a RECV_MESSAGE is in flight
+    bool router_knows;  //  BIND sent; no END sent, no FINISH came
+    bool eof;           //  a NULL read: ending OK to learn why
+    bool finish_done;   //  the ending batch completed
+    bool finish_ok;     //  ... successfully
 } gw_respond_t;
 
 static char *
@@ -64,8 +66,8 @@ static void
 s_end_call (gw_respond_t *self, grpc_status_code status, const char *message)
 {
     self->state = RESP_ENDING;
-    grpc_byte_buffer *empty = status == GRPC_STATUS_OK ? s_empty_message ()
-                                                       : NULL;
+    grpc_byte_buffer *empty =
+        status == GRPC_STATUS_OK ? s_empty_message () : NULL;
     gw_call_finish (&self->base, status, message, &empty);
 }
 
@@ -210,7 +212,7 @@ s_received (gw_respond_t *self)
                 NULL, zframe_size (frame), zframe_data (frame));
         if (!resp || !*resp->request_id) {
             s_end_call (self, GRPC_STATUS_INVALID_ARGUMENT,
-                        !frame ? "no x-request-id metadata and no message"
+                        !frame  ? "no x-request-id metadata and no message"
                         : !resp ? "an AgentResponse message is expected"
                                 : "request id missing: set x-request-id "
                                   "metadata or request_id on the first "
@@ -286,9 +288,9 @@ s_cleanup (gw_call_t *call)
     zframe_destroy (&self->first);
 }
 
-const gw_class_t edge_respond_class = {
-    "respond", sizeof (gw_respond_t), s_arrived, s_completed, s_fail,
-    s_cleanup};
+const gw_class_t edge_respond_class = {"respond", sizeof (gw_respond_t),
+                                       s_arrived, s_completed,
+                                       s_fail,    s_cleanup};
 
 void
 edge_respond_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
@@ -314,15 +316,14 @@ edge_respond_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
                 break;
             self->router_knows = false;
             grpc_status_code code = env->status >= 0 && env->status <= 16
-                                      ? (grpc_status_code) env->status
-                                      : GRPC_STATUS_UNKNOWN;
+                                        ? (grpc_status_code) env->status
+                                        : GRPC_STATUS_UNKNOWN;
             if (code != GRPC_STATUS_OK) {
                 char request[128], text[256];
                 tlog (TLOG_INFO, "response refused",
                       "request=%s status=%d message=%s",
                       tlog_quote (self->request_id, request, sizeof request),
-                      (int) code,
-                      tlog_quote (env->message, text, sizeof text));
+                      (int) code, tlog_quote (env->message, text, sizeof text));
             }
             s_end_call (self, code, env->message);
             break;

@@ -23,23 +23,25 @@
 #include <inttypes.h>
 #include <string.h>
 
-typedef enum {
-    SUB_PENDING = 1,            //  SUBSCRIBE sent, no session yet
-    SUB_LIVE,                   //  the router gave a session
-    SUB_ENDED                   //  the stream ended (or was refused)
+typedef enum
+{
+    SUB_PENDING = 1, //  SUBSCRIBE sent, no session yet
+    SUB_LIVE,        //  the router gave a session
+    SUB_ENDED        //  the stream ended (or was refused)
 } sub_state_t;
 
-typedef struct {
-    gw_call_t base;             //  common header, first
-    sub_state_t state;          //  see above
-    Tether__V1__SubscriberInfo *info;   //  unpacked; owned
-    Wire__AgentEntry entry;     //  our HELLO/SUBSCRIBE entry; strings point
-                                //  into `info`
-    Wire__AgentEntry__LabelsEntry *labels;  //  n_labels items; owned
+typedef struct
+{
+    gw_call_t base;                   //  common header, first
+    sub_state_t state;                //  see above
+    Tether__V1__SubscriberInfo *info; //  unpacked; owned
+    Wire__AgentEntry entry; //  our HELLO/SUBSCRIBE entry; strings point
+                            //  into `info`
+    Wire__AgentEntry__LabelsEntry *labels;      //  n_labels items; owned
     Wire__AgentEntry__LabelsEntry **label_ptrs; //  into `labels`; owned
-    zlistx_t *queue;            //  zframe_t * AgentRequest bytes; owned
-    bool counted;               //  counted in edge->agents
-    bool kicked;                //  the router ended it: no UNSUBSCRIBE
+    zlistx_t *queue; //  zframe_t * AgentRequest bytes; owned
+    bool counted;    //  counted in edge->agents
+    bool kicked;     //  the router ended it: no UNSUBSCRIBE
 } gw_subscribe_t;
 
 static const char *
@@ -68,8 +70,7 @@ s_refuse (gw_subscribe_t *self, grpc_status_code code, const char *why)
     char agent[128];
     self->state = SUB_ENDED;
     tlog (TLOG_INFO, "agent refused", "agent=%s status=%d reason=\"%s\"",
-          s_quote (self->info ? self->info->agent_id : "", agent,
-                   sizeof agent),
+          s_quote (self->info ? self->info->agent_id : "", agent, sizeof agent),
           (int) code, why);
     gw_call_finish (&self->base, code, why, NULL);
 }
@@ -82,7 +83,8 @@ s_arrived (gw_call_t *call)
     const edge_config_t *cfg = edge->cfg;
     self->queue = zlistx_new ();
     assert (self->queue);
-    zlistx_set_destructor (self->queue, (zlistx_destructor_fn *) zframe_destroy);
+    zlistx_set_destructor (self->queue,
+                           (zlistx_destructor_fn *) zframe_destroy);
 
     zframe_t *frame = gw_call_take_message (call);
     if (frame)
@@ -100,14 +102,15 @@ s_arrived (gw_call_t *call)
         return;
     }
     if (strlen (self->info->agent_id) > cfg->embedded.core.max_agent_id_len) {
-        snprintf (why, sizeof why, "agent_id is longer than %" PRIu32
-                  " bytes", cfg->embedded.core.max_agent_id_len);
+        snprintf (why, sizeof why, "agent_id is longer than %" PRIu32 " bytes",
+                  cfg->embedded.core.max_agent_id_len);
         s_refuse (self, GRPC_STATUS_INVALID_ARGUMENT, why);
         return;
     }
     if (edge->agents >= cfg->max_agents) {
-        snprintf (why, sizeof why, "this edge holds its maximum of %" PRIu32
-                  " agents", cfg->max_agents);
+        snprintf (why, sizeof why,
+                  "this edge holds its maximum of %" PRIu32 " agents",
+                  cfg->max_agents);
         s_refuse (self, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
         return;
     }
@@ -125,8 +128,8 @@ s_arrived (gw_call_t *call)
             n, sizeof (Wire__AgentEntry__LabelsEntry *));
         assert (self->labels && self->label_ptrs);
         for (size_t i = 0; i < n; i++) {
-            Wire__AgentEntry__LabelsEntry item
-                = WIRE__AGENT_ENTRY__LABELS_ENTRY__INIT;
+            Wire__AgentEntry__LabelsEntry item =
+                WIRE__AGENT_ENTRY__LABELS_ENTRY__INIT;
             item.key = self->info->labels[i]->key;
             item.value = self->info->labels[i]->value;
             self->labels[i] = item;
@@ -157,8 +160,7 @@ s_arrived (gw_call_t *call)
     gw_router_send (edge, &env, NULL);
     char agent[128];
     tlog (TLOG_INFO, "agent up", "agent=%s handle=%" PRIu64 " labels=%zu",
-          s_quote (self->info->agent_id, agent, sizeof agent), call->handle,
-          n);
+          s_quote (self->info->agent_id, agent, sizeof agent), call->handle, n);
 }
 
 static void
@@ -176,8 +178,8 @@ s_closed (gw_subscribe_t *self)
     if (!was_live || self->kicked)
         return;
     char agent[128];
-    tlog (TLOG_INFO, "agent down", "agent=%s handle=%" PRIu64
-          " session=%" PRIu64 " cancelled=%d",
+    tlog (TLOG_INFO, "agent down",
+          "agent=%s handle=%" PRIu64 " session=%" PRIu64 " cancelled=%d",
           s_quote (self->info->agent_id, agent, sizeof agent), call->handle,
           self->entry.session, call->cancelled);
     if (self->entry.session) {
@@ -187,10 +189,8 @@ s_closed (gw_subscribe_t *self)
         env.session = self->entry.session;
         env.agent_id = self->info->agent_id;
         gw_router_send (edge, &env, NULL);
-    }
-    else
-    if (gw_router_alive (edge) && !edge->stopping)
-        call->linger = true;    //  until SUBSCRIBED tells the session
+    } else if (gw_router_alive (edge) && !edge->stopping)
+        call->linger = true; //  until SUBSCRIBED tells the session
 }
 
 static void
@@ -237,9 +237,9 @@ s_cleanup (gw_call_t *call)
         tether__v1__subscriber_info__free_unpacked (self->info, NULL);
 }
 
-const gw_class_t edge_subscribe_class = {
-    "subscribe", sizeof (gw_subscribe_t), s_arrived, s_completed, s_fail,
-    s_cleanup};
+const gw_class_t edge_subscribe_class = {"subscribe", sizeof (gw_subscribe_t),
+                                         s_arrived,   s_completed,
+                                         s_fail,      s_cleanup};
 
 //  True when `session` from the router names this stream (0 on either side
 //  means "not known", which matches).
@@ -250,7 +250,9 @@ s_session_matches (gw_subscribe_t *self, uint64_t session)
 }
 
 static void
-s_end_request (edge_t *edge, Wire__Envelope *in, grpc_status_code code,
+s_end_request (edge_t *edge,
+               Wire__Envelope *in,
+               grpc_status_code code,
                const char *message)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
@@ -263,8 +265,7 @@ s_end_request (edge_t *edge, Wire__Envelope *in, grpc_status_code code,
 }
 
 void
-edge_subscribe_router (edge_t *edge, Wire__Envelope *env,
-                       zframe_t **payload_p)
+edge_subscribe_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
 {
     gw_call_t *call = gw_edge_lookup (edge, env->handle, GW_SUBSCRIBE);
     gw_subscribe_t *self = (gw_subscribe_t *) call;
@@ -305,8 +306,8 @@ edge_subscribe_router (edge_t *edge, Wire__Envelope *env,
             if (self->state == SUB_ENDED)
                 break;
             grpc_status_code code = env->status > 0 && env->status <= 16
-                                      ? (grpc_status_code) env->status
-                                      : GRPC_STATUS_ABORTED;
+                                        ? (grpc_status_code) env->status
+                                        : GRPC_STATUS_ABORTED;
             tlog (TLOG_INFO,
                   code == GRPC_STATUS_ABORTED ? "agent superseded"
                                               : "agent kicked",
@@ -321,7 +322,7 @@ edge_subscribe_router (edge_t *edge, Wire__Envelope *env,
         case WIRE__COMMAND__DELIVER:
             if (!self || self->state == SUB_ENDED || call->closed
                 || !s_session_matches (self, env->session) || !*payload_p)
-                break;      //  UNSUBSCRIBE is on its way to the router
+                break; //  UNSUBSCRIBE is on its way to the router
             if (zlistx_size (self->queue) >= edge->cfg->queue_depth) {
                 tlog (TLOG_INFO, "request refused",
                       "request=%s agent=%s status=%d reason=\"agent queue "

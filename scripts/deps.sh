@@ -5,6 +5,7 @@
 #   installs the missing Debian packages with apt-get; as anyone else,
 #   prints the exact apt-get command to run and exits 1.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 missing=()
 
@@ -50,6 +51,13 @@ check () {
         missing+=(libzmq3-dev libczmq-dev libgrpc-dev libprotobuf-c-dev
                   libcmocka-dev)
     fi
+    #   The metrics exporter, when the tree has one, serves HTTP with
+    #   libmicrohttpd.
+    if find . -name CMakeLists.txt -not -path './build*' -print0 2>/dev/null \
+            | xargs -0 grep -qs libmicrohttpd; then
+        need_pkgconfig libmicrohttpd libmicrohttpd-dev
+    fi
+    need_program flock util-linux
     need_python_module grpc python3-grpcio
     need_python_module google.protobuf python3-protobuf
     #   De-duplicate, keeping the first occurrence.

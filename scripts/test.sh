@@ -3,10 +3,14 @@
 #
 #   1. build/ (RelWithDebInfo, -Werror): every CTest test.
 #   2. build-asan/ (ASan + UBSan, leaks included): every test but the
-#      end-to-end ones (label e2e), which start real processes and are
-#      covered by pass 1; set ASAN_CTEST_ARGS to change the selection.
+#      end-to-end ones (label e2e); set ASAN_CTEST_ARGS to change the
+#      selection.  Then the gateway's end-to-end suites (tests/e2e) again
+#      against the sanitized tether-edge and tether-router, whose exit
+#      codes they check, so a leak or a UB report at exit fails them
+#      (SKIP_ASAN_E2E=1 skips this part).
 #   Ends with one line: "tether: N passed, M failed".
-#   Environment: BUILD_DIR, ASAN_DIR, JOBS, TEST_TIMEOUT, SKIP_ASAN=1.
+#   Environment: BUILD_DIR, ASAN_DIR, JOBS, TEST_TIMEOUT, SKIP_ASAN=1,
+#   SKIP_ASAN_E2E=1, ASAN_CTEST_ARGS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +65,10 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
         export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
         export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
         run_ctest asan "$asan_dir" --no-tests=ignore "${asan_args[@]}"
+        if [ "${SKIP_ASAN_E2E:-0}" != 1 ]; then
+            run_ctest asan-e2e "$asan_dir" --no-tests=ignore \
+                -R '^e2e_(gateway|cluster|lifecycle)'
+        fi
     else
         echo "tether: sanitizer build failed in $asan_dir"
         failed=$((failed + 1))
