@@ -2,7 +2,8 @@
     tether - the agent and client library for Tether
 
     libtether speaks tether.v1.AgentGateway (proto/tether.proto) to a
-    tether-edge over plaintext gRPC.  It has two halves:
+    tether-edge over gRPC, plaintext or TLS, optionally with a bearer token
+    (docs/security.md).  It has two halves:
 
     - the agent (tether_agent_t): what a device runs.  It keeps one
       subscription stream open to an edge, reconnects with capped
@@ -176,6 +177,21 @@ void tether_agent_set_superseded_delay (tether_agent_t *self, uint32_t ms);
 //  allow them.
 void tether_agent_set_keepalive (tether_agent_t *self, uint32_t ms);
 
+//  Speak TLS to the edge.  `ca_file`: PEM roots that sign the edge's
+//  certificate (NULL = gRPC's default roots); `cert_file` and `key_file`:
+//  this agent's client certificate and key for mutual TLS (both or
+//  neither).  TLS is on when ca_file or cert_file is given.  Returns 0, or
+//  -1 when a file cannot be read (nothing changes).  Call before run.
+int tether_agent_set_tls (tether_agent_t *self,
+                          const char *ca_file,
+                          const char *cert_file,
+                          const char *key_file);
+
+//  Send `token` (an agent token from `tether token`) as
+//  `authorization: Bearer TOKEN` on every call; NULL or "" sends none.
+//  Call before run.
+void tether_agent_set_token (tether_agent_t *self, const char *token);
+
 //  Seed the jitter random generator (default: from the clock and the pid).
 //  For tests.
 void tether_agent_set_seed (tether_agent_t *self, uint64_t seed);
@@ -274,6 +290,20 @@ tether_client_t *tether_client_new (const char *address);
 
 //  Destroy the client.  Calls made from it must be destroyed first.
 void tether_client_destroy (tether_client_t **self_p);
+
+//  Speak TLS to the edge: `ca_file` verifies the edge's certificate (NULL =
+//  gRPC's default roots); `cert_file`/`key_file` are an optional client
+//  certificate (both or neither).  Reopens the channel.  Returns 0, or -1
+//  when a file cannot be read (nothing changes).  Call before any call.
+int tether_client_set_tls (tether_client_t *self,
+                           const char *ca_file,
+                           const char *cert_file,
+                           const char *key_file);
+
+//  Send `token` (a client token from `tether token --client`) as
+//  `authorization: Bearer TOKEN` on every call; NULL or "" sends none.
+//  Reopens the channel.  Call before any call.
+void tether_client_set_token (tether_client_t *self, const char *token);
 
 //  Ask the gateway to wait up to `ms` for an agent that is not connected
 //  yet (metadata x-wait-for-agent-ms) on subsequent calls.  Default 0.

@@ -67,6 +67,7 @@ struct _tether_agent_t
     uint32_t keepalive_ms;  //  HTTP/2 ping after this much silence
     uint64_t seed;          //  Jitter seed
     tether_log_t log;       //  Where lines go
+    tether_security_t sec;  //  TLS and token settings
 
     pthread_mutex_t mutex; //  Guards the fields below
     pthread_cond_t cond;   //  Signalled on stop
@@ -133,6 +134,7 @@ tether_agent_destroy (tether_agent_t **self_p)
     free (self->label_keys);
     free (self->label_values);
     tether_addrs_destroy (&self->addrs);
+    tether_security_clear (&self->sec);
     pthread_cond_destroy (&self->cond);
     pthread_mutex_destroy (&self->mutex);
     free (self->id);
@@ -208,6 +210,23 @@ tether_agent_set_keepalive (tether_agent_t *self, uint32_t ms)
 {
     assert (self);
     self->keepalive_ms = ms;
+}
+
+int
+tether_agent_set_tls (tether_agent_t *self,
+                      const char *ca_file,
+                      const char *cert_file,
+                      const char *key_file)
+{
+    assert (self);
+    return tether_security_set_tls (&self->sec, ca_file, cert_file, key_file);
+}
+
+void
+tether_agent_set_token (tether_agent_t *self, const char *token)
+{
+    assert (self);
+    tether_security_set_token (&self->sec, token);
 }
 
 void
@@ -412,6 +431,15 @@ s_attempt (tether_agent_t *self, tether_conn_t *conn, s_outcome_t *outcome)
     grpc_op ops[3];
     memset (ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    grpc_metadata md;
+    memset (&md, 0, sizeof md);
+    const char *authorization = tether_conn_authorization (conn);
+    if (authorization) {
+        md.key = grpc_slice_from_static_string ("authorization");
+        md.value = grpc_slice_from_static_string (authorization);
+        ops[0].data.send_initial_metadata.count = 1;
+        ops[0].data.send_initial_metadata.metadata = &md;
+    }
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = send_buffer;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -522,7 +550,8 @@ tether_agent_run (tether_agent_t *self)
                     "agent=%s edge=%s attempt=%" PRIu64, quoted[0],
                     tether_log_quote (address, quoted[1], sizeof quoted[1]),
                     attempt);
-        tether_conn_t *conn = tether_conn_new (address, self->keepalive_ms);
+        tether_conn_t *conn =
+            tether_conn_new (address, self->keepalive_ms, &self->sec);
         s_outcome_t outcome;
         s_attempt (self, conn, &outcome);
         tether_conn_unref (&conn);

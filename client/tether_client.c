@@ -19,6 +19,8 @@ struct _tether_client_t
 {
     tether_conn_t *conn; //  Channel to the edge
     uint32_t wait_ms;    //  x-wait-for-agent-ms, 0 = not sent
+    char *address;       //  host:port, to reopen the channel
+    tether_security_t sec;  //  TLS and token settings
 };
 
 typedef struct
@@ -92,8 +94,39 @@ tether_client_new (const char *address)
         return NULL;
     tether_client_t *self = (tether_client_t *) calloc (1, sizeof *self);
     assert (self);
-    self->conn = tether_conn_new (address, 0);
+    self->address = strdup (address);
+    assert (self->address);
+    self->conn = tether_conn_new (address, 0, NULL);
     return self;
+}
+
+//  Reopen the channel with the current security settings.
+static void
+s_client_reopen (tether_client_t *self)
+{
+    tether_conn_unref (&self->conn);
+    self->conn = tether_conn_new (self->address, 0, &self->sec);
+}
+
+int
+tether_client_set_tls (tether_client_t *self,
+                       const char *ca_file,
+                       const char *cert_file,
+                       const char *key_file)
+{
+    assert (self);
+    if (tether_security_set_tls (&self->sec, ca_file, cert_file, key_file))
+        return -1;
+    s_client_reopen (self);
+    return 0;
+}
+
+void
+tether_client_set_token (tether_client_t *self, const char *token)
+{
+    assert (self);
+    tether_security_set_token (&self->sec, token);
+    s_client_reopen (self);
 }
 
 void
@@ -104,6 +137,8 @@ tether_client_destroy (tether_client_t **self_p)
     if (!self)
         return;
     tether_conn_unref (&self->conn);
+    tether_security_clear (&self->sec);
+    free (self->address);
     free (self);
     *self_p = NULL;
 }
@@ -164,19 +199,27 @@ tether_client_call (tether_client_t *self,
         tether_conn_channel (self->conn), NULL, GRPC_PROPAGATE_DEFAULTS,
         call->cq, method, NULL, tether_deadline (timeout_ms), NULL);
 
-    grpc_metadata md;
-    memset (&md, 0, sizeof md);
+    grpc_metadata md[2];
+    memset (md, 0, sizeof md);
+    size_t n_md = 0;
     grpc_op ops[4];
     memset (ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (self->wait_ms) {
         snprintf (call->wait_value, sizeof call->wait_value, "%u",
                   self->wait_ms);
-        md.key = grpc_slice_from_static_string ("x-wait-for-agent-ms");
-        md.value = grpc_slice_from_static_string (call->wait_value);
-        ops[0].data.send_initial_metadata.count = 1;
-        ops[0].data.send_initial_metadata.metadata = &md;
+        md[n_md].key = grpc_slice_from_static_string ("x-wait-for-agent-ms");
+        md[n_md].value = grpc_slice_from_static_string (call->wait_value);
+        n_md++;
     }
+    const char *authorization = tether_conn_authorization (self->conn);
+    if (authorization) {
+        md[n_md].key = grpc_slice_from_static_string ("authorization");
+        md[n_md].value = grpc_slice_from_static_string (authorization);
+        n_md++;
+    }
+    ops[0].data.send_initial_metadata.count = n_md;
+    ops[0].data.send_initial_metadata.metadata = n_md ? md : NULL;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = call->send_buffer;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -335,6 +378,15 @@ s_unary (tether_client_t *self,
     grpc_op ops[6];
     memset (ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    grpc_metadata md;
+    memset (&md, 0, sizeof md);
+    const char *authorization = tether_conn_authorization (self->conn);
+    if (authorization) {
+        md.key = grpc_slice_from_static_string ("authorization");
+        md.value = grpc_slice_from_static_string (authorization);
+        ops[0].data.send_initial_metadata.count = 1;
+        ops[0].data.send_initial_metadata.metadata = &md;
+    }
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = request;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

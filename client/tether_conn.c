@@ -1,5 +1,6 @@
 /*  =========================================================================
-    tether_conn - reference-counted plaintext gRPC channel, buffer helpers
+    tether_conn - reference-counted gRPC channel (plaintext or TLS), buffer
+    helpers, security settings
 
     Every channel uses a local subchannel pool, so that a fresh channel to
     an address that just failed connects at once instead of inheriting the
@@ -14,6 +15,7 @@
 
 #include <assert.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,10 +25,107 @@ struct _tether_conn_t
     atomic_int refs;       //  References held
     char *address;         //  host:port
     grpc_channel *channel; //  Owned
+    char *authorization;   //  "Bearer TOKEN" or NULL; owned
 };
 
+//  Read a whole file (caller owns the text), or NULL.
+static char *
+s_read_file (const char *path)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file)
+        return NULL;
+    char *data = NULL;
+    if (fseek (file, 0, SEEK_END) == 0) {
+        long end = ftell (file);
+        if (end >= 0 && end < 16 * 1024 * 1024
+            && fseek (file, 0, SEEK_SET) == 0) {
+            data = (char *) malloc ((size_t) end + 1);
+            assert (data);
+            size_t size = fread (data, 1, (size_t) end, file);
+            data[size] = 0;
+        }
+    }
+    fclose (file);
+    return data;
+}
+
+static void
+s_wipe_free (char *text)
+{
+    if (text) {
+        memset (text, 0, strlen (text));
+        free (text);
+    }
+}
+
+int
+tether_security_set_tls (tether_security_t *sec,
+                         const char *ca_file,
+                         const char *cert_file,
+                         const char *key_file)
+{
+    assert (sec);
+    bool has_ca = ca_file && *ca_file;
+    bool has_cert = cert_file && *cert_file;
+    bool has_key = key_file && *key_file;
+    if (has_cert != has_key)
+        return -1;
+    char *ca = has_ca ? s_read_file (ca_file) : NULL;
+    char *cert = has_cert ? s_read_file (cert_file) : NULL;
+    char *key = has_key ? s_read_file (key_file) : NULL;
+    if ((has_ca && !ca) || (has_cert && !cert) || (has_key && !key)) {
+        free (ca);
+        free (cert);
+        s_wipe_free (key);
+        return -1;
+    }
+    free (sec->ca_pem);
+    free (sec->cert_pem);
+    s_wipe_free (sec->key_pem);
+    sec->ca_pem = ca;
+    sec->cert_pem = cert;
+    sec->key_pem = key;
+    sec->tls = has_ca || has_cert;
+    return 0;
+}
+
+void
+tether_security_set_token (tether_security_t *sec, const char *token)
+{
+    assert (sec);
+    s_wipe_free (sec->authorization);
+    sec->authorization = NULL;
+    if (token && *token) {
+        size_t size = strlen (token) + 8;
+        sec->authorization = (char *) malloc (size);
+        assert (sec->authorization);
+        snprintf (sec->authorization, size, "Bearer %s", token);
+    }
+}
+
+void
+tether_security_clear (tether_security_t *sec)
+{
+    assert (sec);
+    free (sec->ca_pem);
+    free (sec->cert_pem);
+    s_wipe_free (sec->key_pem);
+    s_wipe_free (sec->authorization);
+    memset (sec, 0, sizeof *sec);
+}
+
+const char *
+tether_conn_authorization (tether_conn_t *self)
+{
+    assert (self);
+    return self->authorization;
+}
+
 tether_conn_t *
-tether_conn_new (const char *address, uint32_t keepalive_ms)
+tether_conn_new (const char *address,
+                 uint32_t keepalive_ms,
+                 const tether_security_t *sec)
 {
     assert (address);
     grpc_init ();
@@ -56,7 +155,17 @@ tether_conn_new (const char *address, uint32_t keepalive_ms)
         nargs = 5;
     }
     grpc_channel_args channel_args = {nargs, args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create ();
+    grpc_channel_credentials *creds = NULL;
+    if (sec && sec->tls) {
+        grpc_ssl_pem_key_cert_pair pair = {sec->key_pem, sec->cert_pem};
+        creds = grpc_ssl_credentials_create_ex (
+            sec->ca_pem, sec->cert_pem ? &pair : NULL, NULL, NULL);
+    } else
+        creds = grpc_insecure_credentials_create ();
+    if (sec && sec->authorization) {
+        self->authorization = strdup (sec->authorization);
+        assert (self->authorization);
+    }
     self->channel = grpc_channel_create (address, creds, &channel_args);
     grpc_channel_credentials_release (creds);
     assert (self->channel);
@@ -82,6 +191,7 @@ tether_conn_unref (tether_conn_t **self_p)
     if (atomic_fetch_sub (&self->refs, 1) != 1)
         return;
     grpc_channel_destroy (self->channel);
+    s_wipe_free (self->authorization);
     free (self->address);
     free (self);
     grpc_shutdown ();

@@ -27,11 +27,41 @@
 
 typedef struct _tether_conn_t tether_conn_t;
 
-//  Open a plaintext channel to `address`.  With `keepalive_ms` > 0, HTTP/2
-//  pings go out after that much silence, so a connection that died
-//  silently (NAT timeout, pulled cable) is noticed.  Caller owns the one
-//  reference.  THREAD SAFETY: ref/unref from any thread.
-tether_conn_t *tether_conn_new (const char *address, uint32_t keepalive_ms);
+//  How to reach an edge securely: TLS roots and client certificate (PEM
+//  text read from files at set time), and a bearer token.  All empty =
+//  plaintext, no token.
+typedef struct
+{
+    bool tls;           //  speak TLS
+    char *ca_pem;       //  roots to verify the edge; NULL = gRPC's default
+    char *cert_pem;     //  client certificate chain, or NULL
+    char *key_pem;      //  its private key, or NULL
+    char *authorization;    //  "Bearer TOKEN", or NULL
+} tether_security_t;
+
+//  Read the files into `sec` (any may be NULL or empty; TLS is on when
+//  ca_file or cert_file is given).  Returns 0, or -1 when a file cannot be
+//  read or only one of cert and key is given (then `sec` is unchanged).
+int tether_security_set_tls (tether_security_t *sec,
+                             const char *ca_file,
+                             const char *cert_file,
+                             const char *key_file);
+//  Set or clear (NULL or "") the bearer token.
+void tether_security_set_token (tether_security_t *sec, const char *token);
+//  Free what `sec` holds (not `sec`).
+void tether_security_clear (tether_security_t *sec);
+
+//  Open a channel to `address`: plaintext, or TLS as `sec` says (may be
+//  NULL).  With `keepalive_ms` > 0, HTTP/2 pings go out after that much
+//  silence, so a connection that died silently (NAT timeout, pulled cable)
+//  is noticed.  Caller owns the one reference.  THREAD SAFETY: ref/unref
+//  from any thread.
+tether_conn_t *tether_conn_new (const char *address,
+                                uint32_t keepalive_ms,
+                                const tether_security_t *sec);
+//  The "authorization" metadata value every call on this channel sends,
+//  or NULL.  Borrowed, valid while a reference is held.
+const char *tether_conn_authorization (tether_conn_t *self);
 tether_conn_t *tether_conn_ref (tether_conn_t *self);
 void tether_conn_unref (tether_conn_t **self_p);
 //  The channel.  Borrowed, valid while a reference is held.

@@ -184,14 +184,21 @@ s_send (tether_request_t *self, grpc_byte_buffer *message, bool close)
     grpc_op ops[3];
     memset (ops, 0, sizeof ops);
     size_t nops = 0;
-    grpc_metadata md;
-    memset (&md, 0, sizeof md);
+    grpc_metadata md[2];
+    memset (md, 0, sizeof md);
     if (!self->sent_metadata) {
-        md.key = grpc_slice_from_static_string ("x-request-id");
-        md.value = grpc_slice_from_static_string (self->message->id);
+        md[0].key = grpc_slice_from_static_string ("x-request-id");
+        md[0].value = grpc_slice_from_static_string (self->message->id);
+        size_t n_md = 1;
+        const char *authorization = tether_conn_authorization (self->conn);
+        if (authorization) {
+            md[1].key = grpc_slice_from_static_string ("authorization");
+            md[1].value = grpc_slice_from_static_string (authorization);
+            n_md = 2;
+        }
         ops[nops].op = GRPC_OP_SEND_INITIAL_METADATA;
-        ops[nops].data.send_initial_metadata.count = 1;
-        ops[nops].data.send_initial_metadata.metadata = &md;
+        ops[nops].data.send_initial_metadata.count = n_md;
+        ops[nops].data.send_initial_metadata.metadata = md;
         nops++;
         self->sent_metadata = true;
     }

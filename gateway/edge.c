@@ -330,8 +330,12 @@ s_random_bytes (void *buf, size_t size)
         }
         got += (size_t) n;
     }
-    for (; got < size; got++) //  no getrandom: still never all zero
-        out[got] = (uint8_t) randof (256);
+    //  Request ids must be unguessable: without the kernel's CSPRNG the
+    //  edge stops rather than fall back to a predictable generator.
+    if (got < size) {
+        tlog (TLOG_ERROR, "getrandom failed", "error=\"%s\"", strerror (errno));
+        abort ();
+    }
 }
 
 void
@@ -693,9 +697,12 @@ s_start_server (edge_t *self)
             self->server, methods[i].method, NULL, methods[i].payload, 0);
         assert (self->methods[methods[i].kind]);
     }
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create ();
-    self->port = grpc_server_add_http2_port (self->server, cfg->listen, creds);
-    grpc_server_credentials_release (creds);
+    grpc_server_credentials *creds = edge_auth_server_credentials (self);
+    if (creds) {
+        self->port =
+            grpc_server_add_http2_port (self->server, cfg->listen, creds);
+        grpc_server_credentials_release (creds);
+    }
     if (self->port == 0) {
         tlog (TLOG_ERROR, "cannot listen",
               "listen=%s reason=\"address in "
@@ -765,6 +772,8 @@ s_connect_router (edge_t *self)
     zsock_set_rcvhwm (self->dealer, 100000);
     zsock_set_sndtimeo (self->dealer, 0);
     zsock_set_linger (self->dealer, 500);
+    if (edge_auth_curve (self, self->dealer))
+        return -1;
     if (zsock_connect (self->dealer, "%s", self->router_endpoint)) {
         tlog (TLOG_ERROR, "cannot connect to the router", "router=%s",
               self->router_endpoint);
@@ -844,7 +853,7 @@ edge_new (const edge_config_t *cfg)
     rc = pthread_create (&self->pump, NULL, s_pump, self);
     assert (rc == 0);
     self->pump_running = true;
-    if (s_start_server (self) || s_start_router (self)
+    if (edge_auth_setup (self) || s_start_server (self) || s_start_router (self)
         || s_connect_router (self)) {
         edge_destroy (&self);
         return NULL;
@@ -862,6 +871,7 @@ edge_new (const edge_config_t *cfg)
           self->listen, self->router ? "embedded" : self->router_endpoint,
           self->router && *cfg->monitor ? cfg->monitor : "none", self->edge_id,
           cfg->embedded.core.max_payload_bytes);
+    edge_auth_announce (self);
     if (self->router) {
         //  A reachable address for the hint: loopback for a wildcard.
         char target[300];
@@ -1047,6 +1057,7 @@ edge_destroy (edge_t **self_p)
     zsock_destroy (&self->pump_tx);
     zsock_destroy (&self->pump_rx);
     zhashx_destroy (&self->calls);
+    edge_auth_teardown (self);
     if (self->sigfd >= 0)
         close (self->sigfd);
     free (self);

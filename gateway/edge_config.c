@@ -19,7 +19,7 @@
 #include <string.h>
 #include "tlog.h"
 
-#define S_MAX_OPTIONS 64
+#define S_MAX_OPTIONS 80
 
 static char *
 s_dup (const char *text)
@@ -45,6 +45,13 @@ edge_config_defaults (edge_config_t *cfg)
     cfg->window = 16;
     cfg->router_liveness_ms = 3000;
     cfg->shutdown_grace_ms = 5000;
+    cfg->tls_cert = s_dup ("");
+    cfg->tls_key = s_dup ("");
+    cfg->tls_client_ca = s_dup ("");
+    cfg->agent_token_key_file = s_dup ("");
+    cfg->client_token_key_file = s_dup ("");
+    cfg->router_public_key = s_dup ("");
+    cfg->curve_cert_file = s_dup ("");
 }
 
 void
@@ -61,6 +68,14 @@ edge_config_clear (edge_config_t *cfg)
     cfg->monitor = NULL;
     cfg->name = NULL;
     cfg->log_level = NULL;
+    char **security[] = {&cfg->tls_cert, &cfg->tls_key, &cfg->tls_client_ca,
+                         &cfg->agent_token_key_file,
+                         &cfg->client_token_key_file,
+                         &cfg->router_public_key, &cfg->curve_cert_file};
+    for (size_t i = 0; i < sizeof security / sizeof security[0]; i++) {
+        free (*security[i]);
+        *security[i] = NULL;
+    }
     router_config_clear (&cfg->embedded);
 }
 
@@ -95,6 +110,32 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
         {"edge/shutdown_grace", "TETHER_SHUTDOWN_GRACE", "--shutdown-grace",
          TCONFIG_DURATION, &cfg->shutdown_grace_ms, 0, 600u * 1000u,
          "longest wait for calls to end when shutting down"},
+        {"edge/tls_cert", "TETHER_TLS_CERT", "--tls-cert", TCONFIG_STRING,
+         &cfg->tls_cert, 0, 0,
+         "server certificate chain (PEM file); with --tls-key: TLS on"},
+        {"edge/tls_key", "TETHER_TLS_KEY", "--tls-key", TCONFIG_STRING,
+         &cfg->tls_key, 0, 0, "server private key (PEM file)"},
+        {"edge/tls_client_ca", "TETHER_TLS_CLIENT_CA", "--tls-client-ca",
+         TCONFIG_STRING, &cfg->tls_client_ca, 0, 0,
+         "CA (PEM file) for agent certificates: mutual TLS, agent id = the "
+         "certificate's CN or a SAN"},
+        {"edge/tls_require_client_cert", "TETHER_TLS_REQUIRE_CLIENT_CERT",
+         "--tls-require-client-cert", TCONFIG_BOOL,
+         &cfg->tls_require_client_cert, 0, 0,
+         "refuse TLS handshakes without a client certificate (clients too)"},
+        {"edge/agent_token_key_file", "TETHER_AGENT_TOKEN_KEY_FILE",
+         "--agent-token-key-file", TCONFIG_STRING, &cfg->agent_token_key_file,
+         0, 0, "HMAC key file: agents must present a signed agent token"},
+        {"edge/client_token_key_file", "TETHER_CLIENT_TOKEN_KEY_FILE",
+         "--client-token-key-file", TCONFIG_STRING,
+         &cfg->client_token_key_file, 0, 0,
+         "HMAC key file: clients must present a scoped client token"},
+        {"edge/router_public_key", "TETHER_ROUTER_PUBLIC_KEY",
+         "--router-public-key", TCONFIG_STRING, &cfg->router_public_key, 0, 0,
+         "router's CURVE public key (Z85 text or its public cert file)"},
+        {"edge/curve_cert_file", "TETHER_CURVE_CERT_FILE", "--curve-cert-file",
+         TCONFIG_STRING, &cfg->curve_cert_file, 0, 0,
+         "this edge's CURVE certificate (secret zcert file)"},
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof own / sizeof own[0] && n < max; i++)
@@ -169,6 +210,33 @@ edge_config_load (edge_config_t *cfg,
         && cfg->embedded.core.max_credit) {
         snprintf (err, err_size, "--window %u is above --max-credit %u",
                   cfg->window, cfg->embedded.core.max_credit);
+        return -1;
+    }
+    if (!*cfg->tls_cert != !*cfg->tls_key) {
+        snprintf (err, err_size, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if ((*cfg->tls_client_ca || cfg->tls_require_client_cert)
+        && !*cfg->tls_cert) {
+        snprintf (err, err_size,
+                  "--tls-client-ca and --tls-require-client-cert need TLS "
+                  "(--tls-cert and --tls-key)");
+        return -1;
+    }
+    if (cfg->tls_require_client_cert && !*cfg->tls_client_ca) {
+        snprintf (err, err_size,
+                  "--tls-require-client-cert needs --tls-client-ca");
+        return -1;
+    }
+    if (!*cfg->router_public_key != !*cfg->curve_cert_file) {
+        snprintf (err, err_size,
+                  "--router-public-key and --curve-cert-file go together");
+        return -1;
+    }
+    if (*cfg->router_public_key && !*cfg->router_endpoint) {
+        snprintf (err, err_size,
+                  "--router-public-key needs an external --router (the "
+                  "embedded router talks inproc, where CURVE is not used)");
         return -1;
     }
     //  The embedded router serves this edge alone.

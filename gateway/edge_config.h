@@ -31,6 +31,16 @@ typedef struct {
     uint32_t window;            //  response messages in flight per call
     uint32_t router_liveness_ms;    //  no PONG this long: router lost
     uint32_t shutdown_grace_ms; //  longest wait for calls to end at exit
+    //  Security (docs/security.md); every string empty = off.
+    char *tls_cert;             //  server certificate chain, PEM file
+    char *tls_key;              //  server private key, PEM file
+    char *tls_client_ca;        //  CA bundle that signs agent certificates
+    bool tls_require_client_cert;   //  refuse handshakes without one
+    char *agent_token_key_file; //  HMAC key checking agent tokens
+    char *client_token_key_file;    //  HMAC key checking client tokens
+    char *router_public_key;    //  router's CURVE public key (Z85, or a
+                                //  zcert public file)
+    char *curve_cert_file;      //  this edge's CURVE secret zcert file
     router_config_t embedded;   //  embedded router; core.max_payload_bytes
                                 //  and core.heartbeat_ms are the edge's too
 } edge_config_t;

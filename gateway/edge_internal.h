@@ -37,6 +37,7 @@
 #include "edge.h"
 #include "edge_config.h"
 #include "tlog.h"
+#include "token.h"
 #include "wire_envelope.h"
 #include "tether.pb-c.h"
 
@@ -125,6 +126,12 @@ struct _edge_t {
     gw_op_t shutdown_op;        //  tag for grpc_server_shutdown_and_notify
     uint64_t malformed;         //  router messages dropped as malformed
     uint64_t send_failed;       //  DEALER sends that failed
+    bool tls;                   //  the listener speaks TLS
+    bool agent_auth;            //  agents must authenticate (client
+                                //  certificates or agent tokens)
+    bool client_auth;           //  clients must present a client token
+    token_key_t *agent_key;     //  agent token key; owned, NULL = off
+    token_key_t *client_key;    //  client token key; owned, NULL = off
 };
 
 //  ---- edge.c: shared plumbing -------------------------------------------
@@ -205,6 +212,52 @@ bool
 //  128 random bits as 32 hex characters into `buf` (at least 33 bytes).
 void
     gw_random_hex (char *buf);
+
+//  ---- edge_auth.c: who is calling --------------------------------------
+
+//  Load the token keys and decide which checks are on.  Returns 0, or -1
+//  after logging why.
+int
+    edge_auth_setup (edge_t *self);
+
+//  Wipe and free the keys.
+void
+    edge_auth_teardown (edge_t *self);
+
+//  The listener's credentials: TLS (with client certificates requested
+//  when a client CA is set) or plaintext.  Returns them (caller owns them)
+//  or NULL after logging why.
+grpc_server_credentials *
+    edge_auth_server_credentials (edge_t *self);
+
+//  Log the security settings in force, and warn about plaintext on a
+//  non-loopback address.  After the server is bound.
+void
+    edge_auth_announce (edge_t *self);
+
+//  Apply CURVE to the DEALER when --router-public-key is set.  Returns 0,
+//  or -1 after logging why.
+int
+    edge_auth_curve (edge_t *self, zsock_t *dealer);
+
+//  Authenticate an agent call.  Returns GRPC_STATUS_OK and sets
+//  *identity_p (caller owns it; NULL when agent authentication is off) to
+//  the agent ids the caller proved, comma-separated; or
+//  GRPC_STATUS_UNAUTHENTICATED with the reason in `why`.
+grpc_status_code
+    gw_auth_agent (gw_call_t *call, char **identity_p, char *why,
+                   size_t size);
+
+//  True when `agent_id` is one of the names of `identity`.
+bool
+    gw_identity_includes (const char *identity, const char *agent_id);
+
+//  Authenticate a client call.  Returns GRPC_STATUS_OK and sets *scope_p
+//  (caller owns it; NULL when client authentication is off: no limit) to
+//  the token's scope; or GRPC_STATUS_UNAUTHENTICATED with the reason in
+//  `why`.
+grpc_status_code
+    gw_auth_client (gw_call_t *call, char **scope_p, char *why, size_t size);
 
 //  ---- per call type ----------------------------------------------------
 //  Each call type is a class: its struct size and what it does on arrival,

@@ -138,6 +138,13 @@ s_arrived (gw_call_t *call)
 
     zframe_t *frame = gw_call_take_message (call);
     Tether__V1__AgentRequest *req = NULL;
+    char why[256];
+    char *scope = NULL;
+    grpc_status_code code = gw_auth_client (call, &scope, why, sizeof why);
+    if (code != GRPC_STATUS_OK) {
+        s_reject (self, code, why);
+        goto cleanup;
+    }
     if (frame)
         req = tether__v1__agent_request__unpack (NULL, zframe_size (frame),
                                                  zframe_data (frame));
@@ -151,6 +158,13 @@ s_arrived (gw_call_t *call)
     self->request_id = s_strdup (req->id);
     if (!*req->agent_id) {
         s_reject (self, GRPC_STATUS_INVALID_ARGUMENT, "agent_id is empty");
+        goto cleanup;
+    }
+    if (scope && !token_scope_allows (scope, req->agent_id)) {
+        snprintf (why, sizeof why,
+                  "agent '%.100s' is outside this client's scope",
+                  req->agent_id);
+        s_reject (self, GRPC_STATUS_PERMISSION_DENIED, why);
         goto cleanup;
     }
     if (s_wait_ms (call, &wait_ms)) {
@@ -190,6 +204,7 @@ s_arrived (gw_call_t *call)
     gw_router_send (edge, &env, &frame);
     self->router_knows = true;
 cleanup:
+    free (scope);
     if (req)
         tether__v1__agent_request__free_unpacked (req, NULL);
     zframe_destroy (&frame);

@@ -37,6 +37,8 @@ typedef struct
     gw_call_t base;     //  common header, first
     resp_state_t state; //  see above
     char *request_id;   //  owned
+    char *identity;     //  the agent ids the caller proved, comma-
+                        //  separated (sent in BIND); NULL = auth off
     zframe_t *first;    //  first message, kept until BOUND; owned
     uint32_t credit;    //  messages we may still read
     bool recv_busy;     //  a RECV_MESSAGE is in flight
@@ -114,6 +116,8 @@ s_bind (gw_respond_t *self)
     env.command = WIRE__COMMAND__BIND;
     env.handle = self->base.handle;
     env.request_id = self->request_id;
+    if (self->identity)
+        env.agent_id = self->identity;
     gw_router_send (self->base.edge, &env, NULL);
 }
 
@@ -181,6 +185,13 @@ static void
 s_arrived (gw_call_t *call)
 {
     gw_respond_t *self = (gw_respond_t *) call;
+    char why[256];
+    grpc_status_code code =
+        gw_auth_agent (call, &self->identity, why, sizeof why);
+    if (code != GRPC_STATUS_OK) {
+        s_end_call (self, code, why);
+        return;
+    }
     if (!gw_router_alive (call->edge)) {
         s_end_call (self, GRPC_STATUS_UNAVAILABLE, "router unreachable");
         return;
@@ -285,6 +296,7 @@ s_cleanup (gw_call_t *call)
 {
     gw_respond_t *self = (gw_respond_t *) call;
     free (self->request_id);
+    free (self->identity);
     zframe_destroy (&self->first);
 }
 

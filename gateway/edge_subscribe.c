@@ -86,12 +86,28 @@ s_arrived (gw_call_t *call)
     zlistx_set_destructor (self->queue,
                            (zlistx_destructor_fn *) zframe_destroy);
 
+    char why[256];
+    char *identity = NULL;
+    grpc_status_code code = gw_auth_agent (call, &identity, why, sizeof why);
     zframe_t *frame = gw_call_take_message (call);
     if (frame)
         self->info = tether__v1__subscriber_info__unpack (
             NULL, zframe_size (frame), zframe_data (frame));
     zframe_destroy (&frame);
-    char why[128];
+    if (code != GRPC_STATUS_OK) {
+        s_refuse (self, code, why);
+        return;
+    }
+    if (identity && self->info
+        && !gw_identity_includes (identity, self->info->agent_id)) {
+        snprintf (why, sizeof why,
+                  "authenticated as '%.100s', may not subscribe as '%.100s'",
+                  identity, self->info->agent_id);
+        free (identity);
+        s_refuse (self, GRPC_STATUS_PERMISSION_DENIED, why);
+        return;
+    }
+    free (identity);
     if (!self->info) {
         s_refuse (self, GRPC_STATUS_INVALID_ARGUMENT,
                   "a SubscriberInfo message is expected");

@@ -29,6 +29,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tlog.h"
 #include "wire_envelope.h"
@@ -53,6 +54,8 @@ typedef struct {
     uint64_t edge_send_failed;  //  EHOSTUNREACH/EAGAIN towards an edge
     uint64_t event_send_failed; //  events the PUB refused
     uint64_t bad_output;        //  outbox entries of an unknown shape
+    zactor_t *auth;             //  zauth checking edge keys, or NULL
+    zcert_t *cert;              //  the router's CURVE certificate, or NULL
 } self_t;
 
 //  Returns a random, non-zero router incarnation.
@@ -121,12 +124,77 @@ s_bind_all (self_t *self, zsock_t *sock, const char *endpoints, int *port,
     return rc;
 }
 
+//  True when the 32-byte key is all zeros (a public-only zcert).
+static bool
+s_key_empty (const byte *key)
+{
+    for (int i = 0; i < 32; i++)
+        if (key[i])
+            return false;
+    return true;
+}
+
+//  CURVE on the ROUTER: load the router's certificate and start zauth
+//  with the directory of allowed edge certificates, before binding (a
+//  CURVE server without a ZAP handler would let any key in).  Returns 0
+//  (also when CURVE is off), or -1 with a message in self->error.
+static int
+s_self_curve (self_t *self)
+{
+    const router_config_t *cfg = &self->cfg;
+    const char *secret = cfg->curve_secret_key_file;
+    const char *allow = cfg->curve_allow_dir;
+    if (!secret || !*secret) {
+        if (allow && *allow) {
+            snprintf (self->error, sizeof self->error,
+                      "--curve-allow-dir needs --curve-secret-key-file");
+            return -1;
+        }
+        return 0;
+    }
+    if (!zsys_has_curve ()) {
+        snprintf (self->error, sizeof self->error,
+                  "this libzmq has no CURVE support");
+        return -1;
+    }
+    struct stat info;
+    if (!allow || !*allow || stat (allow, &info) || !S_ISDIR (info.st_mode)) {
+        snprintf (self->error, sizeof self->error,
+                  "--curve-allow-dir '%s' is not a directory of edge "
+                  "certificates",
+                  allow ? allow : "");
+        return -1;
+    }
+    self->cert = zcert_load (secret);
+    if (!self->cert || s_key_empty (zcert_secret_key (self->cert))) {
+        snprintf (self->error, sizeof self->error,
+                  "cannot load a secret CURVE certificate from '%s'", secret);
+        zcert_destroy (&self->cert);
+        return -1;
+    }
+    self->auth = zactor_new (zauth, NULL);
+    assert (self->auth);
+    if (zstr_sendx (self->auth, "CURVE", allow, NULL) == -1
+        || zsock_wait (self->auth) == -1) {
+        snprintf (self->error, sizeof self->error, "cannot start zauth");
+        return -1;
+    }
+    return 0;
+}
+
 static int
 s_self_bind (self_t *self)
 {
     const router_config_t *cfg = &self->cfg;
+    if (s_self_curve (self))
+        return -1;
     self->router = zsock_new (ZMQ_ROUTER);
     assert (self->router);
+    if (self->cert) {
+        zcert_apply (self->cert, self->router);
+        zsock_set_curve_server (self->router, 1);
+        zsock_set_zap_domain (self->router, "tether");
+    }
     zsock_set_router_mandatory (self->router, 1);
     //  An edge that reconnects with the same routing id takes over.
     zsock_set_router_handover (self->router, 1);
@@ -197,6 +265,12 @@ s_self_new (zsock_t *pipe, const router_config_t *cfg)
         char quoted[300];
         tlog (TLOG_ERROR, "router cannot start", "reason=%s",
               tlog_quote (self->error, quoted, sizeof quoted));
+    }
+    if (self->status == 0 && self->cert) {
+        char key_q[64], dir_q[300];
+        tlog (TLOG_INFO, "router requires CURVE", "public_key=%s allow_dir=%s",
+              tlog_quote (zcert_public_txt (self->cert), key_q, sizeof key_q),
+              tlog_quote (self->cfg.curve_allow_dir, dir_q, sizeof dir_q));
     }
     if (self->status == 0)
         tlog (TLOG_DEBUG, "router started",
@@ -276,6 +350,8 @@ s_self_destroy (self_t **self_p)
     zsock_destroy (&self->router);
     zlist_destroy (&self->monitor_bound);
     zlist_destroy (&self->router_bound);
+    zactor_destroy (&self->auth);
+    zcert_destroy (&self->cert);
     core_destroy (&self->core);
     router_config_clear (&self->cfg);
     free (self);

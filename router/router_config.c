@@ -109,6 +109,13 @@ static const s_option_t s_self_options[] = {
      "messages handled per wake-up before timers run"},
     {"router/log_level", "TETHER_LOG_LEVEL", "--log-level", TCONFIG_STRING,
      S_SELF (log_level), 0, 0, "debug, info, warn, error or off"},
+    {"router/curve_secret_key_file", "TETHER_CURVE_SECRET_KEY_FILE",
+     "--curve-secret-key-file", TCONFIG_STRING, S_SELF (curve_secret_key_file),
+     0, 0, "router's CURVE certificate (secret zcert file): edges must "
+     "encrypt and authenticate"},
+    {"router/curve_allow_dir", "TETHER_CURVE_ALLOW_DIR", "--curve-allow-dir",
+     TCONFIG_STRING, S_SELF (curve_allow_dir), 0, 0,
+     "directory of the public zcert files of the edges allowed in"},
 };
 
 static size_t
@@ -138,7 +145,10 @@ router_config_defaults (router_config_t *cfg)
     cfg->bind = strdup ("tcp://*:7100");
     cfg->monitor = strdup ("tcp://*:7101");
     cfg->log_level = strdup ("info");
+    cfg->curve_secret_key_file = strdup ("");
+    cfg->curve_allow_dir = strdup ("");
     assert (cfg->bind && cfg->monitor && cfg->log_level);
+    assert (cfg->curve_secret_key_file && cfg->curve_allow_dir);
     cfg->monitor_hwm = 10000;
     cfg->edge_hwm = 100000;
     cfg->batch = 256;
@@ -154,6 +164,10 @@ router_config_clear (router_config_t *cfg)
     cfg->bind = NULL;
     cfg->monitor = NULL;
     cfg->log_level = NULL;
+    free (cfg->curve_secret_key_file);
+    free (cfg->curve_allow_dir);
+    cfg->curve_secret_key_file = NULL;
+    cfg->curve_allow_dir = NULL;
 }
 
 static char *
@@ -175,6 +189,8 @@ router_config_copy (router_config_t *dst, const router_config_t *src)
     dst->bind = s_strdup_or_null (src->bind);
     dst->monitor = s_strdup_or_null (src->monitor);
     dst->log_level = s_strdup_or_null (src->log_level);
+    dst->curve_secret_key_file = s_strdup_or_null (src->curve_secret_key_file);
+    dst->curve_allow_dir = s_strdup_or_null (src->curve_allow_dir);
 }
 
 size_t

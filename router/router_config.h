@@ -24,11 +24,15 @@ typedef struct {
                                 //  edge; a full edge is a dead edge
     uint32_t batch;             //  messages handled per wake-up at most
     char *log_level;            //  debug, info, warn, error
+    char *curve_secret_key_file;    //  the router's CURVE certificate
+                                //  (secret zcert file); empty = no CURVE
+    char *curve_allow_dir;      //  directory of the edges' public zcert
+                                //  files allowed to connect
 } router_config_t;
 
 //  Fill `cfg` with defaults: bind tcp://*:7100, monitor tcp://*:7101,
-//  monitor_hwm 10000, edge_hwm 100000, batch 256, log_level info, and
-//  core_config_defaults.  Strings are heap copies; free them with
+//  monitor_hwm 10000, edge_hwm 100000, batch 256, log_level info, no
+//  CURVE, and core_config_defaults.  Strings are heap copies; free them with
 //  router_config_clear.
 void
     router_config_defaults (router_config_t *cfg);

@@ -55,6 +55,7 @@ enum {
     ST_DEADLINE_EXCEEDED = 4,
     ST_NOT_FOUND = 5,
     ST_ALREADY_EXISTS = 6,
+    ST_PERMISSION_DENIED = 7,
     ST_RESOURCE_EXHAUSTED = 8,
     ST_FAILED_PRECONDITION = 9,
     ST_ABORTED = 10,
@@ -1287,6 +1288,24 @@ core_on_cancel (core_t *self, core_input_t *in)
     //  Else it ended already: the client's CANCEL crossed our FINISH
 }
 
+//  True when `agent_id` is one of the comma-separated names of
+//  `identity` (a BIND's agent_id: the responder's authenticated ids).
+static bool
+s_identity_includes (const char *identity, const char *agent_id)
+{
+    size_t len = strlen (agent_id);
+    const char *start = identity;
+    while (true) {
+        const char *comma = strchr (start, ',');
+        size_t size = comma ? (size_t) (comma - start) : strlen (start);
+        if (size == len && memcmp (start, agent_id, len) == 0)
+            return true;
+        if (!comma)
+            return false;
+        start = comma + 1;
+    }
+}
+
 void
 core_on_bind (core_t *self, core_input_t *in)
 {
@@ -1295,6 +1314,14 @@ core_on_bind (core_t *self, core_input_t *in)
     if (!req) {
         s_send_finish (self, in->edge, in->env->handle, rid, ST_NOT_FOUND,
                        "no such request");
+        return;
+    }
+    //  An authenticated responder answers only its own agent's requests.
+    const char *who = in->env->agent_id ? in->env->agent_id : "";
+    if (*who && !s_identity_includes (who, req->agent_id)) {
+        s_send_finish (self, in->edge, in->env->handle, rid,
+                       ST_PERMISSION_DENIED,
+                       "the request is addressed to another agent");
         return;
     }
     if (req->resp_edge) {

@@ -47,9 +47,10 @@ check () {
         need_pkgconfig grpc libgrpc-dev
         need_pkgconfig libprotobuf-c libprotobuf-c-dev
         need_pkgconfig cmocka libcmocka-dev
+        need_pkgconfig libcrypto libssl-dev
     else
         missing+=(libzmq3-dev libczmq-dev libgrpc-dev libprotobuf-c-dev
-                  libcmocka-dev)
+                  libcmocka-dev libssl-dev)
     fi
     #   The metrics exporter, when the tree has one, serves HTTP with
     #   libmicrohttpd.
@@ -57,7 +58,20 @@ check () {
             | xargs -0 grep -qs libmicrohttpd; then
         need_pkgconfig libmicrohttpd libmicrohttpd-dev
     fi
+    #   Optional and large: promtool (Debian's prometheus) lets the
+    #   monitoring tests validate the exporter's output; they skip without
+    #   it.  Installed only in CI or when asked with TETHER_FULL_DEPS=1.
+    if [ -n "${CI:-}" ] || [ "${TETHER_FULL_DEPS:-0}" = 1 ]; then
+        need_program promtool prometheus
+    fi
+    #   Optional, small: tests/deploy read docker-compose.yml with PyYAML
+    #   and lint it with yamllint; they skip without them.  Same rule.
+    if [ -n "${CI:-}" ] || [ "${TETHER_FULL_DEPS:-0}" = 1 ]; then
+        need_python_module yaml python3-yaml
+        need_program yamllint yamllint
+    fi
     need_program flock util-linux
+    need_program openssl openssl
     need_python_module grpc python3-grpcio
     need_python_module google.protobuf python3-protobuf
     #   De-duplicate, keeping the first occurrence.

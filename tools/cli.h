@@ -19,6 +19,8 @@ int cli_call_main (int argc, char **argv);
 int cli_agents_main (int argc, char **argv);
 int cli_health_main (int argc, char **argv);
 int cli_agent_main (int argc, char **argv);
+int cli_token_main (int argc, char **argv);
+int cli_keygen_main (int argc, char **argv);
 
 //  The edge address to use when --edge is not given: $TETHER_EDGE, else
 //  127.0.0.1:50051.  Borrowed, static or environment string.

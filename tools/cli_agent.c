@@ -16,6 +16,7 @@
     =========================================================================
 */
 #include "cli.h"
+#include "cli_security.h"
 #include "cli_exec.h"
 #include "cli_json.h"
 #include "cli_parse.h"
@@ -128,7 +129,8 @@ s_agent_usage (FILE *out)
         "         payload on stdin, stdout streamed back; exit 0 -> OK,\n"
         "         exit 11..26 -> gRPC status (exit - 10), else UNKNOWN;\n"
         "         SIGTERM then SIGKILL on cancel or --handler-timeout\n"
-        "Anything else is answered UNIMPLEMENTED.  SIGINT/SIGTERM stop it.\n");
+        "Anything else is answered UNIMPLEMENTED.  SIGINT/SIGTERM stop it.\n"
+        CLI_SECURITY_USAGE);
 }
 
 int
@@ -146,6 +148,7 @@ cli_agent_main (int argc, char **argv)
         {"keepalive", required_argument, NULL, 'k'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
+        CLI_SECURITY_OPTIONS,
         {NULL, 0, NULL, 0}};
     const char *id = NULL, *handlers = NULL, *edge = cli_default_edge ();
     uint32_t backoff_initial = 500, backoff_max = 30000, superseded = 10000;
@@ -153,6 +156,8 @@ cli_agent_main (int argc, char **argv)
     tlog_level_t level = TLOG_INFO;
     const char *labels[128];
     size_t label_count = 0;
+    cli_security_t security;
+    cli_security_init (&security);
     int opt;
     optind = 1;
     while (
@@ -208,6 +213,8 @@ cli_agent_main (int argc, char **argv)
                 s_agent_usage (stdout);
                 return 0;
             default:
+                if (cli_security_option (&security, opt, optarg))
+                    break;
                 s_agent_usage (stderr);
                 return CLI_EXIT_USAGE;
         }
@@ -234,6 +241,10 @@ cli_agent_main (int argc, char **argv)
     self.agent = tether_agent_new (edge, id);
     if (!self.agent) {
         fprintf (stderr, "tether agent: bad --id or --edge\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_security_agent (&security, self.agent, "tether agent")) {
+        tether_agent_destroy (&self.agent);
         return CLI_EXIT_USAGE;
     }
     if (tether_agent_set_backoff (self.agent, backoff_initial, backoff_max, 2.0,

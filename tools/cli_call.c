@@ -7,6 +7,7 @@
     =========================================================================
 */
 #include "cli.h"
+#include "cli_security.h"
 #include "cli_json.h"
 #include "cli_parse.h"
 
@@ -67,7 +68,8 @@ s_call_usage (FILE *out)
         "timeout of 0 means none.\n"
         "Exit code: 0 when the call ends OK, else 10 + the gRPC status\n"
         "code (15 NOT_FOUND, 14 DEADLINE_EXCEEDED, 22 UNIMPLEMENTED, ...),\n"
-        "with the status and message on stderr; 1 local failure, 2 usage.\n");
+        "with the status and message on stderr; 1 local failure, 2 usage.\n"
+        CLI_SECURITY_USAGE);
 }
 
 int
@@ -82,6 +84,7 @@ cli_call_main (int argc, char **argv)
         {"wait-for-agent", required_argument, NULL, 'w'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        CLI_SECURITY_OPTIONS,
         {NULL, 0, NULL, 0}};
     const char *data = NULL, *data_file = NULL;
     const char *edge = cli_default_edge ();
@@ -90,6 +93,8 @@ cli_call_main (int argc, char **argv)
     char *headers[S_MAX_HEADERS * 2 + 1];
     size_t header_count = 0;
     int rc = CLI_EXIT_USAGE;
+    cli_security_t security;
+    cli_security_init (&security);
     int opt;
     optind = 1;
     while ((opt = getopt_long (argc, argv, "d:f:H:t:e:w:jh", options, NULL))
@@ -143,6 +148,8 @@ cli_call_main (int argc, char **argv)
                 rc = 0;
                 goto cleanup;
             default:
+                if (cli_security_option (&security, opt, optarg))
+                    break;
                 s_call_usage (stderr);
                 goto cleanup;
         }
@@ -182,6 +189,11 @@ cli_call_main (int argc, char **argv)
     tether_client_t *client = tether_client_new (edge);
     if (!client) {
         fprintf (stderr, "tether call: bad --edge '%s'\n", edge);
+        free (payload);
+        goto cleanup;
+    }
+    if (cli_security_client (&security, client, "tether call")) {
+        tether_client_destroy (&client);
         free (payload);
         goto cleanup;
     }
@@ -242,7 +254,8 @@ s_agents_usage (FILE *out)
              "\n"
              "Lists the connected agents (id, edge, connected since, requests\n"
              "in flight, session, labels), sorted by id.  --json writes one\n"
-             "JSON object per agent.  Exit code as for `tether call`.\n");
+             "JSON object per agent.  Exit code as for `tether call`.\n"
+             CLI_SECURITY_USAGE);
 }
 
 int
@@ -255,10 +268,13 @@ cli_agents_main (int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        CLI_SECURITY_OPTIONS,
         {NULL, 0, NULL, 0}};
     const char *prefix = "", *edge = cli_default_edge ();
     uint32_t limit = 0, timeout_ms = 5000;
     bool json = false;
+    cli_security_t security;
+    cli_security_init (&security);
     int opt;
     optind = 1;
     while ((opt = getopt_long (argc, argv, "p:l:e:t:jh", options, NULL))
@@ -296,6 +312,8 @@ cli_agents_main (int argc, char **argv)
                 s_agents_usage (stdout);
                 return 0;
             default:
+                if (cli_security_option (&security, opt, optarg))
+                    break;
                 s_agents_usage (stderr);
                 return CLI_EXIT_USAGE;
         }
@@ -307,6 +325,10 @@ cli_agents_main (int argc, char **argv)
     tether_client_t *client = tether_client_new (edge);
     if (!client) {
         fprintf (stderr, "tether agents: bad --edge '%s'\n", edge);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_security_client (&security, client, "tether agents")) {
+        tether_client_destroy (&client);
         return CLI_EXIT_USAGE;
     }
     int status;
@@ -373,7 +395,8 @@ s_health_usage (FILE *out)
              "Calls grpc.health.v1.Health/Check on the edge and prints\n"
              "SERVING or NOT_SERVING.  Exit code 0 when SERVING, 1 when the\n"
              "edge answered anything else, 10 + gRPC status when the call\n"
-             "failed (24 UNAVAILABLE: nothing listening).\n");
+             "failed (24 UNAVAILABLE: nothing listening).\n"
+             CLI_SECURITY_USAGE);
 }
 
 int
@@ -383,9 +406,12 @@ cli_health_main (int argc, char **argv)
         {"edge", required_argument, NULL, 'e'},
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
+        CLI_SECURITY_OPTIONS,
         {NULL, 0, NULL, 0}};
     const char *edge = cli_default_edge ();
     uint32_t timeout_ms = 2000;
+    cli_security_t security;
+    cli_security_init (&security);
     int opt;
     optind = 1;
     while ((opt = getopt_long (argc, argv, "e:t:h", options, NULL)) != -1) {
@@ -404,6 +430,8 @@ cli_health_main (int argc, char **argv)
                 s_health_usage (stdout);
                 return 0;
             default:
+                if (cli_security_option (&security, opt, optarg))
+                    break;
                 s_health_usage (stderr);
                 return CLI_EXIT_USAGE;
         }
@@ -415,6 +443,10 @@ cli_health_main (int argc, char **argv)
     tether_client_t *client = tether_client_new (edge);
     if (!client) {
         fprintf (stderr, "tether health: bad --edge '%s'\n", edge);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_security_client (&security, client, "tether health")) {
+        tether_client_destroy (&client);
         return CLI_EXIT_USAGE;
     }
     int status;

@@ -11,6 +11,7 @@
     =========================================================================
 */
 #include "cli.h"
+#include "cli_bench.h"
 #include "cli_json.h"
 #include "cli_parse.h"
 
@@ -40,6 +41,9 @@ s_usage (FILE *out)
         "  agent --id ID     run an agent (built-in calls echo, ping, info;\n"
         "                    executables from --handlers DIR)\n"
         "  health            check an edge's gRPC health service\n"
+        "  token             mint an agent or client token (docs/security.md)\n"
+        "  keygen            make a CURVE key pair for the edge <-> router link\n"
+        "  bench             load-test a gateway (docs/benchmarks.md)\n"
         "\n"
         "Run `tether COMMAND --help` for a command's options.  The edge\n"
         "address defaults to $TETHER_EDGE, else 127.0.0.1:50051.\n"
@@ -73,6 +77,12 @@ main (int argc, char **argv)
         return cli_agent_main (argc - 1, argv + 1);
     if (strcmp (command, "health") == 0)
         return cli_health_main (argc - 1, argv + 1);
+    if (strcmp (command, "bench") == 0)
+        return cli_bench_main (argc - 1, argv + 1);
+    if (strcmp (command, "token") == 0)
+        return cli_token_main (argc - 1, argv + 1);
+    if (strcmp (command, "keygen") == 0)
+        return cli_keygen_main (argc - 1, argv + 1);
     fprintf (stderr, "tether: unknown command '%s'\n", command);
     s_usage (stderr);
     return CLI_EXIT_USAGE;

@@ -314,7 +314,8 @@ class BasicScenarios:
 class TimeoutScenarios:
     """Scenarios for a gateway with a short first-response deadline."""
 
-    CORE_ARGS = ("--first-response-timeout", "500ms")
+    CORE_ARGS = ("--first-response-timeout", "500ms",
+                 "--idle-timeout", "700ms")
 
     def test_first_response_timeout(self):
         a = self.agent()
@@ -322,6 +323,17 @@ class TimeoutScenarios:
         self.assertEqual(r.code, grpc.StatusCode.DEADLINE_EXCEEDED, r)
         self.assertGreaterEqual(r.elapsed, 0.45, r)
         self.assertLess(r.elapsed, 5.0, r)
+        rid = a.wait_request(1)[0]
+        a.wait_cancel(rid)
+
+    def test_idle_timeout_between_messages(self):
+        a = self.agent()
+        r = call(self.stub(), a.agent_id, "slow", timeout=20,
+                 headers={"count": "3", "delay_ms": "3000"})
+        self.assertEqual(r.code, grpc.StatusCode.DEADLINE_EXCEEDED, r)
+        self.assertEqual(r.payloads, [b"0"])
+        self.assertGreaterEqual(r.elapsed, 0.6, r)
+        self.assertLess(r.elapsed, 2.9, r)
         rid = a.wait_request(1)[0]
         a.wait_cancel(rid)
 

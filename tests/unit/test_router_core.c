@@ -29,6 +29,7 @@
 enum {
     OK = 0, CANCELLED = 1, UNKNOWN = 2, INVALID_ARGUMENT = 3,
     DEADLINE_EXCEEDED = 4, NOT_FOUND = 5, ALREADY_EXISTS = 6,
+    PERMISSION_DENIED = 7,
     RESOURCE_EXHAUSTED = 8, FAILED_PRECONDITION = 9, ABORTED = 10,
     UNAVAILABLE = 14
 };
@@ -1033,6 +1034,47 @@ test_bind_refusals (void **state)
     s_assert_empty (fx);
 }
 
+//  An authenticated responder (BIND with agent_id) may bind only requests
+//  addressed to one of its names; a refusal leaves the request alone.
+static void
+test_bind_identity (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    s_cast (fx);
+    s_publish_full (fx, "C", 10, "r1", "dev-1", 0, 0, 4, NULL);
+    EXPECT (fx, "A", DELIVER, 1, ANY);
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__BIND;
+    env.handle = 20;
+    env.request_id = "r1";
+    env.agent_id = "dev-2";
+    s_in (fx, "R", &env, NULL);
+    EXPECT (fx, "R", FINISH, 20, PERMISSION_DENIED);
+    //  A prefix of the addressed id is not the id
+    env.handle = 21;
+    env.agent_id = "dev-";
+    s_in (fx, "R", &env, NULL);
+    EXPECT (fx, "R", FINISH, 21, PERMISSION_DENIED);
+    env.handle = 22;
+    env.agent_id = "dev-10,x";
+    s_in (fx, "R", &env, NULL);
+    EXPECT (fx, "R", FINISH, 22, PERMISSION_DENIED);
+    EXPECT_NONE (fx);
+    assert_int_equal (core_request_count (fx->core), 1);
+    //  One of several names matches: bound
+    env.handle = 23;
+    env.agent_id = "other,dev-1";
+    s_in (fx, "R", &env, NULL);
+    out_t *out = POP (fx, "R", BOUND, 23, ANY);
+    s_out_destroy (&out);
+    s_response (fx, "R", 23, "r1", "answer");
+    EXPECT (fx, "C", REPLY, 10, ANY);
+    s_end (fx, "R", 23, "r1", OK, "");
+    EXPECT (fx, "C", FINISH, 10, OK);
+    EXPECT_NONE (fx);
+    s_assert_empty (fx);
+}
+
 static void
 test_publish_refusals (void **state)
 {
@@ -1928,6 +1970,7 @@ main (void)
         T (test_credit),
         T (test_credit_before_bind_and_cap),
         T (test_bind_refusals),
+        T (test_bind_identity),
         T (test_publish_refusals),
         T (test_subscribe_refusals),
         T (test_hello_resync),
