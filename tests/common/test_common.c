@@ -8,7 +8,9 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include "pb_strings.h"
 #include "tconfig.h"
+#include "tether.pb-c.h"
 #include "tlog.h"
 #include "wire_envelope.h"
 
@@ -194,6 +196,99 @@ test_quote (void **state)
     assert_int_equal (tlog_level_parse ("loud", &level), -1);
 }
 
+static void
+test_utf8 (void **state)
+{
+    struct {
+        const char *bytes;
+        bool valid;
+    } cases[] = {
+        {"plain ascii", true},
+        {"caf\xc3\xa9", true},                 //  e acute
+        {"\xe2\x82\xac", true},                 //  euro sign
+        {"\xf0\x9f\x98\x80", true},            //  emoji
+        {"\xc3", false},                        //  truncated
+        {"\xc0\xaf", false},                    //  overlong '/'
+        {"\xe0\x80\xaf", false},                //  overlong '/'
+        {"\xed\xa0\x80", false},                //  surrogate
+        {"\xf4\x90\x80\x80", false},            //  above U+10FFFF
+        {"\x80", false},                        //  lone continuation
+        {"\xff", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal (pb_utf8_valid ((const uint8_t *) cases[i].bytes,
+                                         strlen (cases[i].bytes)),
+                          cases[i].valid);
+    const uint8_t nul[] = {'a', 0, 'b'};
+    assert_false (pb_utf8_valid (nul, sizeof nul));
+}
+
+//  Pack an AgentRequest for `agent_id`, with one header when
+//  `header_value` is not NULL, into `out`; returns its size.
+static size_t
+s_pack_request (const char *agent_id, const char *header_value, uint8_t *out)
+{
+    Tether__V1__AgentRequest req = TETHER__V1__AGENT_REQUEST__INIT;
+    req.id = "r-1";
+    req.agent_id = (char *) agent_id;
+    req.call = "echo";
+    Tether__V1__AgentRequest__HeadersEntry entry
+        = TETHER__V1__AGENT_REQUEST__HEADERS_ENTRY__INIT;
+    Tether__V1__AgentRequest__HeadersEntry *entries[] = {&entry};
+    if (header_value) {
+        entry.key = "k";
+        entry.value = (char *) header_value;
+        req.n_headers = 1;
+        req.headers = entries;
+    }
+    uint8_t payload[] = {0xff, 0x00, 0xfe};     //  bytes: anything goes
+    req.payload.data = payload;
+    req.payload.len = sizeof payload;
+    return tether__v1__agent_request__pack (&req, out);
+}
+
+static void
+test_strings_check (void **state)
+{
+    const ProtobufCMessageDescriptor *desc
+        = &tether__v1__agent_request__descriptor;
+    uint8_t buf[256];
+    const char *field = NULL;
+    size_t size = s_pack_request ("dev-1", "v", buf);
+    assert_int_equal (pb_strings_check (desc, buf, size, &field), 0);
+    assert_null (field);
+
+    size = s_pack_request ("dev-\xc3", NULL, buf);
+    assert_int_equal (pb_strings_check (desc, buf, size, &field), -1);
+    assert_string_equal (field, "agent_id");
+
+    //  Invalid UTF-8 inside a map entry's value.
+    size = s_pack_request ("dev-1", "\xed\xa0\x80", buf);
+    assert_int_equal (pb_strings_check (desc, buf, size, &field), -1);
+    assert_string_equal (field, "value");
+
+    //  An embedded NUL, written by hand: protobuf-c cannot pack one.
+    const uint8_t nul_id[] = {0x12, 0x03, 'k', 0x00, 'x'};
+    assert_int_equal (pb_strings_check (desc, nul_id, sizeof nul_id, &field),
+                      -1);
+    assert_string_equal (field, "agent_id");
+
+    //  Malformed: truncated length, group wire type, field number 0.
+    const uint8_t truncated[] = {0x12, 0x09, 'a'};
+    assert_int_equal (
+        pb_strings_check (desc, truncated, sizeof truncated, &field), -1);
+    assert_string_equal (field, "message");
+    const uint8_t group[] = {0x13};
+    assert_int_equal (pb_strings_check (desc, group, sizeof group, &field), -1);
+    const uint8_t zero[] = {0x02, 0x00};
+    assert_int_equal (pb_strings_check (desc, zero, sizeof zero, &field), -1);
+    //  Unknown fields are skipped, whatever their bytes.
+    const uint8_t unknown[] = {0x7a, 0x02, 0xff, 0x00, 0x08, 0x01};
+    assert_int_equal (pb_strings_check (desc, unknown, sizeof unknown, &field),
+                      0);
+    assert_int_equal (pb_strings_check (desc, NULL, 0, &field), 0);
+}
+
 int
 main (void)
 {
@@ -204,6 +299,8 @@ main (void)
         cmocka_unit_test (test_envelope_round_trip),
         cmocka_unit_test (test_envelope_rejects_garbage),
         cmocka_unit_test (test_quote),
+        cmocka_unit_test (test_utf8),
+        cmocka_unit_test (test_strings_check),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
