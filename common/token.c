@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_PREFIX "tt1."
+#define S_PREFIX   "tt1."
 #define S_MAC_SIZE 32
 
 static const char s_b64[] =
@@ -95,7 +95,7 @@ s_b64_decode (const char *text, size_t len, size_t *size)
             acc &= (1u << bits) - 1;
         }
     }
-    if (acc != 0) {             //  non-zero leftover bits: not canonical
+    if (acc != 0) { //  non-zero leftover bits: not canonical
         free (out);
         return NULL;
     }
@@ -105,7 +105,9 @@ s_b64_decode (const char *text, size_t len, size_t *size)
 }
 
 static void
-s_mac (const token_key_t *key, const char *data, size_t size,
+s_mac (const token_key_t *key,
+       const char *data,
+       size_t size,
        uint8_t mac[S_MAC_SIZE])
 {
     unsigned int mac_size = S_MAC_SIZE;
@@ -115,8 +117,7 @@ s_mac (const token_key_t *key, const char *data, size_t size,
 }
 
 int
-token_key_load (token_key_t *key, const char *path, char *err,
-                size_t err_size)
+token_key_load (token_key_t *key, const char *path, char *err, size_t err_size)
 {
     assert (key);
     memset (key, 0, sizeof *key);
@@ -132,8 +133,8 @@ token_key_load (token_key_t *key, const char *path, char *err,
     while (size > 0 && isspace (key->bytes[size - 1]))
         size--;
     if (more) {
-        snprintf (err, err_size, "key file '%s' is longer than %d bytes",
-                  path, TOKEN_KEY_MAX);
+        snprintf (err, err_size, "key file '%s' is longer than %d bytes", path,
+                  TOKEN_KEY_MAX);
         memset (key, 0, sizeof *key);
         return -1;
     }
@@ -156,7 +157,9 @@ s_kind_name (token_kind_t kind)
 }
 
 char *
-token_mint (const token_key_t *key, token_kind_t kind, const char *subject,
+token_mint (const token_key_t *key,
+            token_kind_t kind,
+            const char *subject,
             int64_t expiry_unix)
 {
     assert (key);
@@ -187,8 +190,11 @@ token_mint (const token_key_t *key, token_kind_t kind, const char *subject,
 }
 
 token_result_t
-token_verify (const token_key_t *key, const char *token, token_kind_t kind,
-              int64_t now_unix, char **subject_p)
+token_verify (const token_key_t *key,
+              const char *token,
+              token_kind_t kind,
+              int64_t now_unix,
+              char **subject_p)
 {
     assert (key && subject_p);
     *subject_p = NULL;
@@ -234,11 +240,9 @@ token_verify (const token_key_t *key, const char *token, token_kind_t kind,
         long long expiry = strtoll (bar1 + 1, &end, 10);
         if (end == bar1 + 1 || *end || errno)
             result = TOKEN_ERR_MALFORMED;
-        else
-        if (strcmp (claims, s_kind_name (kind)) != 0)
+        else if (strcmp (claims, s_kind_name (kind)) != 0)
             result = TOKEN_ERR_KIND;
-        else
-        if (now_unix > expiry)
+        else if (now_unix > expiry)
             result = TOKEN_ERR_EXPIRED;
         else {
             *subject_p = strdup (bar2 + 1);
@@ -301,14 +305,11 @@ token_parse_ttl (const char *text, int64_t *seconds)
     int64_t unit = 1;
     if (*end == 0 || strcmp (end, "s") == 0)
         unit = 1;
-    else
-    if (strcmp (end, "m") == 0)
+    else if (strcmp (end, "m") == 0)
         unit = 60;
-    else
-    if (strcmp (end, "h") == 0)
+    else if (strcmp (end, "h") == 0)
         unit = 3600;
-    else
-    if (strcmp (end, "d") == 0)
+    else if (strcmp (end, "d") == 0)
         unit = 86400;
     else
         return -1;

@@ -467,6 +467,15 @@ event_json_number (event_json_t *self, double *value)
 }
 
 bool
+event_json_bool (event_json_t *self, bool *value)
+{
+    if (!self || self->type != EVENT_JSON_BOOL)
+        return false;
+    *value = self->boolean;
+    return true;
+}
+
+bool
 event_json_get_uint (event_json_t *self, const char *key, uint64_t *value)
 {
     return event_json_uint (event_json_get (self, key), value);
@@ -481,8 +490,7 @@ event_json_get_number (event_json_t *self, const char *key, double *value)
 bool
 event_json_get_bool (event_json_t *self, const char *key, bool fallback)
 {
-    event_json_t *node = event_json_get (self, key);
-    if (!node || node->type != EVENT_JSON_BOOL)
-        return fallback;
-    return node->boolean;
+    bool value = fallback;
+    event_json_bool (event_json_get (self, key), &value);
+    return value;
 }

@@ -90,6 +90,8 @@ bool
     event_json_uint (event_json_t *self, uint64_t *value);
 bool
     event_json_number (event_json_t *self, double *value);
+bool
+    event_json_bool (event_json_t *self, bool *value);
 
 //  Returns the boolean member `key`, or `fallback`.
 bool

@@ -48,7 +48,8 @@ s_read_file (const char *path)
     size_t size = 0;
     if (fseek (file, 0, SEEK_END) == 0) {
         long end = ftell (file);
-        if (end >= 0 && end < 16 * 1024 * 1024 && fseek (file, 0, SEEK_SET) == 0) {
+        if (end >= 0 && end < 16 * 1024 * 1024
+            && fseek (file, 0, SEEK_SET) == 0) {
             data = (char *) malloc ((size_t) end + 1);
             assert (data);
             size = fread (data, 1, (size_t) end, file);
@@ -79,8 +80,9 @@ edge_auth_setup (edge_t *self)
         assert (self->agent_key);
         if (token_key_load (self->agent_key, cfg->agent_token_key_file, err,
                             sizeof err)) {
-            tlog (TLOG_ERROR, "cannot load the agent token key",
-                  "reason=\"%s\"", err);
+            char quoted[600];
+            tlog (TLOG_ERROR, "cannot load the agent token key", "reason=%s",
+                  tlog_quote (err, quoted, sizeof quoted));
             return -1;
         }
     }
@@ -89,8 +91,9 @@ edge_auth_setup (edge_t *self)
         assert (self->client_key);
         if (token_key_load (self->client_key, cfg->client_token_key_file, err,
                             sizeof err)) {
-            tlog (TLOG_ERROR, "cannot load the client token key",
-                  "reason=\"%s\"", err);
+            char quoted[600];
+            tlog (TLOG_ERROR, "cannot load the client token key", "reason=%s",
+                  tlog_quote (err, quoted, sizeof quoted));
             return -1;
         }
     }
@@ -136,8 +139,8 @@ edge_auth_server_credentials (edge_t *self)
             : cfg->tls_require_client_cert
                 ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                 : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
-        creds = grpc_ssl_server_credentials_create_ex (ca, &pair, 1, request,
-                                                       NULL);
+        creds =
+            grpc_ssl_server_credentials_create_ex (ca, &pair, 1, request, NULL);
         if (!creds)
             tlog (TLOG_ERROR, "cannot use the TLS certificate or key",
                   "tls_cert=%s tls_key=%s", cfg->tls_cert, cfg->tls_key);
@@ -158,9 +161,9 @@ edge_auth_announce (edge_t *self)
           "tls=%s client_certs=%s agent_auth=%s agent_tokens=%s "
           "client_tokens=%s router_curve=%s",
           self->tls ? "on" : "off",
-          !*cfg->tls_client_ca            ? "off"
+          !*cfg->tls_client_ca           ? "off"
           : cfg->tls_require_client_cert ? "required"
-                                          : "verified-if-sent",
+                                         : "verified-if-sent",
           self->agent_auth ? "on" : "off", self->agent_key ? "on" : "off",
           self->client_key ? "on" : "off",
           *cfg->router_public_key ? "on" : "off");
@@ -324,8 +327,7 @@ gw_auth_agent (gw_call_t *call, char **identity_p, char *why, size_t size)
     }
     if (code == GRPC_STATUS_OK && zlistx_size (names) == 0) {
         code = GRPC_STATUS_UNAUTHENTICATED;
-        snprintf (why, size,
-                  "agents must authenticate: %s",
+        snprintf (why, size, "agents must authenticate: %s",
                   edge->agent_key && *edge->cfg->tls_client_ca
                       ? "a client certificate or an agent token is required"
                   : edge->agent_key ? "an agent token is required "

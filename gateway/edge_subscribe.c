@@ -67,11 +67,11 @@ s_pump (gw_subscribe_t *self)
 static void
 s_refuse (gw_subscribe_t *self, grpc_status_code code, const char *why)
 {
-    char agent[128];
+    char agent[128], reason[300];
     self->state = SUB_ENDED;
-    tlog (TLOG_INFO, "agent refused", "agent=%s status=%d reason=\"%s\"",
+    tlog (TLOG_INFO, "agent refused", "agent=%s status=%d reason=%s",
           s_quote (self->info ? self->info->agent_id : "", agent, sizeof agent),
-          (int) code, why);
+          (int) code, s_quote (why, reason, sizeof reason));
     gw_call_finish (&self->base, code, why, NULL);
 }
 

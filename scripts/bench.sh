@@ -15,7 +15,7 @@
 #                          ports last; needs `ulimit -n` > 100,100
 #     BENCH_ONLY="1 2 7"   run only these scenarios (1..7)
 #     BENCH_KEEP=1         keep the work directory (logs, raw JSON)
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 dir=$(cd "${1:-build}" && pwd)
@@ -64,7 +64,8 @@ finish () {
     fi
 }
 trap finish EXIT
-trap 'exit 130' INT TERM
+trap 'echo "bench: failed at line $LINENO" >&2' ERR
+trap 'echo "bench: interrupted by a signal" >&2; exit 130' INT TERM
 
 #   wait_line FILE REGEX PID: wait (10 s at most) until FILE has a line
 #   matching REGEX; fails if PID exits first.
@@ -92,7 +93,8 @@ start_router () {
         2>"$log" &
     router_pid=$!
     pids+=("$router_pid")
-    wait_line "$log" 'msg="router listening"' "$router_pid"
+    wait_line "$log" 'msg="router listening".* router_port=[0-9]+ ' \
+        "$router_pid"
     router_port=$(grep -m1 -oE 'router_port=[0-9]+' "$log" | cut -d= -f2)
 }
 
@@ -104,7 +106,7 @@ start_edge () {
         --max-agents 200000 "$@" 2>"$log" &
     edge_pid=$!
     pids+=("$edge_pid")
-    wait_line "$log" 'msg="edge listening"' "$edge_pid"
+    wait_line "$log" 'msg="edge listening" listen=[0-9.]+:[0-9]+ ' "$edge_pid"
     edge_port=$(grep -m1 -oE 'listen=[0-9.]+:[0-9]+' "$log" | sed 's/.*://')
 }
 
@@ -113,7 +115,8 @@ start_limit () {
     "$limit_bin" --listen 127.0.0.1:0 2>"$log" &
     limit_pid=$!
     pids+=("$limit_pid")
-    wait_line "$log" 'msg="limit server listening"' "$limit_pid"
+    wait_line "$log" 'msg="limit server listening" listen=[0-9.]+:[0-9]+ ' \
+        "$limit_pid"
     limit_port=$(grep -m1 -oE 'listen=[0-9.]+:[0-9]+' "$log" | sed 's/.*://')
 }
 
@@ -184,6 +187,13 @@ for run in $(seq "$runs"); do
             --agents "$idle_agents" --pids "$edge_pid,$rp"
         cleanup
         if [ -n "${BENCH_100K:-}" ]; then
+            ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+        fi
+        if [ -n "${BENCH_100K:-}" ] && [ "$(ulimit -n)" != unlimited ] \
+            && [ "$(ulimit -n)" -lt 100100 ]; then
+            echo "bench: BENCH_100K skipped: ulimit -n is $(ulimit -n)," \
+                 "100,000 agents need more than 100,100 descriptors" >&2
+        elif [ -n "${BENCH_100K:-}" ]; then
             start_router s5x-router
             rp=$router_pid
             start_edge s5x-edge --router "tcp://127.0.0.1:$router_port" \

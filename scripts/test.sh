@@ -76,5 +76,16 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
     fi
 fi
 
+#   A short libFuzzer run (clang only; fuzz/run.sh says "skipped" without
+#   it).  SKIP_FUZZ=1 skips it, FUZZ_SECONDS sets the time per target.
+if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -x fuzz/run.sh ]; then
+    if bash fuzz/run.sh; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        status=1
+    fi
+fi
+
 echo "tether: $passed passed, $failed failed"
 exit $status

@@ -74,7 +74,8 @@ s_check (cli_security_t *self, const char *who)
 }
 
 int
-cli_security_client (cli_security_t *self, tether_client_t *client,
+cli_security_client (cli_security_t *self,
+                     tether_client_t *client,
                      const char *who)
 {
     if (s_check (self, who))
@@ -95,7 +96,8 @@ cli_security_client (cli_security_t *self, tether_client_t *client,
 }
 
 int
-cli_security_agent (cli_security_t *self, tether_agent_t *agent,
+cli_security_agent (cli_security_t *self,
+                    tether_agent_t *agent,
                     const char *who)
 {
     if (s_check (self, who))

@@ -17,25 +17,29 @@
 #include "tether.h"
 #include <stdbool.h>
 
-enum {
+enum
+{
     CLI_OPT_TLS_CA = 1001,
     CLI_OPT_TLS_CERT,
     CLI_OPT_TLS_KEY,
     CLI_OPT_TOKEN
 };
 
-#define CLI_SECURITY_OPTIONS                                      \
-    {"tls-ca", required_argument, NULL, CLI_OPT_TLS_CA},          \
-    {"tls-cert", required_argument, NULL, CLI_OPT_TLS_CERT},      \
-    {"tls-key", required_argument, NULL, CLI_OPT_TLS_KEY},        \
-    {"token", required_argument, NULL, CLI_OPT_TOKEN}
+#define CLI_SECURITY_OPTIONS                                                   \
+    {"tls-ca", required_argument, NULL, CLI_OPT_TLS_CA},                       \
+        {"tls-cert", required_argument, NULL, CLI_OPT_TLS_CERT},               \
+        {"tls-key", required_argument, NULL, CLI_OPT_TLS_KEY},                 \
+    {                                                                          \
+        "token", required_argument, NULL, CLI_OPT_TOKEN                        \
+    }
 
-#define CLI_SECURITY_USAGE                                                 \
-    "Security: [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"         \
+#define CLI_SECURITY_USAGE                                                     \
+    "Security: [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"             \
     "          [--token TOKEN|@FILE]  (env TETHER_TLS_CA, TETHER_TOKEN)\n"
 
-typedef struct {
-    const char *ca;         //  borrowed from argv or the environment
+typedef struct
+{
+    const char *ca; //  borrowed from argv or the environment
     const char *cert;
     const char *key;
     const char *token;
@@ -50,9 +54,11 @@ bool cli_security_option (cli_security_t *self, int opt, const char *arg);
 
 //  Apply to a client / an agent.  Returns 0, or -1 after printing why
 //  (prefixed with `who`) on stderr.
-int cli_security_client (cli_security_t *self, tether_client_t *client,
+int cli_security_client (cli_security_t *self,
+                         tether_client_t *client,
                          const char *who);
-int cli_security_agent (cli_security_t *self, tether_agent_t *agent,
+int cli_security_agent (cli_security_t *self,
+                        tether_agent_t *agent,
                         const char *who);
 
 #endif

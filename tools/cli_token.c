@@ -25,17 +25,18 @@
 static void
 s_token_usage (FILE *out)
 {
-    fprintf (out,
-             "usage: tether token --agent ID --key-file FILE [--ttl 24h]\n"
-             "       tether token --client --scope PREFIXES --key-file FILE "
-             "[--ttl 24h]\n"
-             "\n"
-             "Prints a signed bearer token.  An agent token lets its holder\n"
-             "subscribe and answer as agent ID (edge: --agent-token-key-file\n"
-             "FILE).  A client token lets its holder call the agents whose ids\n"
-             "start with one of PREFIXES (comma-separated; \"*\" = all) and\n"
-             "list only those (edge: --client-token-key-file FILE).  TTL:\n"
-             "90s, 30m, 24h, 7d.  Make a key with: openssl rand -hex 32 > FILE\n");
+    fprintf (
+        out,
+        "usage: tether token --agent ID --key-file FILE [--ttl 24h]\n"
+        "       tether token --client --scope PREFIXES --key-file FILE "
+        "[--ttl 24h]\n"
+        "\n"
+        "Prints a signed bearer token.  An agent token lets its holder\n"
+        "subscribe and answer as agent ID (edge: --agent-token-key-file\n"
+        "FILE).  A client token lets its holder call the agents whose ids\n"
+        "start with one of PREFIXES (comma-separated; \"*\" = all) and\n"
+        "list only those (edge: --client-token-key-file FILE).  TTL:\n"
+        "90s, 30m, 24h, 7d.  Make a key with: openssl rand -hex 32 > FILE\n");
 }
 
 int
@@ -83,8 +84,8 @@ cli_token_main (int argc, char **argv)
                 return CLI_EXIT_USAGE;
         }
     }
-    if (optind != argc || !key_file || (!agent == !client)
-        || (client && !scope) || (agent && scope)) {
+    if (optind != argc || !key_file || (!agent == !client) || (client && !scope)
+        || (agent && scope)) {
         s_token_usage (stderr);
         return CLI_EXIT_USAGE;
     }
@@ -113,14 +114,15 @@ cli_token_main (int argc, char **argv)
 static void
 s_keygen_usage (FILE *out)
 {
-    fprintf (out,
-             "usage: tether keygen --out FILE\n"
-             "\n"
-             "Makes a CURVE key pair for the edge <-> router link: FILE is the\n"
-             "public certificate (for the router's --curve-allow-dir, or the\n"
-             "edges' --router-public-key), FILE_secret the secret one (for\n"
-             "--curve-cert-file or --curve-secret-key-file; keep it private).\n"
-             "Prints the public key (Z85).\n");
+    fprintf (
+        out,
+        "usage: tether keygen --out FILE\n"
+        "\n"
+        "Makes a CURVE key pair for the edge <-> router link: FILE is the\n"
+        "public certificate (for the router's --curve-allow-dir, or the\n"
+        "edges' --router-public-key), FILE_secret the secret one (for\n"
+        "--curve-cert-file or --curve-secret-key-file; keep it private).\n"
+        "Prints the public key (Z85).\n");
 }
 
 int

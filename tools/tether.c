@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "cli_bench.h"
 #include "cli_json.h"
+#include "cli_monitor.h"
 #include "cli_parse.h"
 
 #include <getopt.h>
@@ -44,6 +45,7 @@ s_usage (FILE *out)
         "  token             mint an agent or client token (docs/security.md)\n"
         "  keygen            make a CURVE key pair for the edge <-> router link\n"
         "  bench             load-test a gateway (docs/benchmarks.md)\n"
+        "  monitor           watch the router's events (docs/monitoring.md)\n"
         "\n"
         "Run `tether COMMAND --help` for a command's options.  The edge\n"
         "address defaults to $TETHER_EDGE, else 127.0.0.1:50051.\n"
@@ -79,6 +81,8 @@ main (int argc, char **argv)
         return cli_health_main (argc - 1, argv + 1);
     if (strcmp (command, "bench") == 0)
         return cli_bench_main (argc - 1, argv + 1);
+    if (strcmp (command, "monitor") == 0)
+        return cli_monitor_main (argc - 1, argv + 1);
     if (strcmp (command, "token") == 0)
         return cli_token_main (argc - 1, argv + 1);
     if (strcmp (command, "keygen") == 0)

@@ -362,8 +362,8 @@ class Topology:
         self.logdir = logdir
         self.procs = {}         # container name -> Proc
         self.edges = []         # running edge container names, in order
-        self.bin_path = ":".join(sorted({os.path.dirname(b)
-                                         for b in bins.values()}))
+        self.bin_path = ":".join(sorted(
+            {os.path.dirname(os.path.abspath(b)) for b in bins.values()}))
         self.entrypoint = os.path.join(ARGS.root, "deploy", "entrypoint.sh")
 
     # --- resolving names the way the compose network does
@@ -498,7 +498,7 @@ class Topology:
 # --------------------------------------------------------------------------
 #  The checks, in order: each builds on the state the previous one left.
 
-class Topology_(unittest.TestCase):
+class ComposeTopology(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -511,17 +511,18 @@ class Topology_(unittest.TestCase):
             bins["exporter"] = ARGS.exporter
         else:
             note("tether-exporter is not built: exporter checks skipped")
-        why = None if os.environ.get("TETHER_DEPLOY_LOOPBACK") else \
-            Netns.usable()
-        if why is None and not os.environ.get("TETHER_DEPLOY_LOOPBACK"):
+        if os.environ.get("TETHER_DEPLOY_LOOPBACK"):
+            why = "TETHER_DEPLOY_LOOPBACK is set"
+        else:
+            why = Netns.usable()
+        if why is None:
             net = Netns()
             note("network namespaces: one per service, bridged on "
                  "%s.0/24 (names %s*)" % (SUBNET, net.run))
         else:
             net = Loopback()
             note("NOTE: network namespaces unavailable (%s); every service "
-                 "runs on 127.0.0.1 with ports picked at runtime"
-                 % (why or "TETHER_DEPLOY_LOOPBACK set"))
+                 "runs on 127.0.0.1 with ports picked at runtime" % why)
         cls.logdir = tempfile.mkdtemp(prefix="tether-deploy-")
         cls.topo = Topology(compose, bins, net, cls.logdir)
         cls.agents = sorted(s for s, spec in compose.items()
@@ -538,6 +539,7 @@ class Topology_(unittest.TestCase):
             for i, svc in enumerate(cls.agents):
                 cls.topo.start_agent(svc, order=i)
         except BaseException:
+            cls._result_ok = False
             cls.tearDownClass()
             raise
 
@@ -545,6 +547,13 @@ class Topology_(unittest.TestCase):
     def tearDownClass(cls):
         cls.topo.teardown()
         failed = not cls._result_ok
+        if failed:
+            for name in sorted(os.listdir(cls.logdir)):
+                with open(os.path.join(cls.logdir, name),
+                          encoding="utf-8", errors="replace") as f:
+                    lines = f.readlines()
+                sys.stderr.write("---- %s (last 25 lines)\n%s" % (
+                    name, "".join(lines[-25:])))
         if failed or os.environ.get("TETHER_DEPLOY_KEEP"):
             note("process logs kept in %s" % cls.logdir)
         else:
@@ -555,7 +564,7 @@ class Topology_(unittest.TestCase):
     def run(self, result=None):
         result = super().run(result)
         if result is not None and not result.wasSuccessful():
-            Topology_._result_ok = False
+            ComposeTopology._result_ok = False
         return result
 
     # --- helpers

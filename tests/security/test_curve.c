@@ -22,12 +22,13 @@
 #include "router_actor.h"
 #include "wire_envelope.h"
 
-typedef struct {
-    char dir[64];               //  temporary directory
-    char allow[128];            //  allowed edge certificates
+typedef struct
+{
+    char dir[64];    //  temporary directory
+    char allow[128]; //  allowed edge certificates
     zcert_t *router_cert;
-    zcert_t *edge_cert;         //  allowed
-    zcert_t *stranger_cert;     //  not allowed
+    zcert_t *edge_cert;     //  allowed
+    zcert_t *stranger_cert; //  not allowed
     zactor_t *router;
     int port;
 } fx_t;
@@ -97,8 +98,7 @@ s_dealer (fx_t *fx, zcert_t *cert)
     zsock_set_linger (dealer, 0);
     if (cert) {
         zcert_apply (cert, dealer);
-        zsock_set_curve_serverkey (dealer,
-                                   zcert_public_txt (fx->router_cert));
+        zsock_set_curve_serverkey (dealer, zcert_public_txt (fx->router_cert));
     }
     assert_int_equal (zsock_connect (dealer, "tcp://127.0.0.1:%d", fx->port),
                       0);
@@ -202,8 +202,8 @@ main (void)
     }
     zsys_init ();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown (test_allowed_key_is_answered,
-                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_allowed_key_is_answered, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (
             test_unauthenticated_dealers_get_nothing, s_setup, s_teardown),
         cmocka_unit_test (test_bad_settings_refused),

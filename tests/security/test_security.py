@@ -500,15 +500,14 @@ class CurveTest(Base):
         allow = os.path.join(TMP, "allowed-edges")
         os.makedirs(allow, exist_ok=True)
         shutil.copy(edge_cert, allow)
-        rport = e2e.pick_port()
         router = e2e.Proc("router-%d" % len(PROCS), [
-            e2e.ROUTER_BIN, "--bind", "tcp://127.0.0.1:%d" % rport,
+            e2e.ROUTER_BIN, "--bind", "tcp://127.0.0.1:*",
             "--monitor", "", "--curve-secret-key-file",
             router_cert + "_secret", "--curve-allow-dir", allow], TMP)
         PROCS.append(router)
         router.wait_line(r'msg="router requires CURVE"', 20)
-        router.wait_line(r'msg="router listening"', 20)
-        endpoint = "tcp://127.0.0.1:%d" % rport
+        m = router.wait_line(r'msg="router listening".*router_port=(\d+)', 20)
+        endpoint = "tcp://127.0.0.1:%s" % m.group(1)
         _, good = start_edge(["--router-public-key", router_public,
                               "--curve-cert-file", edge_cert + "_secret"],
                              router=endpoint)

@@ -69,13 +69,13 @@ test_malformed (void **state)
 {
     token_key_t key;
     s_key (&key, "0123456789abcdef0123456789abcdef");
-    const char *bad[] = {"", "tt1.", "tt1..", "tt2.abc.def", "tt1.abc",
-                         "tt1.a.b.c", "tt1.!!!.AAAA", "Bearer x", NULL};
+    const char *bad[] = {"",        "tt1.",      "tt1..",        "tt2.abc.def",
+                         "tt1.abc", "tt1.a.b.c", "tt1.!!!.AAAA", "Bearer x",
+                         NULL};
     char *subject = NULL;
     for (int i = 0; bad[i]; i++)
-        assert_int_equal (
-            token_verify (&key, bad[i], TOKEN_AGENT, 1, &subject),
-            TOKEN_ERR_MALFORMED);
+        assert_int_equal (token_verify (&key, bad[i], TOKEN_AGENT, 1, &subject),
+                          TOKEN_ERR_MALFORMED);
     assert_int_equal (token_verify (&key, NULL, TOKEN_AGENT, 1, &subject),
                       TOKEN_ERR_MALFORMED);
     assert_null (token_mint (&key, TOKEN_AGENT, "a|b", 1));
