@@ -15,26 +15,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct _event_json_t {
-    event_json_type_t type;     //  what this node is
-    bool boolean;               //  BOOL: its value
-    double number;              //  NUMBER: its value
-    bool is_uint;               //  NUMBER: a non-negative integer that fits
-    uint64_t uint;              //  NUMBER: exact value when is_uint
-    char *string;               //  STRING: unescaped, NUL-terminated
-    char **keys;                //  OBJECT: member keys, in order
-    event_json_t **items;       //  OBJECT, ARRAY: children, in order
-    size_t count;               //  OBJECT, ARRAY: children used
-    size_t room;                //  OBJECT, ARRAY: children allocated
+struct _event_json_t
+{
+    event_json_type_t type; //  what this node is
+    bool boolean;           //  BOOL: its value
+    double number;          //  NUMBER: its value
+    bool is_uint;           //  NUMBER: a non-negative integer that fits
+    uint64_t uint;          //  NUMBER: exact value when is_uint
+    char *string;           //  STRING: unescaped, NUL-terminated
+    char **keys;            //  OBJECT: member keys, in order
+    event_json_t **items;   //  OBJECT, ARRAY: children, in order
+    size_t count;           //  OBJECT, ARRAY: children used
+    size_t room;            //  OBJECT, ARRAY: children allocated
 };
 
-typedef struct {
-    const char *pos;            //  next byte to read
-    const char *end;            //  one past the last byte
+typedef struct
+{
+    const char *pos; //  next byte to read
+    const char *end; //  one past the last byte
 } reader_t;
 
-static event_json_t *
-s_value (reader_t *r, int depth);
+static event_json_t *s_value (reader_t *r, int depth);
 
 static event_json_t *
 s_node_new (event_json_type_t type)
@@ -71,15 +72,13 @@ s_hex4 (reader_t *r, unsigned int *cp)
         return -1;
     unsigned int value = 0;
     for (int i = 0; i < 4; i++) {
-        char c = r->pos [i];
+        char c = r->pos[i];
         value <<= 4;
         if (c >= '0' && c <= '9')
             value |= (unsigned int) (c - '0');
-        else
-        if (c >= 'a' && c <= 'f')
+        else if (c >= 'a' && c <= 'f')
             value |= (unsigned int) (c - 'a' + 10);
-        else
-        if (c >= 'A' && c <= 'F')
+        else if (c >= 'A' && c <= 'F')
             value |= (unsigned int) (c - 'A' + 10);
         else
             return -1;
@@ -93,24 +92,24 @@ static size_t
 s_utf8_put (char *out, unsigned int cp)
 {
     if (cp < 0x80) {
-        out [0] = (char) cp;
+        out[0] = (char) cp;
         return 1;
     }
     if (cp < 0x800) {
-        out [0] = (char) (0xC0 | (cp >> 6));
-        out [1] = (char) (0x80 | (cp & 0x3F));
+        out[0] = (char) (0xC0 | (cp >> 6));
+        out[1] = (char) (0x80 | (cp & 0x3F));
         return 2;
     }
     if (cp < 0x10000) {
-        out [0] = (char) (0xE0 | (cp >> 12));
-        out [1] = (char) (0x80 | ((cp >> 6) & 0x3F));
-        out [2] = (char) (0x80 | (cp & 0x3F));
+        out[0] = (char) (0xE0 | (cp >> 12));
+        out[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char) (0x80 | (cp & 0x3F));
         return 3;
     }
-    out [0] = (char) (0xF0 | (cp >> 18));
-    out [1] = (char) (0x80 | ((cp >> 12) & 0x3F));
-    out [2] = (char) (0x80 | ((cp >> 6) & 0x3F));
-    out [3] = (char) (0x80 | (cp & 0x3F));
+    out[0] = (char) (0xF0 | (cp >> 18));
+    out[1] = (char) (0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char) (0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char) (0x80 | (cp & 0x3F));
     return 4;
 }
 
@@ -137,37 +136,51 @@ s_string (reader_t *r)
         if (c < 0x20)
             goto malformed;
         if (c != '\\') {
-            out [len++] = (char) c;
+            out[len++] = (char) c;
             r->pos++;
             continue;
         }
         r->pos++;
         char e = *r->pos++;
         switch (e) {
-            case '"':  out [len++] = '"'; break;
-            case '\\': out [len++] = '\\'; break;
-            case '/':  out [len++] = '/'; break;
-            case 'b':  out [len++] = '\b'; break;
-            case 'f':  out [len++] = '\f'; break;
-            case 'n':  out [len++] = '\n'; break;
-            case 'r':  out [len++] = '\r'; break;
-            case 't':  out [len++] = '\t'; break;
+            case '"':
+                out[len++] = '"';
+                break;
+            case '\\':
+                out[len++] = '\\';
+                break;
+            case '/':
+                out[len++] = '/';
+                break;
+            case 'b':
+                out[len++] = '\b';
+                break;
+            case 'f':
+                out[len++] = '\f';
+                break;
+            case 'n':
+                out[len++] = '\n';
+                break;
+            case 'r':
+                out[len++] = '\r';
+                break;
+            case 't':
+                out[len++] = '\t';
+                break;
             case 'u': {
                 unsigned int cp;
                 if (s_hex4 (r, &cp))
                     goto malformed;
                 if (cp >= 0xD800 && cp <= 0xDBFF) {
                     unsigned int low;
-                    if (close - r->pos < 6 || r->pos [0] != '\\'
-                        || r->pos [1] != 'u')
+                    if (close - r->pos < 6 || r->pos[0] != '\\'
+                        || r->pos[1] != 'u')
                         goto malformed;
                     r->pos += 2;
                     if (s_hex4 (r, &low) || low < 0xDC00 || low > 0xDFFF)
                         goto malformed;
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-                }
-                else
-                if (cp >= 0xDC00 && cp <= 0xDFFF)
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF)
                     goto malformed;
                 //  Six escaped bytes always hold the 1..4 bytes written.
                 len += s_utf8_put (out + len, cp);
@@ -179,7 +192,7 @@ s_string (reader_t *r)
         if (r->pos > close)
             goto malformed;
     }
-    out [len] = 0;
+    out[len] = 0;
     r->pos = close + 1;
     return out;
 
@@ -220,12 +233,12 @@ s_number (reader_t *r)
         if (r->pos == exp)
             return NULL;
     }
-    char buf [64];
+    char buf[64];
     size_t len = (size_t) (r->pos - start);
     if (len >= sizeof buf)
         return NULL;
     memcpy (buf, start, len);
-    buf [len] = 0;
+    buf[len] = 0;
     event_json_t *node = s_node_new (EVENT_JSON_NUMBER);
     node->number = strtod (buf, NULL);
     if (integer && *start != '-') {
@@ -233,7 +246,7 @@ s_number (reader_t *r)
         uint64_t value = 0;
         bool fits = len <= 20;
         for (size_t i = 0; fits && i < len; i++) {
-            uint64_t digit = (uint64_t) (buf [i] - '0');
+            uint64_t digit = (uint64_t) (buf[i] - '0');
             if (value > (UINT64_MAX - digit) / 10)
                 fits = false;
             else
@@ -254,22 +267,22 @@ s_append (event_json_t *node, char *key, event_json_t *child)
             node->items, node->room * sizeof (event_json_t *));
         assert (node->items);
         if (node->type == EVENT_JSON_OBJECT) {
-            node->keys
-                = (char **) realloc (node->keys, node->room * sizeof (char *));
+            node->keys =
+                (char **) realloc (node->keys, node->room * sizeof (char *));
             assert (node->keys);
         }
     }
     if (node->type == EVENT_JSON_OBJECT)
-        node->keys [node->count] = key;
-    node->items [node->count++] = child;
+        node->keys[node->count] = key;
+    node->items[node->count++] = child;
 }
 
 //  Object or array; r->pos is at the opening bracket.
 static event_json_t *
 s_container (reader_t *r, int depth, bool object)
 {
-    event_json_t *node
-        = s_node_new (object ? EVENT_JSON_OBJECT : EVENT_JSON_ARRAY);
+    event_json_t *node =
+        s_node_new (object ? EVENT_JSON_OBJECT : EVENT_JSON_ARRAY);
     char close = object ? '}' : ']';
     r->pos++;
     s_skip_space (r);
@@ -378,8 +391,8 @@ event_json_destroy (event_json_t **self_p)
         return;
     for (size_t i = 0; i < self->count; i++) {
         if (self->keys)
-            free (self->keys [i]);
-        event_json_destroy (&self->items [i]);
+            free (self->keys[i]);
+        event_json_destroy (&self->items[i]);
     }
     free (self->keys);
     free (self->items);
@@ -402,8 +415,8 @@ event_json_get (event_json_t *self, const char *key)
         return NULL;
     //  Last one wins, as most readers do with duplicate keys.
     for (size_t i = self->count; i-- > 0;)
-        if (strcmp (self->keys [i], key) == 0)
-            return self->items [i];
+        if (strcmp (self->keys[i], key) == 0)
+            return self->items[i];
     return NULL;
 }
 
@@ -421,7 +434,7 @@ event_json_key_at (event_json_t *self, size_t index)
 {
     if (!self || self->type != EVENT_JSON_OBJECT || index >= self->count)
         return NULL;
-    return self->keys [index];
+    return self->keys[index];
 }
 
 event_json_t *
@@ -429,7 +442,7 @@ event_json_at (event_json_t *self, size_t index)
 {
     if (index >= event_json_size (self))
         return NULL;
-    return self->items [index];
+    return self->items[index];
 }
 
 const char *
@@ -441,7 +454,8 @@ event_json_string (event_json_t *self)
 }
 
 const char *
-event_json_get_string (event_json_t *self, const char *key,
+event_json_get_string (event_json_t *self,
+                       const char *key,
                        const char *fallback)
 {
     const char *value = event_json_string (event_json_get (self, key));

@@ -36,35 +36,37 @@
 #include "tlog.h"
 
 //  Events handled per wake-up at most, so a flood cannot starve scrapes.
-#define S_BATCH             1000
+#define S_BATCH 1000
 //  The SUB socket's receive high-water mark, messages.
-#define S_SUB_HWM           100000
+#define S_SUB_HWM 100000
 //  Longest poll, ms: the router's liveness is judged at least this often.
-#define S_TICK_MS           1000
+#define S_TICK_MS 1000
 //  Gap warnings are printed at most this often, ms.
-#define S_GAP_LOG_MS        10000
-#define S_CONTENT_TYPE      "text/plain; version=0.0.4; charset=utf-8"
+#define S_GAP_LOG_MS   10000
+#define S_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-typedef struct {
-    char *monitor;              //  router PUB endpoint(s)
-    char *listen;               //  HOST:PORT for HTTP
-    char *log_level;            //  debug, info, warn, error, off
-    uint32_t stale_ms;          //  router counts as down after this
+typedef struct
+{
+    char *monitor;     //  router PUB endpoint(s)
+    char *listen;      //  HOST:PORT for HTTP
+    char *log_level;   //  debug, info, warn, error, off
+    uint32_t stale_ms; //  router counts as down after this
 } settings_t;
 
-typedef struct {
-    settings_t settings;        //  what we were told
-    metrics_t *metrics;         //  the state every scrape renders
-    zsock_t *sub;               //  SUB to the router's PUB
-    struct MHD_Daemon *http;    //  the /metrics server
-    int signal_fd;              //  SIGINT, SIGTERM
-    zmq_pollitem_t *items;      //  poll set, rebuilt each iteration
-    size_t items_room;          //  entries allocated in items
-    bool terminated;            //  a signal came
-    bool router_up;             //  as last logged
-    uint64_t missed_logged;     //  missed count at the last gap line
-    int64_t gap_logged_ms;      //  when the last gap line was printed
-    uint64_t scrapes;           //  /metrics answered
+typedef struct
+{
+    settings_t settings;     //  what we were told
+    metrics_t *metrics;      //  the state every scrape renders
+    zsock_t *sub;            //  SUB to the router's PUB
+    struct MHD_Daemon *http; //  the /metrics server
+    int signal_fd;           //  SIGINT, SIGTERM
+    zmq_pollitem_t *items;   //  poll set, rebuilt each iteration
+    size_t items_room;       //  entries allocated in items
+    bool terminated;         //  a signal came
+    bool router_up;          //  as last logged
+    uint64_t missed_logged;  //  missed count at the last gap line
+    int64_t gap_logged_ms;   //  when the last gap line was printed
+    uint64_t scrapes;        //  /metrics answered
 } self_t;
 
 
@@ -74,20 +76,20 @@ typedef struct {
 static size_t
 s_options (settings_t *settings, tconfig_option_t *options)
 {
-    const tconfig_option_t table [] = {
+    const tconfig_option_t table[] = {
         {"exporter/monitor", "TETHER_MONITOR", "--monitor", TCONFIG_STRING,
          &settings->monitor, 0, 0,
          "router monitor (PUB) endpoint to subscribe to"},
         {"exporter/listen", "TETHER_EXPORTER_LISTEN", "--listen",
          TCONFIG_STRING, &settings->listen, 0, 0,
          "HOST:PORT to serve /metrics on (port 0: any free port)"},
-        {"exporter/stale_after", "TETHER_EXPORTER_STALE_AFTER",
-         "--stale-after", TCONFIG_DURATION, &settings->stale_ms, 1, 0,
+        {"exporter/stale_after", "TETHER_EXPORTER_STALE_AFTER", "--stale-after",
+         TCONFIG_DURATION, &settings->stale_ms, 1, 0,
          "tether_router_up is 0 when no event came for this long"},
         {"exporter/log_level", "TETHER_LOG_LEVEL", "--log-level",
          TCONFIG_STRING, &settings->log_level, 0, 0,
          "debug, info, warn, error or off"}};
-    size_t count = sizeof table / sizeof table [0];
+    size_t count = sizeof table / sizeof table[0];
     memcpy (options, table, sizeof table);
     return count;
 }
@@ -95,35 +97,37 @@ s_options (settings_t *settings, tconfig_option_t *options)
 static void
 s_usage (FILE *out, const tconfig_option_t *options, size_t count)
 {
-    fprintf (out,
-             "usage: tether-exporter [--monitor ENDPOINT] [--listen "
-             "HOST:PORT] [--config FILE]\n"
-             "\n"
-             "Subscribes to a Tether router's monitor events and serves\n"
-             "them as Prometheus metrics on GET /metrics.  Settings come\n"
-             "from, lowest precedence first: defaults, the config file\n"
-             "(--config FILE or env TETHER_EXPORTER_CONFIG), environment\n"
-             "variables, flags.\n"
-             "\n"
-             "settings:\n");
+    fprintf (out, "usage: tether-exporter [--monitor ENDPOINT] [--listen "
+                  "HOST:PORT] [--config FILE]\n"
+                  "\n"
+                  "Subscribes to a Tether router's monitor events and serves\n"
+                  "them as Prometheus metrics on GET /metrics.  Settings come\n"
+                  "from, lowest precedence first: defaults, the config file\n"
+                  "(--config FILE or env TETHER_EXPORTER_CONFIG), environment\n"
+                  "variables, flags.\n"
+                  "\n"
+                  "settings:\n");
     tconfig_print_help (out, options, count);
 }
 
 //  Resolve "HOST:PORT" ("[V6]:PORT", ":PORT" = every address) into
 //  `addr`.  Returns 0, or -1 with a reason in `err`.
 static int
-s_resolve_listen (const char *listen, struct sockaddr_storage *addr,
-                  socklen_t *addr_len, char *err, size_t err_size)
+s_resolve_listen (const char *listen,
+                  struct sockaddr_storage *addr,
+                  socklen_t *addr_len,
+                  char *err,
+                  size_t err_size)
 {
     const char *colon = listen ? strrchr (listen, ':') : NULL;
-    if (!colon || colon [1] == 0) {
+    if (!colon || colon[1] == 0) {
         snprintf (err, err_size, "--listen: '%s' is not HOST:PORT",
                   listen ? listen : "");
         return -1;
     }
-    char host [256];
+    char host[256];
     size_t host_len = (size_t) (colon - listen);
-    if (host_len >= 2 && listen [0] == '[' && colon [-1] == ']') {
+    if (host_len >= 2 && listen[0] == '[' && colon[-1] == ']') {
         listen++;
         host_len -= 2;
     }
@@ -132,7 +136,7 @@ s_resolve_listen (const char *listen, struct sockaddr_storage *addr,
         return -1;
     }
     memcpy (host, listen, host_len);
-    host [host_len] = 0;
+    host[host_len] = 0;
 
     struct addrinfo hints;
     memset (&hints, 0, sizeof hints);
@@ -142,8 +146,8 @@ s_resolve_listen (const char *listen, struct sockaddr_storage *addr,
     struct addrinfo *found = NULL;
     int rc = getaddrinfo (host_len ? host : NULL, colon + 1, &hints, &found);
     if (rc != 0 || !found) {
-        snprintf (err, err_size, "--listen: cannot resolve '%s': %s",
-                  listen, gai_strerror (rc));
+        snprintf (err, err_size, "--listen: cannot resolve '%s': %s", listen,
+                  gai_strerror (rc));
         return -1;
     }
     memcpy (addr, found->ai_addr, found->ai_addrlen);
@@ -159,18 +163,19 @@ s_resolve_listen (const char *listen, struct sockaddr_storage *addr,
 static void
 s_http_log (void *cls, const char *format, va_list args)
 {
-    char text [512];
+    char text[512];
     vsnprintf (text, sizeof text, format, args);
     size_t len = strlen (text);
-    while (len && (text [len - 1] == '\n' || text [len - 1] == '\r'))
-        text [--len] = 0;
-    char quoted [600];
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = 0;
+    char quoted[600];
     tlog (TLOG_WARN, "http", "detail=%s",
           tlog_quote (text, quoted, sizeof quoted));
 }
 
 static enum MHD_Result
-s_http_text (struct MHD_Connection *connection, unsigned int status,
+s_http_text (struct MHD_Connection *connection,
+             unsigned int status,
              const char *text)
 {
     struct MHD_Response *response = MHD_create_response_from_buffer (
@@ -187,9 +192,13 @@ s_http_text (struct MHD_Connection *connection, unsigned int status,
 }
 
 static enum MHD_Result
-s_http_request (void *cls, struct MHD_Connection *connection,
-                const char *url, const char *method, const char *version,
-                const char *upload_data, size_t *upload_data_size,
+s_http_request (void *cls,
+                struct MHD_Connection *connection,
+                const char *url,
+                const char *method,
+                const char *version,
+                const char *upload_data,
+                size_t *upload_data_size,
                 void **con_cls)
 {
     self_t *self = (self_t *) cls;
@@ -200,16 +209,16 @@ s_http_request (void *cls, struct MHD_Connection *connection,
     if (strcmp (url, "/metrics") == 0) {
         size_t size = 0;
         char *text = metrics_render (self->metrics, zclock_mono (), &size);
-        struct MHD_Response *response = MHD_create_response_from_buffer (
-            size, text, MHD_RESPMEM_MUST_FREE);
+        struct MHD_Response *response =
+            MHD_create_response_from_buffer (size, text, MHD_RESPMEM_MUST_FREE);
         if (!response) {
             free (text);
             return MHD_NO;
         }
         MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE,
                                  S_CONTENT_TYPE);
-        enum MHD_Result rc
-            = MHD_queue_response (connection, MHD_HTTP_OK, response);
+        enum MHD_Result rc =
+            MHD_queue_response (connection, MHD_HTTP_OK, response);
         MHD_destroy_response (response);
         self->scrapes++;
         return rc;
@@ -235,24 +244,23 @@ s_handle_event (self_t *self, zmsg_t *msg)
         body ? zframe_size (body) : 0, now, zclock_time ());
     if (notice & METRICS_EVENT_MALFORMED) {
         if (tlog_enabled (TLOG_DEBUG)) {
-            char qtopic [160];
+            char qtopic[160];
             tlog (TLOG_DEBUG, "unreadable event dropped", "topic=%s",
                   tlog_quote (topic ? topic : "", qtopic, sizeof qtopic));
         }
-    }
-    else {
+    } else {
         uint64_t seq = metrics_last_seq (self->metrics);
         if (notice & METRICS_EVENT_FIRST)
             tlog (TLOG_INFO, "router seen", "seq=%" PRIu64, seq);
         if (notice & METRICS_EVENT_RESTART)
-            tlog (TLOG_INFO, "router restarted", "seq=%" PRIu64
-                  " restarts=%" PRIu64, seq,
+            tlog (TLOG_INFO, "router restarted",
+                  "seq=%" PRIu64 " restarts=%" PRIu64, seq,
                   metrics_router_restarts (self->metrics));
         if (!self->router_up && !(notice & METRICS_EVENT_FIRST))
             tlog (TLOG_INFO, "router heard again", "seq=%" PRIu64, seq);
         self->router_up = true;
         if (tlog_enabled (TLOG_DEBUG)) {
-            char qtopic [160];
+            char qtopic[160];
             tlog (TLOG_DEBUG, "event", "topic=%s seq=%" PRIu64,
                   tlog_quote (topic, qtopic, sizeof qtopic), seq);
         }
@@ -262,8 +270,9 @@ s_handle_event (self_t *self, zmsg_t *msg)
     if (missed > self->missed_logged
         && (self->gap_logged_ms == 0
             || now - self->gap_logged_ms >= S_GAP_LOG_MS)) {
-        tlog (TLOG_WARN, "monitor events missed", "missed=%" PRIu64
-              " total=%" PRIu64, missed - self->missed_logged, missed);
+        tlog (TLOG_WARN, "monitor events missed",
+              "missed=%" PRIu64 " total=%" PRIu64, missed - self->missed_logged,
+              missed);
         self->missed_logged = missed;
         self->gap_logged_ms = now;
     }
@@ -277,7 +286,7 @@ s_drain_events (self_t *self)
     for (int i = 0; i < S_BATCH; i++) {
         zmsg_t *msg = zmsg_recv (self->sub);
         if (!msg)
-            break;              //  EAGAIN: nothing more (rcvtimeo is 0)
+            break; //  EAGAIN: nothing more (rcvtimeo is 0)
         s_handle_event (self, msg);
         zmsg_destroy (&msg);
     }
@@ -318,10 +327,10 @@ s_poll_set (self_t *self, long *timeout_ms)
         self->items_room = need;
     }
     int count = 0;
-    self->items [count++] = (zmq_pollitem_t) {
-        zsock_resolve (self->sub), 0, ZMQ_POLLIN, 0};
-    self->items [count++]
-        = (zmq_pollitem_t) {NULL, self->signal_fd, ZMQ_POLLIN, 0};
+    self->items[count++] =
+        (zmq_pollitem_t){zsock_resolve (self->sub), 0, ZMQ_POLLIN, 0};
+    self->items[count++] =
+        (zmq_pollitem_t){NULL, self->signal_fd, ZMQ_POLLIN, 0};
     for (int fd = 0; fd <= max_fd; fd++) {
         short events = 0;
         if (FD_ISSET (fd, &readers))
@@ -331,7 +340,7 @@ s_poll_set (self_t *self, long *timeout_ms)
         if (FD_ISSET (fd, &errors))
             events |= ZMQ_POLLERR;
         if (events)
-            self->items [count++] = (zmq_pollitem_t) {NULL, fd, events, 0};
+            self->items[count++] = (zmq_pollitem_t){NULL, fd, events, 0};
     }
     *timeout_ms = S_TICK_MS;
     MHD_UNSIGNED_LONG_LONG http_timeout;
@@ -353,7 +362,7 @@ s_run (self_t *self)
                   zmq_strerror (errno));
             break;
         }
-        if (rc > 0 && (self->items [1].revents & ZMQ_POLLIN)) {
+        if (rc > 0 && (self->items[1].revents & ZMQ_POLLIN)) {
             struct signalfd_siginfo info;
             if (read (self->signal_fd, &info, sizeof info)
                 == (ssize_t) sizeof info) {
@@ -362,7 +371,7 @@ s_run (self_t *self)
                 self->terminated = true;
             }
         }
-        if (rc > 0 && (self->items [0].revents & ZMQ_POLLIN))
+        if (rc > 0 && (self->items[0].revents & ZMQ_POLLIN))
             s_drain_events (self);
         MHD_run (self->http);
         s_check_router (self, zclock_mono ());
@@ -391,12 +400,12 @@ main (int argc, char **argv)
     self->settings.stale_ms = 5000;
     assert (self->settings.monitor && self->settings.listen
             && self->settings.log_level);
-    tconfig_option_t options [8];
+    tconfig_option_t options[8];
     size_t count = s_options (&self->settings, options);
 
     int rc = 0;
     bool help = false;
-    char error [512] = "";
+    char error[512] = "";
     if (tconfig_load (options, count, argc, argv, "TETHER_EXPORTER_CONFIG",
                       &help, error, sizeof error)) {
         fprintf (stderr, "tether-exporter: %s\n", error);
@@ -409,8 +418,10 @@ main (int argc, char **argv)
     }
     tlog_level_t level;
     if (tlog_level_parse (self->settings.log_level, &level)) {
-        fprintf (stderr, "tether-exporter: --log-level: '%s' is not one of "
-                 "debug, info, warn, error, off\n", self->settings.log_level);
+        fprintf (stderr,
+                 "tether-exporter: --log-level: '%s' is not one of "
+                 "debug, info, warn, error, off\n",
+                 self->settings.log_level);
         rc = 2;
         goto cleanup;
     }
@@ -440,10 +451,10 @@ main (int argc, char **argv)
     zsock_set_rcvtimeo (self->sub, 0);
     zsock_set_subscribe (self->sub, "");
     if (zsock_attach (self->sub, self->settings.monitor, false)) {
-        char qmon [300];
+        char qmon[300];
         tlog (TLOG_ERROR, "cannot connect to the monitor endpoint",
-              "monitor=%s", tlog_quote (self->settings.monitor, qmon,
-                                        sizeof qmon));
+              "monitor=%s",
+              tlog_quote (self->settings.monitor, qmon, sizeof qmon));
         rc = 1;
         goto cleanup;
     }
@@ -452,21 +463,21 @@ main (int argc, char **argv)
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     self->http = MHD_start_daemon (
-        flags, 0, NULL, NULL, s_http_request, self,
-        MHD_OPTION_EXTERNAL_LOGGER, s_http_log, (void *) self,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 64,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 10, MHD_OPTION_END);
+        flags, 0, NULL, NULL, s_http_request, self, MHD_OPTION_EXTERNAL_LOGGER,
+        s_http_log, (void *) self, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *) &addr, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int) 64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 10,
+        MHD_OPTION_END);
     if (!self->http) {
-        char qlisten [300];
+        char qlisten[300];
         tlog (TLOG_ERROR, "cannot listen", "listen=%s",
               tlog_quote (self->settings.listen, qlisten, sizeof qlisten));
         rc = 1;
         goto cleanup;
     }
-    const union MHD_DaemonInfo *info
-        = MHD_get_daemon_info (self->http, MHD_DAEMON_INFO_BIND_PORT);
-    char qlisten [300], qmon [300];
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info (self->http, MHD_DAEMON_INFO_BIND_PORT);
+    char qlisten[300], qmon[300];
     tlog (TLOG_INFO, "exporter listening",
           "listen=%s port=%u monitor=%s pid=%d",
           tlog_quote (self->settings.listen, qlisten, sizeof qlisten),

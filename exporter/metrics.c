@@ -31,50 +31,65 @@
 #define S_STATUSES  17
 #define S_MAX_EDGES 1024
 
-static const char *s_status_name [S_STATUSES] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+static const char *s_status_name[S_STATUSES] = {"OK",
+                                                "CANCELLED",
+                                                "UNKNOWN",
+                                                "INVALID_ARGUMENT",
+                                                "DEADLINE_EXCEEDED",
+                                                "NOT_FOUND",
+                                                "ALREADY_EXISTS",
+                                                "PERMISSION_DENIED",
+                                                "RESOURCE_EXHAUSTED",
+                                                "FAILED_PRECONDITION",
+                                                "ABORTED",
+                                                "OUT_OF_RANGE",
+                                                "UNIMPLEMENTED",
+                                                "INTERNAL",
+                                                "UNAVAILABLE",
+                                                "DATA_LOSS",
+                                                "UNAUTHENTICATED"};
 
 //  Known topics; anything else is counted as "other" (the last entry).
-static const char *s_topic_name [] = {
-    "agent.up", "agent.down", "agent.superseded", "request.start",
-    "request.end", "edge.up", "edge.down", "stats", "other"};
-#define S_TOPICS (sizeof s_topic_name / sizeof s_topic_name [0])
+static const char *s_topic_name[] = {
+    "agent.up",      "agent.down",  "agent.superseded",
+    "request.start", "request.end", "edge.up",
+    "edge.down",     "stats",       "other"};
+#define S_TOPICS (sizeof s_topic_name / sizeof s_topic_name[0])
 
 //  Histogram bucket upper bounds: in ms for comparing, as text for le="".
-static const struct {
-    int64_t ms_x10;             //  bound in tenths of a millisecond
-    const char *le;             //  the bound in seconds, as printed
-} s_bucket [] = {
-    {10, "0.001"}, {25, "0.0025"}, {50, "0.005"}, {100, "0.01"},
-    {250, "0.025"}, {500, "0.05"}, {1000, "0.1"}, {2500, "0.25"},
-    {5000, "0.5"}, {10000, "1"}, {25000, "2.5"}, {50000, "5"},
-    {100000, "10"}, {300000, "30"}, {600000, "60"}};
-#define S_BUCKETS (sizeof s_bucket / sizeof s_bucket [0])
+static const struct
+{
+    int64_t ms_x10; //  bound in tenths of a millisecond
+    const char *le; //  the bound in seconds, as printed
+} s_bucket[] = {{10, "0.001"},  {25, "0.0025"}, {50, "0.005"},  {100, "0.01"},
+                {250, "0.025"}, {500, "0.05"},  {1000, "0.1"},  {2500, "0.25"},
+                {5000, "0.5"},  {10000, "1"},   {25000, "2.5"}, {50000, "5"},
+                {100000, "10"}, {300000, "30"}, {600000, "60"}};
+#define S_BUCKETS (sizeof s_bucket / sizeof s_bucket[0])
 
-typedef struct {
-    char *name;                 //  edge name as the router reports it
-    uint64_t agents;            //  agents connected through it
+typedef struct
+{
+    char *name;      //  edge name as the router reports it
+    uint64_t agents; //  agents connected through it
 } edge_row_t;
 
-struct _metrics_t {
-    uint32_t stale_ms;          //  router counts as up this long
+struct _metrics_t
+{
+    uint32_t stale_ms; //  router counts as up this long
     //  Sequence bookkeeping
-    bool have_seq;              //  an event has been seen
-    uint64_t last_seq;          //  seq of the last event
-    uint64_t missed;            //  events skipped by seq gaps
-    uint64_t restarts;          //  seq resets seen
-    uint64_t received;          //  events accepted
-    uint64_t bad_events;        //  messages that were not events
-    int64_t last_mono_ms;       //  when the last event came (monotonic)
-    int64_t last_unix_ms;       //  when the last event came (wall clock)
-    uint64_t events [S_TOPICS]; //  per topic
+    bool have_seq;             //  an event has been seen
+    uint64_t last_seq;         //  seq of the last event
+    uint64_t missed;           //  events skipped by seq gaps
+    uint64_t restarts;         //  seq resets seen
+    uint64_t received;         //  events accepted
+    uint64_t bad_events;       //  messages that were not events
+    int64_t last_mono_ms;      //  when the last event came (monotonic)
+    int64_t last_unix_ms;      //  when the last event came (wall clock)
+    uint64_t events[S_TOPICS]; //  per topic
     //  Requests, from request.start / request.end
     uint64_t started;
-    uint64_t by_status [S_STATUSES];
-    uint64_t buckets [S_BUCKETS];   //  per bucket, not cumulative
+    uint64_t by_status[S_STATUSES];
+    uint64_t buckets[S_BUCKETS]; //  per bucket, not cumulative
     uint64_t duration_count;
     uint64_t duration_sum_ms;
     uint64_t bytes_to_agent;
@@ -82,15 +97,15 @@ struct _metrics_t {
     uint64_t superseded;
     uint64_t edges_lost;
     //  From stats
-    bool have_stats;            //  a stats event in this incarnation
+    bool have_stats; //  a stats event in this incarnation
     uint64_t agents;
     uint64_t in_flight;
     uint64_t waiting;
     uint64_t edges;
-    edge_row_t *edge_rows;      //  sorted by name
+    edge_row_t *edge_rows; //  sorted by name
     size_t edge_count;
-    uint64_t router_malformed;  //  router's counter at the last stats
-    uint64_t malformed;         //  our monotonic total
+    uint64_t router_malformed; //  router's counter at the last stats
+    uint64_t malformed;        //  our monotonic total
 };
 
 
@@ -101,7 +116,7 @@ static void
 s_edges_clear (metrics_t *self)
 {
     for (size_t i = 0; i < self->edge_count; i++)
-        free (self->edge_rows [i].name);
+        free (self->edge_rows[i].name);
     free (self->edge_rows);
     self->edge_rows = NULL;
     self->edge_count = 0;
@@ -118,7 +133,7 @@ static size_t
 s_topic_index (const char *topic)
 {
     for (size_t i = 0; i + 1 < S_TOPICS; i++)
-        if (strcmp (topic, s_topic_name [i]) == 0)
+        if (strcmp (topic, s_topic_name[i]) == 0)
             return i;
     return S_TOPICS - 1;
 }
@@ -131,15 +146,15 @@ s_status_index (event_json_t *json)
         return status < S_STATUSES ? (int) status : 2;
     const char *code = event_json_get_string (json, "code", NULL);
     for (int i = 0; code && i < S_STATUSES; i++)
-        if (strcmp (code, s_status_name [i]) == 0)
+        if (strcmp (code, s_status_name[i]) == 0)
             return i;
-    return 2;                   //  UNKNOWN
+    return 2; //  UNKNOWN
 }
 
 static void
 s_on_request_end (metrics_t *self, event_json_t *json)
 {
-    self->by_status [s_status_index (json)]++;
+    self->by_status[s_status_index (json)]++;
     double duration_ms = 0;
     if (!event_json_get_number (json, "duration_ms", &duration_ms)
         || duration_ms < 0)
@@ -148,8 +163,8 @@ s_on_request_end (metrics_t *self, event_json_t *json)
         duration_ms = 1e12;
     int64_t ms_x10 = (int64_t) (duration_ms * 10);
     for (size_t i = 0; i < S_BUCKETS; i++)
-        if (ms_x10 <= s_bucket [i].ms_x10) {
-            self->buckets [i]++;
+        if (ms_x10 <= s_bucket[i].ms_x10) {
+            self->buckets[i]++;
             break;
         }
     self->duration_count++;
@@ -176,15 +191,15 @@ s_on_stats (metrics_t *self, event_json_t *json)
         if (count > S_MAX_EDGES)
             count = S_MAX_EDGES;
         if (count) {
-            self->edge_rows
-                = (edge_row_t *) calloc (count, sizeof (edge_row_t));
+            self->edge_rows =
+                (edge_row_t *) calloc (count, sizeof (edge_row_t));
             assert (self->edge_rows);
         }
         for (size_t i = 0; i < count; i++) {
             uint64_t agents = 0;
             if (!event_json_uint (event_json_at (per_edge, i), &agents))
                 continue;
-            edge_row_t *row = &self->edge_rows [self->edge_count++];
+            edge_row_t *row = &self->edge_rows[self->edge_count++];
             row->name = strdup (event_json_key_at (per_edge, i));
             assert (row->name);
             row->agents = agents;
@@ -211,11 +226,9 @@ s_label_value (FILE *out, const char *value)
     for (const char *s = value; *s; s++) {
         if (*s == '\\')
             fputs ("\\\\", out);
-        else
-        if (*s == '"')
+        else if (*s == '"')
             fputs ("\\\"", out);
-        else
-        if (*s == '\n')
+        else if (*s == '\n')
             fputs ("\\n", out);
         else
             fputc (*s, out);
@@ -260,8 +273,12 @@ metrics_destroy (metrics_t **self_p)
 }
 
 int
-metrics_on_event (metrics_t *self, const char *topic, const void *body,
-                  size_t size, int64_t now_mono_ms, int64_t now_unix_ms)
+metrics_on_event (metrics_t *self,
+                  const char *topic,
+                  const void *body,
+                  size_t size,
+                  int64_t now_mono_ms,
+                  int64_t now_unix_ms)
 {
     assert (self);
     event_json_t *json = event_json_parse ((const char *) body, size);
@@ -276,8 +293,7 @@ metrics_on_event (metrics_t *self, const char *topic, const void *body,
     int notice = 0;
     if (!self->have_seq)
         notice |= METRICS_EVENT_FIRST;
-    else
-    if (seq <= self->last_seq) {
+    else if (seq <= self->last_seq) {
         //  Seq started over: a new router incarnation.  What it published
         //  before this event never reached us.
         notice |= METRICS_EVENT_RESTART;
@@ -287,9 +303,7 @@ metrics_on_event (metrics_t *self, const char *topic, const void *body,
             self->missed += seq - 1;
             notice |= METRICS_EVENT_GAP;
         }
-    }
-    else
-    if (seq > self->last_seq + 1) {
+    } else if (seq > self->last_seq + 1) {
         self->missed += seq - self->last_seq - 1;
         notice |= METRICS_EVENT_GAP;
     }
@@ -300,21 +314,17 @@ metrics_on_event (metrics_t *self, const char *topic, const void *body,
     self->last_unix_ms = now_unix_ms;
 
     size_t topic_index = s_topic_index (topic);
-    self->events [topic_index]++;
-    const char *known = s_topic_name [topic_index];
+    self->events[topic_index]++;
+    const char *known = s_topic_name[topic_index];
     if (strcmp (known, "request.end") == 0)
         s_on_request_end (self, json);
-    else
-    if (strcmp (known, "request.start") == 0)
+    else if (strcmp (known, "request.start") == 0)
         self->started++;
-    else
-    if (strcmp (known, "agent.superseded") == 0)
+    else if (strcmp (known, "agent.superseded") == 0)
         self->superseded++;
-    else
-    if (strcmp (known, "edge.down") == 0)
+    else if (strcmp (known, "edge.down") == 0)
         self->edges_lost++;
-    else
-    if (strcmp (known, "stats") == 0)
+    else if (strcmp (known, "stats") == 0)
         s_on_stats (self, json);
     event_json_destroy (&json);
     return notice;
@@ -339,9 +349,9 @@ metrics_render (metrics_t *self, int64_t now_mono_ms, size_t *size)
     s_family (out, "tether_router_last_event_timestamp_seconds", "gauge",
               "Unix time at which the last monitor event arrived, 0 before "
               "any.");
-    fprintf (out, "tether_router_last_event_timestamp_seconds %" PRId64
-             ".%03d\n", self->last_unix_ms / 1000,
-             (int) (self->last_unix_ms % 1000));
+    fprintf (out,
+             "tether_router_last_event_timestamp_seconds %" PRId64 ".%03d\n",
+             self->last_unix_ms / 1000, (int) (self->last_unix_ms % 1000));
     s_family (out, "tether_router_restarts_total", "counter",
               "Router restarts seen: event sequence numbers started over.");
     s_sample (out, "tether_router_restarts_total", self->restarts);
@@ -350,7 +360,7 @@ metrics_render (metrics_t *self, int64_t now_mono_ms, size_t *size)
               "Monitor events received, by topic.");
     for (size_t i = 0; i < S_TOPICS; i++)
         fprintf (out, "tether_events_total{topic=\"%s\"} %" PRIu64 "\n",
-                 s_topic_name [i], self->events [i]);
+                 s_topic_name[i], self->events[i]);
     s_family (out, "tether_events_missed_total", "counter",
               "Monitor events lost on the way (gaps in their sequence "
               "numbers).");
@@ -366,17 +376,21 @@ metrics_render (metrics_t *self, int64_t now_mono_ms, size_t *size)
               "Requests finished, by gRPC status.");
     for (int i = 0; i < S_STATUSES; i++)
         fprintf (out, "tether_requests_total{status=\"%s\"} %" PRIu64 "\n",
-                 s_status_name [i], self->by_status [i]);
+                 s_status_name[i], self->by_status[i]);
     s_family (out, "tether_request_duration_seconds", "histogram",
               "Time from a request's arrival at the router to its end.");
     uint64_t cumulative = 0;
     for (size_t i = 0; i < S_BUCKETS; i++) {
-        cumulative += self->buckets [i];
-        fprintf (out, "tether_request_duration_seconds_bucket{le=\"%s\"} %"
-                 PRIu64 "\n", s_bucket [i].le, cumulative);
+        cumulative += self->buckets[i];
+        fprintf (out,
+                 "tether_request_duration_seconds_bucket{le=\"%s\"} %" PRIu64
+                 "\n",
+                 s_bucket[i].le, cumulative);
     }
-    fprintf (out, "tether_request_duration_seconds_bucket{le=\"+Inf\"} %"
-             PRIu64 "\n", self->duration_count);
+    fprintf (out,
+             "tether_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64
+             "\n",
+             self->duration_count);
     fprintf (out, "tether_request_duration_seconds_sum %" PRIu64 ".%03d\n",
              self->duration_sum_ms / 1000,
              (int) (self->duration_sum_ms % 1000));
@@ -384,10 +398,13 @@ metrics_render (metrics_t *self, int64_t now_mono_ms, size_t *size)
               self->duration_count);
     s_family (out, "tether_request_bytes_total", "counter",
               "Payload bytes of finished requests, by direction.");
-    fprintf (out, "tether_request_bytes_total{direction=\"to_agent\"} %"
-             PRIu64 "\n", self->bytes_to_agent);
-    fprintf (out, "tether_request_bytes_total{direction=\"to_client\"} %"
-             PRIu64 "\n", self->bytes_to_client);
+    fprintf (out,
+             "tether_request_bytes_total{direction=\"to_agent\"} %" PRIu64 "\n",
+             self->bytes_to_agent);
+    fprintf (out,
+             "tether_request_bytes_total{direction=\"to_client\"} %" PRIu64
+             "\n",
+             self->bytes_to_client);
 
     s_family (out, "tether_agents_superseded_total", "counter",
               "Agent streams replaced by a newer stream of the same id.");
@@ -415,8 +432,8 @@ metrics_render (metrics_t *self, int64_t now_mono_ms, size_t *size)
               "Agents connected through each edge.");
     for (size_t i = 0; i < self->edge_count; i++) {
         fputs ("tether_agents_by_edge{edge=\"", out);
-        s_label_value (out, self->edge_rows [i].name);
-        fprintf (out, "\"} %" PRIu64 "\n", self->edge_rows [i].agents);
+        s_label_value (out, self->edge_rows[i].name);
+        fprintf (out, "\"} %" PRIu64 "\n", self->edge_rows[i].agents);
     }
 
     fclose (out);

@@ -14,6 +14,9 @@ named after what it exercises:
                     loss, HELLO after a restart, limits)
   public_messages/  a type byte + SubscriberInfo, AgentRequest,
                     AgentResponse or ListAgentsRequest
+  edge_parse/       a check byte + a public message, an
+                    x-wait-for-agent-ms or x-request-id value, or bytes to
+                    escape for a log line (fuzz_edge_parse.c)
 
 The program format is described at the top of fuzz_router_core.c; the
 constants below must match it.
@@ -310,12 +313,48 @@ def public_seeds():
     }
 
 
+# --------------------------------------------------------------------------
+#  the edge's input checks (fuzz_edge_parse.c)
+
+def edge_parse_seeds():
+    sub = lambda body: b"\x00" + body         # noqa: E731
+    req = lambda body: b"\x01" + body         # noqa: E731
+    resp = lambda body: b"\x02" + body        # noqa: E731
+    lst = lambda body: b"\x03" + body         # noqa: E731
+    wait = lambda text: b"\x04" + text        # noqa: E731
+    rid = lambda limit, text: b"\x05" + bytes([limit]) + text  # noqa: E731
+    esc = lambda size, text: b"\x06" + bytes([size]) + text    # noqa: E731
+    return {
+        "subscribe": sub(f_len(1, "dev-1") + f_map(2, [("site", "lab")])),
+        "subscribe_nul": sub(f_len(1, b"keeper\x00evil")),
+        "subscribe_bad_label": sub(f_len(1, "dev-1")
+                                   + f_map(2, [("k", b"\xff\xfe")])),
+        "request": req(f_len(1, "r-1") + f_len(2, "dev-1")
+                       + f_len(3, "echo") + f_map(5, [("h", "v")])),
+        "request_bad_call": req(f_len(2, "dev-1") + f_len(3, b"ec\xffho")),
+        "request_overlong_utf8": req(f_len(2, b"dev-\xc0\xaf")),
+        "request_group": req(b"\x13\x14"),
+        "response_bad_message": resp(f_int(3, 13) + f_len(4, b"bad\xed\xa0\x80")),
+        "list_bad_prefix": lst(f_len(1, b"\xff")),
+        "wait": wait(b"2500"),
+        "wait_huge": wait(b"99999999999999999999"),
+        "wait_sign": wait(b"-1"),
+        "wait_nul": wait(b"5\x00x"),
+        "request_id": rid(128, b"r-1"),
+        "request_id_nul": rid(128, b"r1\x00evil"),
+        "request_id_long": rid(4, b"r-12345"),
+        "escape_plain": esc(64, b"dev-1"),
+        "escape_binary": esc(16, b"a\"b\\c\x00\xff=d e"),
+    }
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus")
     for target, seeds in (("wire_envelope", wire_seeds()),
                           ("router_core", core_seeds()),
-                          ("public_messages", public_seeds())):
+                          ("public_messages", public_seeds()),
+                          ("edge_parse", edge_parse_seeds())):
         d = os.path.join(out, target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-20}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
-targets=${FUZZ_TARGETS:-"wire_envelope router_core public_messages"}
+targets=${FUZZ_TARGETS:-"wire_envelope router_core public_messages edge_parse"}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 cc=${FUZZ_CC:-}

@@ -22,8 +22,9 @@
     incarnation means the router lost our state: fail the client calls too
     and send HELLO with every agent stream.
 
-    Shutdown (the order GRPC-CORE-NOTES.md found clean): stop accepting
-    (grpc_server_shutdown_and_notify), end every call (agents UNAVAILABLE
+    Shutdown (the order GRPC-CORE-NOTES.md found clean): say BYE to the
+    router (it forgets our agents and requests at once; we send nothing
+    after it), stop accepting (grpc_server_shutdown_and_notify), end every call (agents UNAVAILABLE
     "edge shutting down"), grpc_server_cancel_all_calls, keep handling
     events until the shutdown tag has come and every call is freed, then
     destroy the server, shut the queue down and drain it to
@@ -42,6 +43,7 @@
 #include <unistd.h>
 #include <grpc/grpc_security.h>
 #include "router_actor.h"
+#include <grpc/support/alloc.h>
 
 //  Requested calls kept posted per method.
 #define S_POSTED_PER_KIND 4
@@ -255,6 +257,36 @@ gw_call_metadata (gw_call_t *self, const char *key)
     return NULL;
 }
 
+bool
+gw_call_metadata_find (gw_call_t *self,
+                       const char *key,
+                       const char **value,
+                       size_t *len)
+{
+    size_t key_len = strlen (key);
+    for (size_t i = 0; i < self->md.count; i++) {
+        grpc_metadata *m = &self->md.metadata[i];
+        if (GRPC_SLICE_LENGTH (m->key) == key_len
+            && memcmp (GRPC_SLICE_START_PTR (m->key), key, key_len) == 0) {
+            *value = (const char *) GRPC_SLICE_START_PTR (m->value);
+            *len = GRPC_SLICE_LENGTH (m->value);
+            return true;
+        }
+    }
+    *value = NULL;
+    *len = 0;
+    return false;
+}
+
+const char *
+gw_call_peer (gw_call_t *self, char *buf, size_t size)
+{
+    char *peer = self->call ? grpc_call_get_peer (self->call) : NULL;
+    edge_parse_escape (peer ? peer : "", peer ? strlen (peer) : 0, buf, size);
+    gpr_free (peer);
+    return buf;
+}
+
 zframe_t *
 gw_call_take_message (gw_call_t *self)
 {
@@ -356,7 +388,7 @@ gw_random_hex (char *buf)
 void
 gw_router_send (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
 {
-    if (!edge->dealer) {
+    if (!edge->dealer || edge->said_bye) {
         if (payload_p)
             zframe_destroy (payload_p);
         return;
@@ -391,6 +423,20 @@ s_send_hello (edge_t *self)
     self->hello_sent_at = zclock_mono ();
     free (entries);
     tlog (TLOG_DEBUG, "hello sent", "agents=%zu", count);
+}
+
+//  Tell the router we are leaving, so it forgets our agents and requests
+//  now rather than a liveness window later.  Nothing is sent after it: the
+//  router would take anything more for a new edge.
+static void
+s_send_bye (edge_t *self)
+{
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__BYE;
+    env.edge_id = self->edge_id;
+    env.incarnation = self->incarnation;
+    gw_router_send (self, &env, NULL);
+    self->said_bye = true;
 }
 
 static void
@@ -463,6 +509,8 @@ s_handle_router_msg (edge_t *self, zmsg_t **msg_p, int64_t now)
             self->rs.incarnation = env->incarnation;
             break;
         case WIRE__COMMAND__PONG:
+            if (self->said_bye)
+                break;
             if (!env->known) {
                 //  PINGs queued while the router was away all come back
                 //  unknown: one HELLO per liveness window is enough.
@@ -659,19 +707,44 @@ static int
 s_start_server (edge_t *self)
 {
     const edge_config_t *cfg = self->cfg;
+    //  Public messages are at most --max-message-size; what the edge sends
+    //  to an agent may hold the request id it appended (router_core.h).
     int max_size = (int) cfg->embedded.core.max_payload_bytes;
-    grpc_arg args[3];
+    int max_send = (int) (cfg->embedded.core.max_payload_bytes
+                          + CORE_PAYLOAD_MARGIN);
+    struct
+    {
+        const char *key;
+        int value;
+    } settings[] = {
+        {GRPC_ARG_ALLOW_REUSEPORT, 0},
+        {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, max_size},
+        {GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, max_send},
+        //  Memory: a stream's receive buffer is bounded by its HTTP/2
+        //  window, which BDP probing grows to many MiB whatever the edge
+        //  reads; with probing off the window stays at the lookahead (plus
+        //  the message being read), so credit bounds memory again.
+        {GRPC_ARG_HTTP2_BDP_PROBE, cfg->bdp_probe ? 1 : 0},
+        {GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, (int) cfg->stream_window},
+        //  Keepalive: ping idle connections so that a dead path (NAT
+        //  timeout) is noticed, and accept agents' own pings.
+        {GRPC_ARG_KEEPALIVE_TIME_MS, (int) cfg->keepalive_time_ms},
+        {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, (int) cfg->keepalive_timeout_ms},
+        {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1},
+        {GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0},
+        {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         (int) cfg->min_ping_interval_ms},
+        {GRPC_ARG_HTTP2_MAX_PING_STRIKES, (int) cfg->max_ping_strikes},
+    };
+    enum { S_SETTINGS = sizeof settings / sizeof settings[0] };
+    grpc_arg args[S_SETTINGS];
     memset (args, 0, sizeof args);
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *) GRPC_ARG_ALLOW_REUSEPORT;
-    args[0].value.integer = 0;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[1].value.integer = max_size;
-    args[2].type = GRPC_ARG_INTEGER;
-    args[2].key = (char *) GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-    args[2].value.integer = max_size;
-    grpc_channel_args channel_args = {3, args};
+    for (size_t i = 0; i < S_SETTINGS; i++) {
+        args[i].type = GRPC_ARG_INTEGER;
+        args[i].key = (char *) settings[i].key;
+        args[i].value.integer = settings[i].value;
+    }
+    grpc_channel_args channel_args = {S_SETTINGS, args};
     self->server = grpc_server_create (&channel_args, NULL);
     grpc_server_register_completion_queue (self->server, self->cq, NULL);
 
@@ -904,6 +977,7 @@ s_begin_stop (edge_t *self, const char *why)
     tlog (TLOG_INFO, "edge shutting down", "reason=%s calls=%zu agents=%zu",
           why, zhashx_size (self->calls), self->agents);
     self->stopping = true;
+    s_send_bye (self);
     grpc_server_shutdown_and_notify (self->server, self->cq,
                                      &self->shutdown_op);
     edge_subscribe_router_reset (self); //  no more lingering

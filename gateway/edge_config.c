@@ -45,6 +45,12 @@ edge_config_defaults (edge_config_t *cfg)
     cfg->window = 16;
     cfg->router_liveness_ms = 3000;
     cfg->shutdown_grace_ms = 5000;
+    cfg->stream_window = 64 * 1024;
+    cfg->bdp_probe = false;
+    cfg->keepalive_time_ms = 30000;
+    cfg->keepalive_timeout_ms = 10000;
+    cfg->min_ping_interval_ms = 10000;
+    cfg->max_ping_strikes = 2;
     cfg->tls_cert = s_dup ("");
     cfg->tls_key = s_dup ("");
     cfg->tls_client_ca = s_dup ("");
@@ -110,6 +116,24 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
         {"edge/shutdown_grace", "TETHER_SHUTDOWN_GRACE", "--shutdown-grace",
          TCONFIG_DURATION, &cfg->shutdown_grace_ms, 0, 600u * 1000u,
          "longest wait for calls to end when shutting down"},
+        {"edge/stream_window", "TETHER_STREAM_WINDOW", "--stream-window",
+         TCONFIG_SIZE, &cfg->stream_window, 1024, 256u * 1024u * 1024u,
+         "HTTP/2 bytes a peer may send ahead per stream (receive buffer)"},
+        {"edge/bdp_probe", "TETHER_BDP_PROBE", "--bdp-probe", TCONFIG_BOOL,
+         &cfg->bdp_probe, 0, 0,
+         "let gRPC grow HTTP/2 windows by BDP probing (unbounds buffers)"},
+        {"edge/keepalive_time", "TETHER_KEEPALIVE_TIME", "--keepalive-time",
+         TCONFIG_DURATION, &cfg->keepalive_time_ms, 1000, 0,
+         "ping each connection after this long without traffic"},
+        {"edge/keepalive_timeout", "TETHER_KEEPALIVE_TIMEOUT",
+         "--keepalive-timeout", TCONFIG_DURATION, &cfg->keepalive_timeout_ms,
+         100, 0, "close a connection whose ping is not answered this long"},
+        {"edge/min_ping_interval", "TETHER_MIN_PING_INTERVAL",
+         "--min-ping-interval", TCONFIG_DURATION, &cfg->min_ping_interval_ms,
+         0, 0, "shortest interval between client keepalive pings accepted"},
+        {"edge/max_ping_strikes", "TETHER_MAX_PING_STRIKES",
+         "--max-ping-strikes", TCONFIG_UINT, &cfg->max_ping_strikes, 0, 0,
+         "too-early client pings tolerated before GOAWAY; 0 = no limit"},
         {"edge/tls_cert", "TETHER_TLS_CERT", "--tls-cert", TCONFIG_STRING,
          &cfg->tls_cert, 0, 0,
          "server certificate chain (PEM file); with --tls-key: TLS on"},

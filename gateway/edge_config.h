@@ -31,6 +31,14 @@ typedef struct {
     uint32_t window;            //  response messages in flight per call
     uint32_t router_liveness_ms;    //  no PONG this long: router lost
     uint32_t shutdown_grace_ms; //  longest wait for calls to end at exit
+    //  HTTP/2 (docs/configuration.md, "Edge").
+    uint32_t stream_window;     //  bytes a peer may send ahead on one
+                                //  stream beyond what the edge reads
+    bool bdp_probe;             //  let gRPC grow windows by BDP probing
+    uint32_t keepalive_time_ms; //  ping a connection idle this long
+    uint32_t keepalive_timeout_ms;  //  no ping ack this long: drop it
+    uint32_t min_ping_interval_ms;  //  clients may ping this often
+    uint32_t max_ping_strikes;  //  pings too early before GOAWAY; 0 = any
     //  Security (docs/security.md); every string empty = off.
     char *tls_cert;             //  server certificate chain, PEM file
     char *tls_key;              //  server private key, PEM file

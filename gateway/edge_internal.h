@@ -36,6 +36,7 @@
 
 #include "edge.h"
 #include "edge_config.h"
+#include "edge_parse.h"
 #include "tlog.h"
 #include "token.h"
 #include "wire_envelope.h"
@@ -122,6 +123,7 @@ struct _edge_t {
     int64_t next_ping;          //  zclock_mono of the next PING
     int64_t hello_sent_at;      //  zclock_mono of the last HELLO
     bool stopping;              //  shutting down
+    bool said_bye;              //  BYE sent: nothing more to the router
     bool server_shutdown;       //  the server's shutdown tag completed
     gw_op_t shutdown_op;        //  tag for grpc_server_shutdown_and_notify
     uint64_t malformed;         //  router messages dropped as malformed
@@ -185,6 +187,18 @@ grpc_byte_buffer *
 //  absent.  Caller owns the result.
 char *
     gw_call_metadata (gw_call_t *self, const char *key);
+
+//  Find the call's metadata value for `key`.  Returns true and sets
+//  *value and *len (borrowed: the bytes belong to the call; not
+//  NUL-terminated), or false when absent.
+bool
+    gw_call_metadata_find (gw_call_t *self, const char *key,
+                           const char **value, size_t *len);
+
+//  The client's address (grpc_call_get_peer) as a logfmt value in `buf`.
+//  Returns `buf`.
+const char *
+    gw_call_peer (gw_call_t *self, char *buf, size_t size);
 
 //  Take the received message as a frame (NULL when none).  Caller owns it.
 zframe_t *

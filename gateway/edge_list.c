@@ -15,6 +15,7 @@
 */
 #include "edge_internal.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 typedef struct
@@ -114,10 +115,25 @@ s_arrived (gw_call_t *call)
         gw_call_finish (call, code, why, NULL);
         return;
     }
-    if (frame)
+    char invalid[160] = "";
+    if (frame
+        && edge_parse_message (EDGE_MSG_LIST_REQUEST, zframe_data (frame),
+                               zframe_size (frame), invalid, sizeof invalid)
+               == 0)
         req = tether__v1__list_agents_request__unpack (
             NULL, zframe_size (frame), zframe_data (frame));
     zframe_destroy (&frame);
+    if (*invalid) {
+        char text[256], peer[128];
+        tlog (TLOG_INFO, "list refused",
+              "handle=%" PRIu64 " peer=%s status=%d reason=%s", call->handle,
+              gw_call_peer (call, peer, sizeof peer),
+              GRPC_STATUS_INVALID_ARGUMENT,
+              tlog_quote (invalid, text, sizeof text));
+        free (scope);
+        gw_call_finish (call, GRPC_STATUS_INVALID_ARGUMENT, invalid, NULL);
+        return;
+    }
     if (!req) {
         free (scope);
         gw_call_finish (call, GRPC_STATUS_INVALID_ARGUMENT,

@@ -91,21 +91,35 @@ s_reject (gw_publish_t *self, grpc_status_code code, const char *why)
     gw_call_finish (&self->base, code, why, NULL);
 }
 
-//  Parse x-wait-for-agent-ms.  Returns 0, or -1 when it is not a number.
+//  Refuse bad input from the client, with a log line naming the call, the
+//  client and the ids as protobuf-c read them.
+static void
+s_refuse_input (gw_publish_t *self, const char *why)
+{
+    char request[128], agent[128], text[256], peer[128];
+    tlog (TLOG_INFO, "request refused",
+          "request=%s agent=%s handle=%" PRIu64 " peer=%s status=%d "
+          "reason=%s",
+          tlog_quote (self->request_id ? self->request_id : "", request,
+                      sizeof request),
+          tlog_quote (self->agent_id ? self->agent_id : "", agent,
+                      sizeof agent),
+          self->base.handle, gw_call_peer (&self->base, peer, sizeof peer),
+          GRPC_STATUS_INVALID_ARGUMENT, tlog_quote (why, text, sizeof text));
+    gw_call_finish (&self->base, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
+}
+
+//  Parse x-wait-for-agent-ms (absent = 0).  Returns 0, or -1 when it is
+//  not a whole number of ms.
 static int
 s_wait_ms (gw_call_t *call, uint32_t *wait_ms)
 {
     *wait_ms = 0;
-    char *text = gw_call_metadata (call, "x-wait-for-agent-ms");
-    if (!text)
+    const char *text;
+    size_t len;
+    if (!gw_call_metadata_find (call, "x-wait-for-agent-ms", &text, &len))
         return 0;
-    char *end = NULL;
-    unsigned long long value = strtoull (text, &end, 10);
-    int rc = (*text >= '0' && *text <= '9' && end && *end == 0) ? 0 : -1;
-    free (text);
-    if (rc == 0)
-        *wait_ms = value > UINT32_MAX ? UINT32_MAX : (uint32_t) value;
-    return rc;
+    return edge_parse_wait_ms (text, len, wait_ms);
 }
 
 //  The client's deadline as a duration in ms; 0 = none.
@@ -145,17 +159,30 @@ s_arrived (gw_call_t *call)
         s_reject (self, code, why);
         goto cleanup;
     }
+    //  The bytes go to the agent unchanged: every string must be valid
+    //  UTF-8 without NUL, or the agent's library drops its stream, and an
+    //  id "dev-1\0x" would be routed as "dev-1".
+    char invalid[160] = "";
+    if (!frame)
+        snprintf (invalid, sizeof invalid,
+                  "an AgentRequest message is expected");
+    else
+        edge_parse_message (EDGE_MSG_AGENT_REQUEST, zframe_data (frame),
+                            zframe_size (frame), invalid, sizeof invalid);
     if (frame)
         req = tether__v1__agent_request__unpack (NULL, zframe_size (frame),
                                                  zframe_data (frame));
     uint32_t wait_ms = 0;
-    if (!req) {
-        s_reject (self, GRPC_STATUS_INVALID_ARGUMENT,
-                  "an AgentRequest message is expected");
+    if (req) {
+        self->agent_id = s_strdup (req->agent_id);
+        self->request_id = s_strdup (req->id);
+    }
+    if (!req || *invalid) {
+        s_refuse_input (self, *invalid ? invalid
+                                       : "an AgentRequest message is "
+                                         "expected");
         goto cleanup;
     }
-    self->agent_id = s_strdup (req->agent_id);
-    self->request_id = s_strdup (req->id);
     if (!*req->agent_id) {
         s_reject (self, GRPC_STATUS_INVALID_ARGUMENT, "agent_id is empty");
         goto cleanup;
@@ -168,8 +195,8 @@ s_arrived (gw_call_t *call)
         goto cleanup;
     }
     if (s_wait_ms (call, &wait_ms)) {
-        s_reject (self, GRPC_STATUS_INVALID_ARGUMENT,
-                  "x-wait-for-agent-ms must be a whole number of ms");
+        s_refuse_input (self,
+                        "x-wait-for-agent-ms must be a whole number of ms");
         goto cleanup;
     }
     if (!gw_router_alive (edge)) {

@@ -94,6 +94,28 @@ s_send_end (gw_respond_t *self, int status, const char *message)
     }
 }
 
+//  Refuse bad input from the agent: log it, tell the router (when it
+//  knows the call) and end the agent's call INVALID_ARGUMENT.  The client
+//  sees INTERNAL: its agent answered with something unusable.
+static void
+s_refuse_input (gw_respond_t *self, const char *why)
+{
+    char request[128], text[256], peer[128];
+    tlog (TLOG_INFO, "response refused",
+          "request=%s handle=%" PRIu64 " peer=%s status=%d reason=%s",
+          tlog_quote (self->request_id ? self->request_id : "", request,
+                      sizeof request),
+          self->base.handle, gw_call_peer (&self->base, peer, sizeof peer),
+          GRPC_STATUS_INVALID_ARGUMENT, tlog_quote (why, text, sizeof text));
+    if (self->router_knows) {
+        char message[200];
+        snprintf (message, sizeof message, "agent sent an invalid response: %s",
+                  why);
+        s_send_end (self, GRPC_STATUS_INTERNAL, message);
+    }
+    s_end_call (self, GRPC_STATUS_INVALID_ARGUMENT, why);
+}
+
 static void
 s_recv (gw_respond_t *self)
 {
@@ -196,12 +218,23 @@ s_arrived (gw_call_t *call)
         s_end_call (self, GRPC_STATUS_UNAVAILABLE, "router unreachable");
         return;
     }
-    self->request_id = gw_call_metadata (call, "x-request-id");
-    if (self->request_id && *self->request_id)
+    const char *value;
+    size_t len;
+    if (gw_call_metadata_find (call, "x-request-id", &value, &len)
+        && len > 0) {
+        if (edge_parse_request_id (
+                value, len, call->edge->cfg->embedded.core.max_request_id_len,
+                why, sizeof why)) {
+            s_refuse_input (self, why);
+            return;
+        }
+        self->request_id = (char *) malloc (len + 1);
+        assert (self->request_id);
+        memcpy (self->request_id, value, len);
+        self->request_id[len] = 0;
         s_bind (self);
+    }
     else {
-        free (self->request_id);
-        self->request_id = NULL;
         self->state = RESP_FIRST;
         s_recv (self);
     }
@@ -214,6 +247,16 @@ s_received (gw_respond_t *self)
     zframe_t *frame = gw_call_take_message (call);
     if (call->closed || call->finish_started) {
         zframe_destroy (&frame);
+        return;
+    }
+    //  The bytes go to the client unchanged: the request id and the status
+    //  message must be valid UTF-8 without NUL.
+    char invalid[160];
+    if (frame
+        && edge_parse_message (EDGE_MSG_AGENT_RESPONSE, zframe_data (frame),
+                               zframe_size (frame), invalid, sizeof invalid)) {
+        zframe_destroy (&frame);
+        s_refuse_input (self, invalid);
         return;
     }
     if (self->state == RESP_FIRST) {

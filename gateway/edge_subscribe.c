@@ -67,10 +67,12 @@ s_pump (gw_subscribe_t *self)
 static void
 s_refuse (gw_subscribe_t *self, grpc_status_code code, const char *why)
 {
-    char agent[128], reason[300];
+    char agent[128], reason[300], peer[128];
     self->state = SUB_ENDED;
-    tlog (TLOG_INFO, "agent refused", "agent=%s status=%d reason=%s",
+    tlog (TLOG_INFO, "agent refused",
+          "agent=%s handle=%" PRIu64 " peer=%s status=%d reason=%s",
           s_quote (self->info ? self->info->agent_id : "", agent, sizeof agent),
+          self->base.handle, gw_call_peer (&self->base, peer, sizeof peer),
           (int) code, s_quote (why, reason, sizeof reason));
     gw_call_finish (&self->base, code, why, NULL);
 }
@@ -90,12 +92,26 @@ s_arrived (gw_call_t *call)
     char *identity = NULL;
     grpc_status_code code = gw_auth_agent (call, &identity, why, sizeof why);
     zframe_t *frame = gw_call_take_message (call);
+    //  Strings are checked before anything trusts them: protobuf-c reads
+    //  "dev-1\0x" as "dev-1", and a label that is not UTF-8 would break
+    //  every conforming client's ListAgents.
+    char invalid[160] = "";
+    if (!frame)
+        snprintf (invalid, sizeof invalid,
+                  "a SubscriberInfo message is expected");
+    else
+        edge_parse_message (EDGE_MSG_SUBSCRIBER_INFO, zframe_data (frame),
+                            zframe_size (frame), invalid, sizeof invalid);
     if (frame)
         self->info = tether__v1__subscriber_info__unpack (
             NULL, zframe_size (frame), zframe_data (frame));
     zframe_destroy (&frame);
     if (code != GRPC_STATUS_OK) {
         s_refuse (self, code, why);
+        return;
+    }
+    if (*invalid) {
+        s_refuse (self, GRPC_STATUS_INVALID_ARGUMENT, invalid);
         return;
     }
     if (identity && self->info

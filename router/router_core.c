@@ -911,8 +911,9 @@ s_edge_lookup (core_t *self, zframe_t *routing_id)
 
 //  The edge is dead: its client calls' requests end CANCELLED, its
 //  response calls' requests UNAVAILABLE, its agents go; it is buried.
+//  `clean` = it said BYE (logged as news, not as a fault).
 static void
-s_edge_lost (core_t *self, edge_t *edge, const char *reason)
+s_edge_lost (core_t *self, edge_t *edge, const char *reason, bool clean)
 {
     if (edge->dead)
         return;
@@ -922,9 +923,11 @@ s_edge_lost (core_t *self, edge_t *edge, const char *reason)
     size_t requests
         = zlistx_size (edge->client_reqs) + zlistx_size (edge->resp_reqs);
     char qedge [160];
-    s_log (self, TLOG_WARN, "edge lost", "edge=%s incarnation=%" PRIu64
-           " reason=\"%s\" agents=%zu", s_q (edge->name, qedge, sizeof qedge),
-           edge->incarnation, reason, agents);
+    s_log (self, clean ? TLOG_INFO : TLOG_WARN, clean ? "edge left"
+                                                      : "edge lost",
+           "edge=%s incarnation=%" PRIu64 " reason=\"%s\" agents=%zu",
+           s_q (edge->name, qedge, sizeof qedge), edge->incarnation, reason,
+           agents);
 
     request_t *req;
     while ((req = (request_t *) zlistx_first (edge->client_reqs)))
@@ -1010,7 +1013,7 @@ core_on_hello (core_t *self, core_input_t *in)
     //  An older incarnation of this edge (another routing id) is dead
     edge_t *older = (edge_t *) zhashx_lookup (self->edge_names, name);
     if (older && older != edge)
-        s_edge_lost (self, older, "replaced by a new incarnation");
+        s_edge_lost (self, older, "replaced by a new incarnation", false);
 
     if (!edge) {
         if (zhashx_size (self->edges) >= self->cfg.max_edges) {
@@ -1098,6 +1101,17 @@ core_on_hello (core_t *self, core_input_t *in)
         s_subscribe (self, edge, env->agents [i], true);
 }
 
+//  BYE: the edge is shutting down cleanly.  Forget it now, as if it had
+//  died, rather than a liveness window later.  From an unknown edge (it
+//  was already forgotten) it is ignored: no PONG, which would ask it to
+//  say HELLO again.
+void
+core_on_bye (core_t *self, core_input_t *in)
+{
+    if (in->edge)
+        s_edge_lost (self, in->edge, "said goodbye", true);
+}
+
 void
 core_on_ping (core_t *self, core_input_t *in)
 {
@@ -1154,7 +1168,8 @@ core_on_publish (core_t *self, core_input_t *in)
     if (!s_agent_id_valid (self, aid))
         status = ST_INVALID_ARGUMENT, why = "invalid agent id";
     else
-    if (zframe_size (in->payload) > self->cfg.max_payload_bytes)
+    if (zframe_size (in->payload)
+        > (size_t) self->cfg.max_payload_bytes + CORE_PAYLOAD_MARGIN)
         status = ST_RESOURCE_EXHAUSTED, why = "request too large";
     else
     if (zhashx_lookup (self->requests, rid))
@@ -1645,7 +1660,7 @@ s_fire (core_t *self, timers_node_t *node)
             edge_t *edge = (edge_t *) node->owner;
             int64_t due = edge->last_heard + self->cfg.edge_liveness_ms;
             if (due <= self->now)
-                s_edge_lost (self, edge, "silent");
+                s_edge_lost (self, edge, "silent", false);
             else
                 timers_arm (self->cron, &edge->liveness, due);
             break;
@@ -1687,7 +1702,7 @@ core_config_defaults (core_config_t *cfg)
     cfg->max_requests = 1000000;        //  requests in flight at once
     cfg->max_in_flight_per_agent = 1024;    //  requests per agent
     cfg->max_edges = 1024;              //  edges known at once
-    cfg->max_payload_bytes = 4 * 1024 * 1024 + 64 * 1024;  //  one message
+    cfg->max_payload_bytes = 4 * 1024 * 1024;   //  one public message
     cfg->max_credit = 1024;             //  response window per request
     cfg->max_list = 100000;             //  agents in one ListAgents answer
 }
@@ -1869,7 +1884,7 @@ core_edge_unreachable (core_t *self, zframe_t *routing_id, int64_t now_ms)
     s_clock (self, now_ms);
     edge_t *edge = routing_id ? s_edge_lookup (self, routing_id) : NULL;
     if (edge)
-        s_edge_lost (self, edge, "unreachable");
+        s_edge_lost (self, edge, "unreachable", false);
     s_reap (self);
 }
 

@@ -41,10 +41,16 @@ typedef struct {
     uint32_t max_requests;          //  requests in flight in all
     uint32_t max_in_flight_per_agent;   //  requests in flight per agent
     uint32_t max_edges;             //  edges known at once
-    uint32_t max_payload_bytes;     //  frame 2 of PUBLISH and RESPONSE
+    uint32_t max_payload_bytes;     //  largest public message (frame 2 of
+                                    //  PUBLISH may be CORE_PAYLOAD_MARGIN
+                                    //  more: the id an edge appends)
     uint32_t max_credit;            //  window a client edge may grant
     uint32_t max_list;              //  agents in one ListAgents answer
 } core_config_t;
+
+//  Room over max_payload_bytes for the request id an edge appends to an
+//  AgentRequest that came without one (tag, length, 32 hex digits).
+#define CORE_PAYLOAD_MARGIN 64
 
 typedef struct _core_t core_t;
 

@@ -40,5 +40,6 @@ void core_on_response (core_t *self, core_input_t *in);
 void core_on_end (core_t *self, core_input_t *in);
 void core_on_credit (core_t *self, core_input_t *in);
 void core_on_list (core_t *self, core_input_t *in);
+void core_on_bye (core_t *self, core_input_t *in);
 
 #endif

@@ -2,7 +2,7 @@
     wire_commands - the table of edge -> router commands
 
     Invariant: the table is indexed by nothing but its rows; lookup is a
-    scan of eleven entries, cheaper than any hash.
+    scan of twelve entries, cheaper than any hash.
     =========================================================================
 */
 #include "wire_commands.h"
@@ -19,6 +19,7 @@ static const wire_command_t s_commands [] = {
     { WIRE__COMMAND__END,         "END",         1, 1, true,  core_on_end },
     { WIRE__COMMAND__CREDIT,      "CREDIT",      1, 1, true,  core_on_credit },
     { WIRE__COMMAND__LIST,        "LIST",        1, 1, false, core_on_list },
+    { WIRE__COMMAND__BYE,         "BYE",         1, 1, false, core_on_bye },
 };
 
 const wire_command_t *

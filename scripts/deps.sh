@@ -52,23 +52,23 @@ check () {
         missing+=(libzmq3-dev libczmq-dev libgrpc-dev libprotobuf-c-dev
                   libcmocka-dev libssl-dev)
     fi
-    #   The metrics exporter, when the tree has one, serves HTTP with
-    #   libmicrohttpd.
-    if find . -name CMakeLists.txt -not -path './build*' -print0 2>/dev/null \
-            | xargs -0 grep -qs libmicrohttpd; then
-        need_pkgconfig libmicrohttpd libmicrohttpd-dev
-    fi
-    #   Optional and large: promtool (Debian's prometheus) lets the
-    #   monitoring tests validate the exporter's output; they skip without
-    #   it.  Installed only in CI or when asked with TETHER_FULL_DEPS=1.
+    #   The metrics exporter serves HTTP with libmicrohttpd.
+    need_pkgconfig libmicrohttpd libmicrohttpd-dev
+    #   Optional and large, so installed only in CI or when asked with
+    #   TETHER_FULL_DEPS=1; the tests that use them skip without them:
+    #   promtool (Debian's prometheus) validates the exporter's output,
+    #   PyYAML and yamllint read and lint docker-compose.yml, clang with
+    #   its libFuzzer runtime runs the bounded fuzz pass of `make test`.
     if [ -n "${CI:-}" ] || [ "${TETHER_FULL_DEPS:-0}" = 1 ]; then
         need_program promtool prometheus
-    fi
-    #   Optional, small: tests/deploy read docker-compose.yml with PyYAML
-    #   and lint it with yamllint; they skip without them.  Same rule.
-    if [ -n "${CI:-}" ] || [ "${TETHER_FULL_DEPS:-0}" = 1 ]; then
         need_python_module yaml python3-yaml
         need_program yamllint yamllint
+        need_program clang-14 clang-14
+        if ! [ -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a ] \
+           && ! ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a \
+                  >/dev/null 2>&1; then
+            missing+=(libclang-rt-14-dev)
+        fi
     fi
     need_program flock util-linux
     need_program openssl openssl

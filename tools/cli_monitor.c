@@ -35,38 +35,52 @@
 #include "tlog.h"
 
 //  Request durations kept for the latency percentiles.
-#define S_RECENT        4096
-#define S_STATUSES      17
-#define S_REFRESH_MS    1000
+#define S_RECENT     4096
+#define S_STATUSES   17
+#define S_REFRESH_MS 1000
 
-typedef enum {
+typedef enum
+{
     MODE_SUMMARY = 1,
     MODE_EVENTS,
     MODE_JSON
 } monitor_mode_t;
 
-static const char *s_status_name [S_STATUSES] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+static const char *s_status_name[S_STATUSES] = {"OK",
+                                                "CANCELLED",
+                                                "UNKNOWN",
+                                                "INVALID_ARGUMENT",
+                                                "DEADLINE_EXCEEDED",
+                                                "NOT_FOUND",
+                                                "ALREADY_EXISTS",
+                                                "PERMISSION_DENIED",
+                                                "RESOURCE_EXHAUSTED",
+                                                "FAILED_PRECONDITION",
+                                                "ABORTED",
+                                                "OUT_OF_RANGE",
+                                                "UNIMPLEMENTED",
+                                                "INTERNAL",
+                                                "UNAVAILABLE",
+                                                "DATA_LOSS",
+                                                "UNAUTHENTICATED"};
 
-typedef struct {
-    const char *endpoint;       //  router PUB endpoint(s)
-    monitor_mode_t mode;               //  what to print
-    bool tty;                   //  stdout is a terminal: redraw in place
-    uint64_t count;             //  stop after this many events, 0 = never
-    uint64_t seen;              //  events received
-    metrics_t *seqs;            //  seq bookkeeping (gaps, restarts)
-    event_json_t *stats;        //  last stats body, NULL before any
-    uint64_t prev_finished;     //  requests_finished at the stats before
-    int64_t prev_mono;          //  its mono_ms, -1 before any
-    double rate;                //  requests finished per second, -1 unknown
-    uint64_t by_status [S_STATUSES];    //  request.end seen, per status
-    uint64_t ended;             //  request.end seen
-    uint32_t recent [S_RECENT]; //  durations (ms) of recent requests
-    size_t recent_count;        //  entries used in recent
-    size_t recent_next;         //  next slot to write
+typedef struct
+{
+    const char *endpoint;           //  router PUB endpoint(s)
+    monitor_mode_t mode;            //  what to print
+    bool tty;                       //  stdout is a terminal: redraw in place
+    uint64_t count;                 //  stop after this many events, 0 = never
+    uint64_t seen;                  //  events received
+    metrics_t *seqs;                //  seq bookkeeping (gaps, restarts)
+    event_json_t *stats;            //  last stats body, NULL before any
+    uint64_t prev_finished;         //  requests_finished at the stats before
+    int64_t prev_mono;              //  its mono_ms, -1 before any
+    double rate;                    //  requests finished per second, -1 unknown
+    uint64_t by_status[S_STATUSES]; //  request.end seen, per status
+    uint64_t ended;                 //  request.end seen
+    uint32_t recent[S_RECENT];      //  durations (ms) of recent requests
+    size_t recent_count;            //  entries used in recent
+    size_t recent_next;             //  next slot to write
 } monitor_t;
 
 
@@ -100,7 +114,7 @@ s_usage (FILE *out)
 static void
 s_print_value (FILE *out, event_json_t *value)
 {
-    char buf [512];
+    char buf[512];
     switch (event_json_type (value)) {
         case EVENT_JSON_STRING:
             fputs (tlog_quote (event_json_string (value), buf, sizeof buf),
@@ -111,8 +125,7 @@ s_print_value (FILE *out, event_json_t *value)
             double d = 0;
             if (event_json_uint (value, &u))
                 fprintf (out, "%" PRIu64, u);
-            else
-            if (event_json_number (value, &d))
+            else if (event_json_number (value, &d))
                 fprintf (out, "%g", d);
             break;
         }
@@ -133,8 +146,9 @@ s_print_value (FILE *out, event_json_t *value)
                 if (i)
                     fputc (',', out);
                 if (object)
-                    fprintf (out, "%s=", tlog_quote (
-                        event_json_key_at (value, i), buf, sizeof buf));
+                    fprintf (out, "%s=",
+                             tlog_quote (event_json_key_at (value, i), buf,
+                                         sizeof buf));
                 s_print_value (out, event_json_at (value, i));
             }
             fputc (object ? '}' : ']', out);
@@ -146,7 +160,7 @@ s_print_value (FILE *out, event_json_t *value)
 static void
 s_print_event_line (const char *topic, event_json_t *json)
 {
-    char buf [256];
+    char buf[256];
     printf ("%s", tlog_quote (topic, buf, sizeof buf));
     for (size_t i = 0; i < event_json_size (json); i++) {
         const char *key = event_json_key_at (json, i);
@@ -163,10 +177,10 @@ static void
 s_print_json_line (const char *topic, const char *body, size_t size)
 {
     size_t start = 0;
-    while (start < size && body [start] != '{')
+    while (start < size && body[start] != '{')
         start++;
     if (start == size)
-        return;                 //  not an object: event_json refused it
+        return; //  not an object: event_json refused it
     fputs ("{\"topic\":\"", stdout);
     for (const char *s = topic; *s; s++) {
         if (*s == '"' || *s == '\\')
@@ -176,12 +190,12 @@ s_print_json_line (const char *topic, const char *body, size_t size)
     }
     putchar ('"');
     size_t rest = start + 1;
-    while (rest < size && strchr (" \t\r\n", body [rest]))
+    while (rest < size && strchr (" \t\r\n", body[rest]))
         rest++;
-    if (rest < size && body [rest] != '}')
+    if (rest < size && body[rest] != '}')
         putchar (',');
     for (size_t i = rest; i < size; i++)
-        putchar (body [i] == '\n' || body [i] == '\r' ? ' ' : body [i]);
+        putchar (body[i] == '\n' || body[i] == '\r' ? ' ' : body[i]);
     putchar ('\n');
 }
 
@@ -197,15 +211,16 @@ s_print_summary (monitor_t *self)
 {
     if (self->tty)
         fputs ("\033[H\033[2J", stdout);
-    char when [32];
+    char when[32];
     time_t now = time (NULL);
     struct tm tm;
     strftime (when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r (&now, &tm));
     bool up = metrics_router_up (self->seqs, zclock_mono ());
     printf ("tether monitor  %s  %s  router %s (seq %" PRIu64 ")\n",
             self->endpoint, when,
-            metrics_events_received (self->seqs) == 0
-                ? "not heard yet" : up ? "up" : "SILENT",
+            metrics_events_received (self->seqs) == 0 ? "not heard yet"
+            : up                                      ? "up"
+                                                      : "SILENT",
             metrics_last_seq (self->seqs));
     if (!self->stats)
         printf ("waiting for the router's stats event...\n");
@@ -215,32 +230,32 @@ s_print_summary (monitor_t *self)
         event_json_get_uint (self->stats, "requests", &requests);
         event_json_get_uint (self->stats, "waiting", &waiting);
         event_json_get_uint (self->stats, "edges", &edges);
-        printf ("agents %" PRIu64 "   in flight %" PRIu64 "   waiting %"
-                PRIu64 "   edges %" PRIu64 "   req/s ", agents, requests,
-                waiting, edges);
+        printf ("agents %" PRIu64 "   in flight %" PRIu64 "   waiting %" PRIu64
+                "   edges %" PRIu64 "   req/s ",
+                agents, requests, waiting, edges);
         if (self->rate < 0)
             printf ("-\n");
         else
             printf ("%.1f\n", self->rate);
     }
     if (self->recent_count) {
-        uint32_t sorted [S_RECENT];
+        uint32_t sorted[S_RECENT];
         memcpy (sorted, self->recent, self->recent_count * sizeof (uint32_t));
         qsort (sorted, self->recent_count, sizeof (uint32_t), s_compare_u32);
         size_t p50 = (self->recent_count - 1) * 50 / 100;
         size_t p99 = (self->recent_count - 1) * 99 / 100;
         printf ("latency p50 %" PRIu32 " ms   p99 %" PRIu32
-                " ms   (last %zu requests)\n", sorted [p50], sorted [p99],
-                self->recent_count);
-    }
-    else
+                " ms   (last %zu requests)\n",
+                sorted[p50], sorted[p99], self->recent_count);
+    } else
         printf ("latency -   (no request ended yet)\n");
     printf ("requests ended %" PRIu64, self->ended);
     for (int i = 0; i < S_STATUSES; i++)
-        if (self->by_status [i])
-            printf ("   %s %" PRIu64, s_status_name [i], self->by_status [i]);
-    printf ("\nevents %" PRIu64 "   missed %" PRIu64 "   router restarts %"
-            PRIu64 "\n", metrics_events_received (self->seqs),
+        if (self->by_status[i])
+            printf ("   %s %" PRIu64, s_status_name[i], self->by_status[i]);
+    printf ("\nevents %" PRIu64 "   missed %" PRIu64
+            "   router restarts %" PRIu64 "\n",
+            metrics_events_received (self->seqs),
             metrics_events_missed (self->seqs),
             metrics_router_restarts (self->seqs));
     event_json_t *per_edge = event_json_get (self->stats, "agents_per_edge");
@@ -249,8 +264,7 @@ s_print_summary (monitor_t *self)
         for (size_t i = 0; i < event_json_size (per_edge); i++) {
             uint64_t n = 0;
             event_json_uint (event_json_at (per_edge, i), &n);
-            printf ("%-40s %8" PRIu64 "\n", event_json_key_at (per_edge, i),
-                    n);
+            printf ("%-40s %8" PRIu64 "\n", event_json_key_at (per_edge, i), n);
         }
     }
     if (!self->tty)
@@ -307,19 +321,16 @@ s_on_event (monitor_t *self, zmsg_t *msg)
     if (self->mode == MODE_EVENTS) {
         s_print_event_line (topic, json);
         fflush (stdout);
-    }
-    else
-    if (streq (topic, "stats"))
+    } else if (streq (topic, "stats"))
         s_on_stats (self, &json);
-    else
-    if (streq (topic, "request.end")) {
+    else if (streq (topic, "request.end")) {
         uint64_t status = 2, duration = 0;
         event_json_get_uint (json, "status", &status);
         event_json_get_uint (json, "duration_ms", &duration);
-        self->by_status [status < S_STATUSES ? status : 2]++;
+        self->by_status[status < S_STATUSES ? status : 2]++;
         self->ended++;
-        self->recent [self->recent_next] = (uint32_t) (
-            duration > UINT32_MAX ? UINT32_MAX : duration);
+        self->recent[self->recent_next] =
+            (uint32_t) (duration > UINT32_MAX ? UINT32_MAX : duration);
         self->recent_next = (self->recent_next + 1) % S_RECENT;
         if (self->recent_count < S_RECENT)
             self->recent_count++;
@@ -338,7 +349,7 @@ done:
 int
 cli_monitor_main (int argc, char **argv)
 {
-    static const struct option options [] = {
+    static const struct option options[] = {
         {"router", required_argument, NULL, 'r'},
         {"topic", required_argument, NULL, 't'},
         {"events", no_argument, NULL, 'e'},
@@ -357,8 +368,7 @@ cli_monitor_main (int argc, char **argv)
     assert (topics);
     int opt;
     optind = 1;
-    while ((opt = getopt_long (argc, argv, "r:t:ejn:h", options, NULL))
-           != -1) {
+    while ((opt = getopt_long (argc, argv, "r:t:ejn:h", options, NULL)) != -1) {
         switch (opt) {
             case 'r':
                 self.endpoint = optarg;
@@ -375,9 +385,11 @@ cli_monitor_main (int argc, char **argv)
             case 'n': {
                 char *end = NULL;
                 unsigned long long n = strtoull (optarg, &end, 10);
-                if (!*optarg || *end || optarg [0] == '-' || n == 0) {
-                    fprintf (stderr, "tether monitor: --count: '%s' is not "
-                             "a positive number\n", optarg);
+                if (!*optarg || *end || optarg[0] == '-' || n == 0) {
+                    fprintf (stderr,
+                             "tether monitor: --count: '%s' is not "
+                             "a positive number\n",
+                             optarg);
                     zlist_destroy (&topics);
                     return CLI_EXIT_USAGE;
                 }
@@ -396,7 +408,7 @@ cli_monitor_main (int argc, char **argv)
     }
     if (optind < argc) {
         fprintf (stderr, "tether monitor: unexpected argument '%s'\n",
-                 argv [optind]);
+                 argv[optind]);
         zlist_destroy (&topics);
         return CLI_EXIT_USAGE;
     }
@@ -439,18 +451,17 @@ cli_monitor_main (int argc, char **argv)
             s_print_summary (&self);
             next_draw = now + S_REFRESH_MS;
         }
-        long timeout = self.mode == MODE_SUMMARY ? (long) (next_draw - now)
-                                                 : -1;
-        zmq_pollitem_t items [] = {
-            {zsock_resolve (sub), 0, ZMQ_POLLIN, 0},
-            {NULL, signal_fd, ZMQ_POLLIN, 0}};
+        long timeout =
+            self.mode == MODE_SUMMARY ? (long) (next_draw - now) : -1;
+        zmq_pollitem_t items[] = {{zsock_resolve (sub), 0, ZMQ_POLLIN, 0},
+                                  {NULL, signal_fd, ZMQ_POLLIN, 0}};
         if (zmq_poll (items, 2, timeout) == -1) {
             if (errno == EINTR)
                 continue;
             rc = CLI_EXIT_FAILURE;
             break;
         }
-        if (items [1].revents & ZMQ_POLLIN)
+        if (items[1].revents & ZMQ_POLLIN)
             done = true;
         for (int i = 0; !done && i < 1000; i++) {
             zmsg_t *msg = zmsg_recv (sub);

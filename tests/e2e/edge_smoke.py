@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """End-to-end checks of tether-edge's own behaviour: its limits (agents per
-edge, per-agent queue), the health service, a broken response call, the
-command line, and what the edge does while its router is away.
+edge, per-agent queue, message size), the health service, a broken
+response call, keepalive pings, the command line, what the edge does while
+its router is away, and how it leaves (BYE).
 
 Usage: edge_smoke.py --edge PATH --router PATH [unittest args]
 """
@@ -10,6 +11,7 @@ import concurrent.futures
 import re
 import subprocess
 import threading
+import time
 
 import grpc
 
@@ -136,6 +138,90 @@ class EdgeRouterAway(e2e.GatewayTestCase):
         self.assertEqual(health(ch), SERVING)
         r = call(self.stub(), a.agent_id, "echo", b"back")
         self.assertEqual(r.payloads, [b"back"], r)
+
+
+class EdgeMessageSize(e2e.GatewayTestCase):
+    """The public message limit is exactly --max-message-size (default
+    4 MiB)."""
+
+    def request_of_size(self, agent_id, rid, size):
+        """An AgentRequest whose encoding is exactly `size` bytes."""
+        req = e2e.pb.AgentRequest(id=rid, agent_id=agent_id, call="never")
+        #   payload field: tag + length varint (4 bytes up to 2 MiB-...).
+        base = req.ByteSize()
+        for pad in (2, 3, 4, 5):
+            req.payload = b"p" * max(0, size - base - 1 - pad)
+            if req.ByteSize() == size:
+                return req
+        raise AssertionError("cannot build a %d-byte request" % size)
+
+    def test_limit_is_exactly_max_message_size(self):
+        a = self.agent()
+        limit = 4 << 20
+        ok = self.request_of_size(a.agent_id, self.unique("r"), limit)
+        it = self.stub().AgentRequestPublish(ok, timeout=30)
+        self.assertEqual(a.wait_request(1), [ok.id])
+        it.cancel()
+        over = self.request_of_size(a.agent_id, self.unique("r"), limit + 1)
+        with self.assertRaises(grpc.RpcError) as cm:
+            list(self.stub().AgentRequestPublish(over, timeout=30))
+        self.assertEqual(cm.exception.code(),
+                         grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertEqual(a.order, [ok.id], "an oversize request reached "
+                         "the agent")
+
+
+class EdgeKeepalive(e2e.GatewayTestCase):
+    """Agents may ping as often as --min-ping-interval; faster pings end
+    the connection (GOAWAY too_many_pings, as gRPC servers do)."""
+    EDGE_ARGS = ("--min-ping-interval", "300ms")
+
+    def pinging_agent(self, every_ms):
+        a = self.agent(subscribe=False)
+        a.channel.close()
+        a.channel = self.gw.edges[0].new_channel(**{
+            "grpc.keepalive_time_ms": every_ms,
+            "grpc.keepalive_timeout_ms": 5000,
+            "grpc.keepalive_permit_without_calls": 1,
+            "grpc.http2.max_pings_without_data": 0,
+            "grpc.http2.min_time_between_pings_ms": every_ms})
+        a.stub = e2e.pb_grpc.AgentGatewayStub(a.channel)
+        return a
+
+    def test_agent_pings_accepted(self):
+        a = self.pinging_agent(600).subscribe()
+        #   Default servers refuse a third ping within 5 min: about 2 s
+        #   here.  Six pings later the agent must still be there.
+        with a.cond:
+            a.cond.wait_for(lambda: a.ended, 4)
+        self.assertFalse(a.ended, "%s %s" % (a.end_code, a.end_details))
+        r = call(self.stub(), a.agent_id, "echo", b"alive")
+        self.assertEqual(r.payloads, [b"alive"], r)
+
+    def test_pings_too_often_refused(self):
+        a = self.pinging_agent(50).subscribe(wait=False)
+        code, details = a.wait_ended(10)
+        self.assertEqual(code, grpc.StatusCode.UNAVAILABLE, details)
+
+
+class EdgeBye(e2e.GatewayTestCase):
+    """An edge that stops cleanly says BYE: the router forgets its agents
+    at once, not after the liveness window (3 s by default)."""
+    EXTERNAL = True
+    EDGES = 2
+
+    def test_sigterm_forgets_agents_at_once(self):
+        a = self.agent(edge=1)
+        a.wait_listed(edge=self.gw.edges[0])
+        t0 = time.monotonic()
+        self.gw.edges[1].proc.stop()
+        e2e.wait_until(lambda: self.gw.edges[0].list_agents(
+            prefix=a.agent_id) == [], 10, what="the agent gone")
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 1.5, "ListAgents lagged %.1f s behind a "
+                        "drained edge" % elapsed)
+        r = call(self.stub(), a.agent_id, "echo", b"x", timeout=5)
+        self.assertEqual(r.code, grpc.StatusCode.NOT_FOUND, r)
 
 
 class EdgeCommandLine(e2e.unittest.TestCase):

@@ -27,8 +27,7 @@ s_parse (const char *text)
 }
 
 static int
-s_feed (metrics_t *metrics, const char *topic, const char *body,
-        int64_t now)
+s_feed (metrics_t *metrics, const char *topic, const char *body, int64_t now)
 {
     return metrics_on_event (metrics, topic, body, strlen (body), now,
                              1700000000000 + now);
@@ -38,7 +37,7 @@ s_feed (metrics_t *metrics, const char *topic, const char *body,
 static int
 s_seq (metrics_t *metrics, const char *topic, uint64_t seq)
 {
-    char body [64];
+    char body[64];
     snprintf (body, sizeof body, "{\"seq\":%llu,\"mono_ms\":1}",
               (unsigned long long) seq);
     return s_feed (metrics, topic, body, 0);
@@ -117,33 +116,52 @@ test_json_event (void **state)
 static void
 test_json_malformed (void **state)
 {
-    const char *bad [] = {
-        "", " ", "{", "}", "{\"a\":}", "{\"a\" 1}", "{\"a\":1,}", "{a:1}",
-        "{\"a\":1} x", "[1,2", "\"open", "\"bad \\q escape\"",
-        "\"ctl \x01\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\u12\"", "01",
-        "-", "1.", "1e", "tru", "nul", "{\"a\":1}{}", "+1"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
-        event_json_t *json = s_parse (bad [i]);
+    const char *bad[] = {"",
+                         " ",
+                         "{",
+                         "}",
+                         "{\"a\":}",
+                         "{\"a\" 1}",
+                         "{\"a\":1,}",
+                         "{a:1}",
+                         "{\"a\":1} x",
+                         "[1,2",
+                         "\"open",
+                         "\"bad \\q escape\"",
+                         "\"ctl \x01\"",
+                         "\"\\ud800\"",
+                         "\"\\udc00\"",
+                         "\"\\u12\"",
+                         "01",
+                         "-",
+                         "1.",
+                         "1e",
+                         "tru",
+                         "nul",
+                         "{\"a\":1}{}",
+                         "+1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        event_json_t *json = s_parse (bad[i]);
         if (json)
-            fail_msg ("accepted malformed '%s'", bad [i]);
+            fail_msg ("accepted malformed '%s'", bad[i]);
     }
     //  Too deep: refused without running out of stack.
-    char deep [4096];
+    char deep[4096];
     size_t n = 0;
     for (int i = 0; i < 2000; i++)
-        deep [n++] = '[';
-    deep [n] = 0;
+        deep[n++] = '[';
+    deep[n] = 0;
     assert_null (event_json_parse (deep, n));
     n = 0;
     for (int i = 0; i < EVENT_JSON_MAX_DEPTH; i++)
-        deep [n++] = '[';
+        deep[n++] = '[';
     for (int i = 0; i < EVENT_JSON_MAX_DEPTH; i++)
-        deep [n++] = ']';
+        deep[n++] = ']';
     event_json_t *ok = event_json_parse (deep, n);
     assert_non_null (ok);
     event_json_destroy (&ok);
     //  Not NUL-terminated: only `size` bytes are read.
-    const char text [] = {'{', '}', '}'};
+    const char text[] = {'{', '}', '}'};
     ok = event_json_parse (text, 2);
     assert_non_null (ok);
     event_json_destroy (&ok);
@@ -242,14 +260,16 @@ test_requests (void **state)
             "{\"seq\":1,\"request_id\":\"r1\",\"bytes\":10}", 0);
     s_feed (metrics, "request.end",
             "{\"seq\":2,\"status\":0,\"code\":\"OK\",\"duration_ms\":3,"
-            "\"bytes_to_agent\":10,\"bytes_to_client\":200}", 0);
+            "\"bytes_to_agent\":10,\"bytes_to_client\":200}",
+            0);
     s_feed (metrics, "request.end",
             "{\"seq\":3,\"status\":5,\"code\":\"NOT_FOUND\",\"duration_ms\":0,"
             "\"bytes_to_agent\":0,\"bytes_to_client\":0,\"rejected\":true}",
             0);
     s_feed (metrics, "request.end",
             "{\"seq\":4,\"status\":4,\"duration_ms\":70000,"
-            "\"bytes_to_agent\":5}", 0);
+            "\"bytes_to_agent\":5}",
+            0);
     //  Only the code; an out-of-range status counts as UNKNOWN.
     s_feed (metrics, "request.end",
             "{\"seq\":5,\"code\":\"UNAVAILABLE\",\"duration_ms\":150}", 0);
@@ -300,7 +320,8 @@ test_stats (void **state)
     s_feed (metrics, "stats",
             "{\"seq\":1,\"agents\":3,\"requests\":2,\"waiting\":1,"
             "\"edges\":2,\"agents_per_edge\":{\"zeta:1\":1,"
-            "\"al\\\"pha\\\\x\":2},\"malformed\":4}", 0);
+            "\"al\\\"pha\\\\x\":2},\"malformed\":4}",
+            0);
     s_assert_line (metrics, 0, "tether_agents_connected 3");
     s_assert_line (metrics, 0, "tether_requests_in_flight 2");
     s_assert_line (metrics, 0, "tether_requests_waiting 1");
@@ -315,7 +336,8 @@ test_stats (void **state)
     s_feed (metrics, "stats",
             "{\"seq\":2,\"agents\":0,\"requests\":0,\"waiting\":0,"
             "\"edges\":1,\"agents_per_edge\":{\"zeta:1\":0},"
-            "\"malformed\":6}", 0);
+            "\"malformed\":6}",
+            0);
     s_assert_line (metrics, 0, "tether_malformed_frames_total 6");
     s_assert_line (metrics, 0, "tether_agents_by_edge{edge=\"zeta:1\"} 0");
     size_t size;
@@ -334,7 +356,7 @@ test_stats (void **state)
 int
 main (void)
 {
-    const struct CMUnitTest tests [] = {
+    const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_json_event),
         cmocka_unit_test (test_json_malformed),
         cmocka_unit_test (test_seq_contiguous),

@@ -42,29 +42,31 @@
 #include "wire_envelope.h"
 
 //  How long any single expected message or condition may take, ms.
-#define S_DEADLINE_MS   10000
-#define S_SKIP          77
+#define S_DEADLINE_MS 10000
+#define S_SKIP        77
 
-typedef struct {
-    router_config_t cfg;        //  settings of the actor under test
-    zactor_t *router;           //  the actor
-    int router_port;            //  its ROUTER's port
-    int monitor_port;           //  its PUB's port
-    zsock_t *sub;               //  the test's own monitor subscriber
-    uint64_t last_seq;          //  seq of the last event `sub` received
-    uint64_t rng;               //  xorshift state for routing ids
+typedef struct
+{
+    router_config_t cfg; //  settings of the actor under test
+    zactor_t *router;    //  the actor
+    int router_port;     //  its ROUTER's port
+    int monitor_port;    //  its PUB's port
+    zsock_t *sub;        //  the test's own monitor subscriber
+    uint64_t last_seq;   //  seq of the last event `sub` received
+    uint64_t rng;        //  xorshift state for routing ids
     //  tether-exporter, when started
-    pid_t exporter;             //  its pid, 0 when not running
-    int exporter_err;           //  read end of its stderr, -1 when closed
-    int http_port;              //  its /metrics port
-    char log [65536];           //  what it printed so far
+    pid_t exporter;   //  its pid, 0 when not running
+    int exporter_err; //  read end of its stderr, -1 when closed
+    int http_port;    //  its /metrics port
+    char log[65536];  //  what it printed so far
     size_t log_size;
 } fixture_t;
 
 //  What the scripted scenario leaves behind.
-typedef struct {
-    size_t request_bytes;       //  request payloads, in all
-    size_t response_bytes;      //  response payloads, in all
+typedef struct
+{
+    size_t request_bytes;  //  request payloads, in all
+    size_t response_bytes; //  response payloads, in all
 } scenario_t;
 
 
@@ -98,10 +100,10 @@ s_edge_new (fixture_t *fx)
 {
     zsock_t *sock = zsock_new (ZMQ_DEALER);
     assert_non_null (sock);
-    uint8_t id [16];
+    uint8_t id[16];
     for (size_t i = 0; i < sizeof id; i++)
-        id [i] = (uint8_t) s_rand (fx);
-    id [0] = 'e';
+        id[i] = (uint8_t) s_rand (fx);
+    id[0] = 'e';
     assert_int_equal (
         zmq_setsockopt (zsock_resolve (sock), ZMQ_ROUTING_ID, id, sizeof id),
         0);
@@ -150,7 +152,7 @@ s_expect (zsock_t *sock, int command, const char *file, int line)
     return NULL;
 }
 
-#define EXPECT(sock, command)                                                \
+#define EXPECT(sock, command)                                                  \
     s_expect ((sock), WIRE__COMMAND__##command, __FILE__, __LINE__)
 
 static void
@@ -183,8 +185,12 @@ s_subscribe (zsock_t *edge, const char *agent_id, uint64_t handle)
 }
 
 static void
-s_publish (zsock_t *client, uint64_t handle, const char *request_id,
-           const char *agent_id, const void *payload, size_t size)
+s_publish (zsock_t *client,
+           uint64_t handle,
+           const char *request_id,
+           const char *agent_id,
+           const void *payload,
+           size_t size)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__PUBLISH;
@@ -197,8 +203,12 @@ s_publish (zsock_t *client, uint64_t handle, const char *request_id,
 
 //  One command with handle and request id, and an optional payload.
 static void
-s_command (zsock_t *edge, int command, uint64_t handle,
-           const char *request_id, int status, const void *payload,
+s_command (zsock_t *edge,
+           int command,
+           uint64_t handle,
+           const char *request_id,
+           int status,
+           const void *payload,
            size_t size)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
@@ -220,8 +230,8 @@ s_command (zsock_t *edge, int command, uint64_t handle,
 //  stats events are checked and skipped.  Returns the parsed body (caller
 //  destroys it) and sets *topic_p (caller frees it with zstr_free).
 static event_json_t *
-s_next_event (fixture_t *fx, bool skip_stats, char **topic_p,
-              const char *file, int line)
+s_next_event (
+    fixture_t *fx, bool skip_stats, char **topic_p, const char *file, int line)
 {
     int64_t deadline = zclock_mono () + S_DEADLINE_MS;
     while (true) {
@@ -272,7 +282,8 @@ s_expect_event (fixture_t *fx, const char *topic, const char *file, int line)
     return json;
 }
 
-#define EXPECT_EVENT(fx, topic) s_expect_event ((fx), (topic), __FILE__, __LINE__)
+#define EXPECT_EVENT(fx, topic)                                                \
+    s_expect_event ((fx), (topic), __FILE__, __LINE__)
 
 //  Wait for the next stats event: it paces every retry in these tests.
 static void
@@ -281,8 +292,8 @@ s_next_stats (fixture_t *fx)
     char *topic = NULL;
     do {
         zstr_free (&topic);
-        event_json_t *json = s_next_event (fx, false, &topic, __FILE__,
-                                           __LINE__);
+        event_json_t *json =
+            s_next_event (fx, false, &topic, __FILE__, __LINE__);
         event_json_destroy (&json);
     } while (!streq (topic, "stats"));
     zstr_free (&topic);
@@ -302,8 +313,7 @@ s_assert_uint (event_json_t *json, const char *key, uint64_t value)
 {
     uint64_t got = UINT64_MAX;
     if (!event_json_get_uint (json, key, &got) || got != value)
-        fail_msg ("\"%s\" is %" PRIu64 ", expected %" PRIu64, key, got,
-                  value);
+        fail_msg ("\"%s\" is %" PRIu64 ", expected %" PRIu64, key, got, value);
 }
 
 //  Connect the fixture's SUB and wait until it receives: `warm` (an edge
@@ -354,7 +364,7 @@ s_scenario (fixture_t *fx, scenario_t *out)
     event_json_destroy (&ev);
 
     //  req-1: delivered, bound, one response, ended OK.
-    char request [100], response [40];
+    char request[100], response[40];
     memset (request, 'q', sizeof request);
     memset (response, 'r', sizeof response);
     s_publish (b, 11, "req-1", "dev-1", request, sizeof request);
@@ -463,7 +473,7 @@ s_exporter_read (fixture_t *fx, int timeout_ms)
     struct pollfd pfd = {fx->exporter_err, POLLIN, 0};
     if (poll (&pfd, 1, timeout_ms) <= 0)
         return true;
-    char buf [4096];
+    char buf[4096];
     ssize_t got = read (fx->exporter_err, buf, sizeof buf);
     if (got <= 0) {
         close (fx->exporter_err);
@@ -474,7 +484,7 @@ s_exporter_read (fixture_t *fx, int timeout_ms)
     size_t keep = (size_t) got < room ? (size_t) got : room;
     memcpy (fx->log + fx->log_size, buf, keep);
     fx->log_size += keep;
-    fx->log [fx->log_size] = 0;
+    fx->log[fx->log_size] = 0;
     return true;
 }
 
@@ -494,26 +504,29 @@ s_exporter_wait_log (fixture_t *fx, const char *text)
 static void
 s_exporter_start (fixture_t *fx)
 {
-    char monitor [64];
-    snprintf (monitor, sizeof monitor, "tcp://127.0.0.1:%d",
-              fx->monitor_port);
-    int pipe_fds [2];
+    char monitor[64];
+    snprintf (monitor, sizeof monitor, "tcp://127.0.0.1:%d", fx->monitor_port);
+    int pipe_fds[2];
     assert_int_equal (pipe2 (pipe_fds, O_CLOEXEC), 0);
     pid_t pid = fork ();
     assert_true (pid >= 0);
     if (pid == 0) {
-        dup2 (pipe_fds [1], STDERR_FILENO);
-        dup2 (pipe_fds [1], STDOUT_FILENO);
-        char *args [] = {(char *) TETHER_EXPORTER_BIN, (char *) "--monitor",
-                         monitor, (char *) "--listen",
-                         (char *) "127.0.0.1:0", (char *) "--stale-after",
-                         (char *) "5s", NULL};
-        execv (args [0], args);
+        dup2 (pipe_fds[1], STDERR_FILENO);
+        dup2 (pipe_fds[1], STDOUT_FILENO);
+        char *args[] = {(char *) TETHER_EXPORTER_BIN,
+                        (char *) "--monitor",
+                        monitor,
+                        (char *) "--listen",
+                        (char *) "127.0.0.1:0",
+                        (char *) "--stale-after",
+                        (char *) "5s",
+                        NULL};
+        execv (args[0], args);
         _exit (127);
     }
-    close (pipe_fds [1]);
+    close (pipe_fds[1]);
     fx->exporter = pid;
-    fx->exporter_err = pipe_fds [0];
+    fx->exporter_err = pipe_fds[0];
     s_exporter_wait_log (fx, "msg=\"exporter listening\"");
     const char *port = strstr (fx->log, " port=");
     assert_non_null (port);
@@ -535,20 +548,18 @@ s_exporter_stop (fixture_t *fx)
     pid_t done = waitpid (fx->exporter, &status, WNOHANG);
     while (done == 0 && zclock_mono () < deadline) {
         struct pollfd none;
-        poll (&none, 0, 10);    //  its stderr closed: it is exiting
+        poll (&none, 0, 10); //  its stderr closed: it is exiting
         done = waitpid (fx->exporter, &status, WNOHANG);
     }
     if (done == 0) {
         kill (fx->exporter, SIGKILL);
         waitpid (fx->exporter, &status, 0);
         fx->exporter = 0;
-        fail_msg ("exporter did not exit on SIGTERM; it printed:\n%s",
-                  fx->log);
+        fail_msg ("exporter did not exit on SIGTERM; it printed:\n%s", fx->log);
     }
     fx->exporter = 0;
     if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        fail_msg ("exporter exit status %d; it printed:\n%s", status,
-                  fx->log);
+        fail_msg ("exporter exit status %d; it printed:\n%s", status, fx->log);
     assert_non_null (strstr (fx->log, "msg=\"exporter stopping\""));
     assert_null (strstr (fx->log, "level=error"));
 }
@@ -566,7 +577,7 @@ s_http_get (fixture_t *fx, const char *path, int *status)
     addr.sin_port = htons ((uint16_t) fx->http_port);
     addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     assert_int_equal (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
-    char request [256];
+    char request[256];
     int len = snprintf (request, sizeof request,
                         "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
     assert_int_equal (write (fd, request, (size_t) len), len);
@@ -595,7 +606,7 @@ s_http_get (fixture_t *fx, const char *path, int *status)
         size += (size_t) got;
     }
     close (fd);
-    data [size] = 0;
+    data[size] = 0;
     assert_true (sscanf (data, "HTTP/1.%*d %d", status) == 1);
     char *body = strstr (data, "\r\n\r\n");
     assert_non_null (body);
@@ -622,7 +633,7 @@ s_sample (const char *text, const char *name)
     size_t len = strlen (name);
     const char *line = text;
     while (line && *line) {
-        if (strncmp (line, name, len) == 0 && line [len] == ' ')
+        if (strncmp (line, name, len) == 0 && line[len] == ' ')
             return strtod (line + len + 1, NULL);
         line = strchr (line, '\n');
         if (line)
@@ -631,9 +642,10 @@ s_sample (const char *text, const char *name)
     return -1;
 }
 
-typedef struct {
-    const char *name;           //  sample name with labels
-    double value;               //  expected value
+typedef struct
+{
+    const char *name; //  sample name with labels
+    double value;     //  expected value
 } expect_t;
 
 //  Scrape until every sample has its value, pacing retries with the
@@ -646,7 +658,7 @@ s_wait_metrics (fixture_t *fx, const expect_t *expect, size_t count)
         char *text = s_scrape (fx);
         size_t i;
         for (i = 0; i < count; i++)
-            if (s_sample (text, expect [i].name) != expect [i].value)
+            if (s_sample (text, expect[i].name) != expect[i].value)
                 break;
         if (i == count) {
             free (text);
@@ -654,10 +666,10 @@ s_wait_metrics (fixture_t *fx, const expect_t *expect, size_t count)
         }
         if (zclock_mono () > deadline) {
             fprintf (stderr, "%s", text);
-            double got = s_sample (text, expect [i].name);
+            double got = s_sample (text, expect[i].name);
             free (text);
-            fail_msg ("%s is %g, expected %g", expect [i].name, got,
-                      expect [i].value);
+            fail_msg ("%s is %g, expected %g", expect[i].name, got,
+                      expect[i].value);
         }
         free (text);
         s_next_stats (fx);
@@ -674,7 +686,7 @@ s_exporter_join (fixture_t *fx)
     zsock_t *warm = s_edge_new (fx);
     s_hello (warm, "edge-w:1", 1);
     s_monitor_join (fx);
-    const expect_t up [] = {{"tether_router_up", 1}};
+    const expect_t up[] = {{"tether_router_up", 1}};
     s_wait_metrics (fx, up, 1);
     return warm;
 }
@@ -736,8 +748,7 @@ test_events (void **state)
     int64_t deadline = zclock_mono () + S_DEADLINE_MS;
     while (true) {
         char *topic = NULL;
-        event_json_t *ev = s_next_event (fx, false, &topic, __FILE__,
-                                         __LINE__);
+        event_json_t *ev = s_next_event (fx, false, &topic, __FILE__, __LINE__);
         bool stats = streq (topic, "stats");
         zstr_free (&topic);
         if (!stats) {
@@ -789,7 +800,7 @@ test_exporter (void **state)
 
     //  The refused req-2 carries no payload count: only 110 bytes went to
     //  the agent.
-    const expect_t after [] = {
+    const expect_t after[] = {
         {"tether_exporter_up", 1},
         {"tether_router_up", 1},
         {"tether_requests_total{status=\"OK\"}", 1},
@@ -817,7 +828,7 @@ test_exporter (void **state)
         {"tether_agents_by_edge{edge=\"edge-a:1\"}", 1},
         {"tether_agents_by_edge{edge=\"edge-b:1\"}", 0},
         {"tether_malformed_frames_total", 1}};
-    s_wait_metrics (fx, after, sizeof after / sizeof after [0]);
+    s_wait_metrics (fx, after, sizeof after / sizeof after[0]);
 
     int status = 0;
     char *body = s_http_get (fx, "/nope", &status);
@@ -879,48 +890,46 @@ test_promtool (void **state)
     zsock_t *warm = s_exporter_join (fx);
     scenario_t scenario;
     s_scenario (fx, &scenario);
-    const expect_t after [] = {
-        {"tether_request_duration_seconds_count", 3},
-        {"tether_agents_by_edge{edge=\"edge-a:1\"}", 1}};
+    const expect_t after[] = {{"tether_request_duration_seconds_count", 3},
+                              {"tether_agents_by_edge{edge=\"edge-a:1\"}", 1}};
     s_wait_metrics (fx, after, 2);
     char *text = s_scrape (fx);
 
-    char input [] = "/tmp/tether-promtool-XXXXXX";
+    char input[] = "/tmp/tether-promtool-XXXXXX";
     int fd = mkstemp (input);
     assert_true (fd >= 0);
     size_t len = strlen (text);
     assert_int_equal (write (fd, text, len), (ssize_t) len);
     assert_int_equal (lseek (fd, 0, SEEK_SET), 0);
-    int out [2];
+    int out[2];
     assert_int_equal (pipe2 (out, O_CLOEXEC), 0);
     pid_t pid = fork ();
     assert_true (pid >= 0);
     if (pid == 0) {
         dup2 (fd, STDIN_FILENO);
-        dup2 (out [1], STDOUT_FILENO);
-        dup2 (out [1], STDERR_FILENO);
-        char *args [] = {promtool, (char *) "check", (char *) "metrics",
-                         NULL};
-        execv (args [0], args);
+        dup2 (out[1], STDOUT_FILENO);
+        dup2 (out[1], STDERR_FILENO);
+        char *args[] = {promtool, (char *) "check", (char *) "metrics", NULL};
+        execv (args[0], args);
         _exit (127);
     }
-    close (out [1]);
+    close (out[1]);
     close (fd);
     unlink (input);
-    char report [8192];
+    char report[8192];
     size_t size = 0;
     int64_t deadline = zclock_mono () + 3 * S_DEADLINE_MS;
     while (zclock_mono () < deadline) {
-        struct pollfd pfd = {out [0], POLLIN, 0};
+        struct pollfd pfd = {out[0], POLLIN, 0};
         if (poll (&pfd, 1, 1000) <= 0)
             continue;
-        ssize_t got = read (out [0], report + size, sizeof report - 1 - size);
+        ssize_t got = read (out[0], report + size, sizeof report - 1 - size);
         if (got <= 0)
             break;
         size += (size_t) got;
     }
-    report [size] = 0;
-    close (out [0]);
+    report[size] = 0;
+    close (out[0]);
     int status = 0;
     assert_int_equal (waitpid (pid, &status, 0), pid);
     if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
@@ -967,10 +976,10 @@ test_stall (void **state)
     while (finished < total) {
         assert_true (++iterations < 50 * total);
         while (sent < total && sent - finished < window) {
-            char request_id [32];
+            char request_id[32];
             snprintf (request_id, sizeof request_id, "s-%d", sent);
-            s_publish (client, 1 + (uint64_t) sent, request_id, "dev-m",
-                       "q", 1);
+            s_publish (client, 1 + (uint64_t) sent, request_id, "dev-m", "q",
+                       1);
             sent++;
         }
         void *which = zpoller_wait (poller, S_DEADLINE_MS);
@@ -981,15 +990,13 @@ test_stall (void **state)
         assert_int_equal (wire_envelope_decode (zmsg_first (msg), &env), 0);
         if (env->command == WIRE__COMMAND__DELIVER) {
             uint64_t handle = 1000000 + s_rand (fx) % 1000000;
-            s_command (agent, WIRE__COMMAND__BIND, handle, env->request_id,
-                       0, NULL, 0);
-            s_command (agent, WIRE__COMMAND__RESPONSE, handle,
-                       env->request_id, 0, "a", 1);
+            s_command (agent, WIRE__COMMAND__BIND, handle, env->request_id, 0,
+                       NULL, 0);
+            s_command (agent, WIRE__COMMAND__RESPONSE, handle, env->request_id,
+                       0, "a", 1);
             s_command (agent, WIRE__COMMAND__END, handle, env->request_id, 0,
                        NULL, 0);
-        }
-        else
-        if (env->command == WIRE__COMMAND__FINISH) {
+        } else if (env->command == WIRE__COMMAND__FINISH) {
             assert_int_equal (env->status, 0);
             finished++;
         }
@@ -999,8 +1006,9 @@ test_stall (void **state)
     zpoller_destroy (&poller);
     assert_int_equal (zstr_send (fx->router, "STATS"), 0);
     uint64_t agents, requests, edges, malformed;
-    assert_int_equal (zsock_recv (fx->router, "8888", &agents, &requests,
-                                  &edges, &malformed), 0);
+    assert_int_equal (
+        zsock_recv (fx->router, "8888", &agents, &requests, &edges, &malformed),
+        0);
     assert_int_equal (requests, 0);
 
     //  Now read: the subscriber lost events (a gap in seq), routing did
@@ -1028,7 +1036,8 @@ test_stall (void **state)
     }
     if (gaps == 0)
         fail_msg ("the stalled subscriber lost nothing (%" PRIu64
-                  " events read): the test did not stall it", received);
+                  " events read): the test did not stall it",
+                  received);
     zsock_destroy (&client);
     zsock_destroy (&agent);
 }
@@ -1043,17 +1052,17 @@ test_stall (void **state)
 static int
 s_run (char **args, char *out, size_t size)
 {
-    int fds [2];
+    int fds[2];
     assert_int_equal (pipe2 (fds, O_CLOEXEC), 0);
     pid_t pid = fork ();
     assert_true (pid >= 0);
     if (pid == 0) {
-        dup2 (fds [1], STDOUT_FILENO);
-        dup2 (fds [1], STDERR_FILENO);
-        execv (args [0], args);
+        dup2 (fds[1], STDOUT_FILENO);
+        dup2 (fds[1], STDERR_FILENO);
+        execv (args[0], args);
         _exit (127);
     }
-    close (fds [1]);
+    close (fds[1]);
     size_t used = 0;
     int64_t deadline = zclock_mono () + S_DEADLINE_MS;
     while (true) {
@@ -1061,23 +1070,23 @@ s_run (char **args, char *out, size_t size)
         if (left <= 0) {
             kill (pid, SIGKILL);
             waitpid (pid, NULL, 0);
-            close (fds [0]);
-            fail_msg ("%s %s did not end in time", args [0], args [1]);
+            close (fds[0]);
+            fail_msg ("%s %s did not end in time", args[0], args[1]);
         }
-        struct pollfd pfd = {fds [0], POLLIN, 0};
+        struct pollfd pfd = {fds[0], POLLIN, 0};
         if (poll (&pfd, 1, (int) left) <= 0)
             continue;
-        char buf [4096];
-        ssize_t got = read (fds [0], buf, sizeof buf);
+        char buf[4096];
+        ssize_t got = read (fds[0], buf, sizeof buf);
         if (got <= 0)
             break;
-        size_t keep = (size_t) got < size - 1 - used ? (size_t) got
-                                                      : size - 1 - used;
+        size_t keep =
+            (size_t) got < size - 1 - used ? (size_t) got : size - 1 - used;
         memcpy (out + used, buf, keep);
         used += keep;
     }
-    out [used] = 0;
-    close (fds [0]);
+    out[used] = 0;
+    close (fds[0]);
     int status = 0;
     assert_int_equal (waitpid (pid, &status, 0), pid);
     return status;
@@ -1087,17 +1096,22 @@ static void
 test_cli (void **state)
 {
     fixture_t *fx = (fixture_t *) *state;
-    char endpoint [64];
+    char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d",
               fx->monitor_port);
     zsock_t *warm = s_edge_new (fx);
     s_hello (warm, "edge-w:1", 1);
-    static char out [1 << 16];
+    static char out[1 << 16];
 
     //  --json: one object per line, with its topic, contiguous seq.
-    char *json_args [] = {(char *) TETHER_CLI_BIN, (char *) "monitor",
-                          (char *) "--router", endpoint, (char *) "--json",
-                          (char *) "--count", (char *) "3", NULL};
+    char *json_args[] = {(char *) TETHER_CLI_BIN,
+                         (char *) "monitor",
+                         (char *) "--router",
+                         endpoint,
+                         (char *) "--json",
+                         (char *) "--count",
+                         (char *) "3",
+                         NULL};
     int status = s_run (json_args, out, sizeof out);
     if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
         fail_msg ("tether monitor --json: status %d:\n%s", status, out);
@@ -1120,10 +1134,16 @@ test_cli (void **state)
     assert_int_equal (lines, 3);
 
     //  --events with a topic filter: one logfmt-style line per event.
-    char *event_args [] = {(char *) TETHER_CLI_BIN, (char *) "monitor",
-                           (char *) "--router", endpoint, (char *) "--events",
-                           (char *) "--topic", (char *) "stats",
-                           (char *) "--count", (char *) "2", NULL};
+    char *event_args[] = {(char *) TETHER_CLI_BIN,
+                          (char *) "monitor",
+                          (char *) "--router",
+                          endpoint,
+                          (char *) "--events",
+                          (char *) "--topic",
+                          (char *) "stats",
+                          (char *) "--count",
+                          (char *) "2",
+                          NULL};
     status = s_run (event_args, out, sizeof out);
     assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
     assert_non_null (strstr (out, "stats seq="));
@@ -1131,9 +1151,13 @@ test_cli (void **state)
     assert_null (strstr (out, "mono_ms"));
 
     //  The summary, piped: plain blocks, no escape sequences.
-    char *summary_args [] = {(char *) TETHER_CLI_BIN, (char *) "monitor",
-                             (char *) "--router", endpoint,
-                             (char *) "--count", (char *) "3", NULL};
+    char *summary_args[] = {(char *) TETHER_CLI_BIN,
+                            (char *) "monitor",
+                            (char *) "--router",
+                            endpoint,
+                            (char *) "--count",
+                            (char *) "3",
+                            NULL};
     status = s_run (summary_args, out, sizeof out);
     assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
     if (!strstr (out, "agents 0   in flight 0") || !strstr (out, "edge-w:1")
@@ -1141,8 +1165,8 @@ test_cli (void **state)
         fail_msg ("unexpected summary:\n%s", out);
 
     //  Usage errors.
-    char *bad_args [] = {(char *) TETHER_CLI_BIN, (char *) "monitor",
-                         (char *) "--count", (char *) "none", NULL};
+    char *bad_args[] = {(char *) TETHER_CLI_BIN, (char *) "monitor",
+                        (char *) "--count", (char *) "none", NULL};
     status = s_run (bad_args, out, sizeof out);
     assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 2);
     zsock_destroy (&warm);
@@ -1160,7 +1184,7 @@ test_cli (void **state)
 int
 main (int argc, char **argv)
 {
-    const struct CMUnitTest tests [] = {
+    const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_events, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_exporter, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_promtool, s_setup, s_teardown),
@@ -1169,7 +1193,7 @@ main (int argc, char **argv)
     };
     if (argc > 1) {
         //  One test by name, for CTest; promtool's absence is a skip.
-        if (streq (argv [1], "test_promtool")) {
+        if (streq (argv[1], "test_promtool")) {
             char *promtool = s_promtool_path ();
             if (!promtool) {
                 printf ("promtool not found: skipping (Debian package "
@@ -1178,7 +1202,7 @@ main (int argc, char **argv)
             }
             free (promtool);
         }
-        cmocka_set_test_filter (argv [1]);
+        cmocka_set_test_filter (argv[1]);
     }
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -936,6 +936,64 @@ test_agent_edge_dead (void **state)
     assert_int_equal (core_edge_count (fx->core), 3);
 }
 
+static Tether__V1__ListAgentsResponse *
+s_list (fx_t *fx, const char *prefix, uint32_t limit);
+
+static void
+s_bye (fx_t *fx, const char *from)
+{
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__BYE;
+    env.edge_id = (char *) from;
+    env.incarnation = 42;
+    s_in (fx, from, &env, NULL);
+}
+
+//  BYE: the edge is forgotten at once, as a dead edge is after the
+//  liveness window, without the wait.
+static void
+test_edge_bye (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    s_cast (fx);
+    s_publish_and_bind (fx, 4, 0);          //  r1 bound from R: goes on
+    s_publish (fx, "C", 11, "r2", "dev-1"); //  r2 delivered: fails
+    EXPECT (fx, "A", DELIVER, 1, ANY);
+    //  The agents' edge leaves: dev-1 is gone now, not 3 s later
+    s_bye (fx, "A");
+    s_forget (fx, "A");
+    EXPECT (fx, "C", FINISH, 11, UNAVAILABLE);
+    EXPECT_NONE (fx);
+    assert_int_equal (core_agent_count (fx->core), 0);
+    assert_int_equal (core_edge_count (fx->core), 2);
+    assert_int_equal (s_events (fx, "edge.down", "said goodbye"), 1);
+    assert_int_equal (s_events (fx, "agent.down", "edge lost"), 1);
+    //  ListAgents no longer shows it
+    Tether__V1__ListAgentsResponse *list = s_list (fx, "", 0);
+    assert_int_equal (list->n_agents, 0);
+    tether__v1__list_agents_response__free_unpacked (list, NULL);
+    //  The client's edge leaves: its requests end CANCELLED
+    s_bye (fx, "C");
+    s_forget (fx, "C");
+    EXPECT (fx, "R", FINISH, 20, CANCELLED);
+    EXPECT_NONE (fx);
+    assert_int_equal (core_edge_count (fx->core), 1);
+    //  A second BYE, or one from an edge never seen: ignored, no PONG
+    size_t pongs = fx->pongs;
+    s_bye (fx, "C");
+    s_bye (fx, "X");
+    EXPECT_NONE (fx);
+    assert_int_equal (fx->pongs, pongs);
+    assert_int_equal (core_stats (fx->core)->malformed, 0);
+    //  The responder's edge leaves too: nothing is left
+    s_bye (fx, "R");
+    s_forget (fx, "R");
+    EXPECT_NONE (fx);
+    s_assert_empty (fx);
+    assert_int_equal (core_edge_count (fx->core), 0);
+    assert_int_equal (core_stats (fx->core)->edges_lost, 3);
+}
+
 
 //  ---------------------------------------------------------------------
 //  Credit
@@ -1114,8 +1172,12 @@ test_publish_refusals (void **state)
     EXPECT (fx, "C", FINISH, 18, INVALID_ARGUMENT);
     s_publish (fx, "C", 19, long_id, "dev-1");
     EXPECT (fx, "C", FINISH, 19, INVALID_ARGUMENT);
-    s_publish_full (fx, "C", 20, "r4", "dev-2", 0, 0, 1,
-                    "0123456789abcdefg");
+    //  A request may exceed the limit by CORE_PAYLOAD_MARGIN (the id an
+    //  edge appends), not more.
+    char big [16 + CORE_PAYLOAD_MARGIN + 2];
+    memset (big, 'p', sizeof big - 1);
+    big [sizeof big - 1] = 0;
+    s_publish_full (fx, "C", 20, "r4", "dev-2", 0, 0, 1, big);
     EXPECT (fx, "C", FINISH, 20, RESOURCE_EXHAUSTED);
     //  Table full (3 in flight at most)
     s_publish_full (fx, "C", 21, "r5", "dev-2", 0, 1000, 1, NULL);
@@ -1967,6 +2029,7 @@ main (void)
         T (test_client_edge_dead),
         T (test_responder_edge_dead),
         T (test_agent_edge_dead),
+        T (test_edge_bye),
         T (test_credit),
         T (test_credit_before_bind_and_cap),
         T (test_bind_refusals),
