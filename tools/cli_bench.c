@@ -51,6 +51,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,10 +409,12 @@ struct _bench_t
     //  clients
     uint32_t next_agent;     //  round robin
     uint32_t next_client_chan;
-    uint32_t in_flight;      //  publish calls not collected
-    int64_t next_send;       //  open loop schedule, ns
+    atomic_uint in_flight;   //  publish calls not collected
+    int64_t next_send;       //  open loop: first scheduled start, ns
     int64_t interval_ns;     //  open loop
-    uint64_t started;        //  publish calls started
+    atomic_bool pacing;      //  open loop: the pacer thread should run
+    pthread_t pacer;         //  open loop: starts requests on schedule
+    bool pacer_running;      //  pacer was started and not joined yet
     //  measured window
     int64_t window_start, window_end;
     hist_t hist;
@@ -899,11 +902,26 @@ s_pub_start (bench_t *self, int64_t t_start)
         chan->channel, NULL, GRPC_PROPAGATE_DEFAULTS, self->cq,
         chan->h_publish, s_deadline_ms (opt->timeout_ms), NULL);
     assert (pub->call);
-    self->in_flight++;
-    self->started++;
+    atomic_fetch_add (&self->in_flight, 1);
+
+    //  The pacer thread may start these batches while the main thread
+    //  handles the completions: so both are counted before either starts,
+    //  the status batch goes first, and nothing here touches `pub` after
+    //  the last start (the main thread starts later receives only after
+    //  the first batch completed, so one thread at a time starts batches
+    //  on this call).
+    pub->pending = 2;
+    grpc_op ops[5];
+    memset (ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[0].data.recv_status_on_client.trailing_metadata = &pub->trailing_md;
+    ops[0].data.recv_status_on_client.status = &pub->status;
+    ops[0].data.recv_status_on_client.status_details = &pub->details;
+    grpc_call_error rc =
+        grpc_call_start_batch (pub->call, ops, 1, &pub->op_status, NULL);
+    assert (rc == GRPC_CALL_OK);
 
     pub->send_buf = s_buffer (request);
-    grpc_op ops[5];
     memset (ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -913,19 +931,8 @@ s_pub_start (bench_t *self, int64_t t_start)
     ops[3].data.recv_initial_metadata.recv_initial_metadata = &pub->initial_md;
     ops[4].op = GRPC_OP_RECV_MESSAGE;
     ops[4].data.recv_message.recv_message = &pub->recv_buf;
-    grpc_call_error rc =
-        grpc_call_start_batch (pub->call, ops, 5, &pub->op_start, NULL);
+    rc = grpc_call_start_batch (pub->call, ops, 5, &pub->op_start, NULL);
     assert (rc == GRPC_CALL_OK);
-    pub->pending++;
-
-    memset (ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[0].data.recv_status_on_client.trailing_metadata = &pub->trailing_md;
-    ops[0].data.recv_status_on_client.status = &pub->status;
-    ops[0].data.recv_status_on_client.status_details = &pub->details;
-    rc = grpc_call_start_batch (pub->call, ops, 1, &pub->op_status, NULL);
-    assert (rc == GRPC_CALL_OK);
-    pub->pending++;
 }
 
 static void
@@ -988,7 +995,7 @@ s_pub_collect (pub_t *self)
         grpc_byte_buffer_destroy (self->recv_buf);
     grpc_call_unref (self->call);
     free (self);
-    bench->in_flight--;
+    atomic_fetch_sub (&bench->in_flight, 1);
     //  Closed loop: the client sends its next request at once.
     if (bench->opt->rate <= 0
         && (bench->phase == PH_WARMUP || bench->phase == PH_MEASURE))
@@ -1081,6 +1088,53 @@ s_list_on_event (bench_t *self, bool ok)
 }
 
 //  -------------------------------------------------------------------------
+//  Open loop.  gRPC's completion-queue deadlines have millisecond
+//  granularity, so a send timed by grpc_completion_queue_next would start
+//  up to 1 ms late, and latency measured from the scheduled time would
+//  include that.  A pacer thread sleeps to each scheduled time with
+//  clock_nanosleep and starts the call itself (grpc_call_start_batch may
+//  be called from any thread; each publish call's batches are all started
+//  by the pacer, its completions handled by the main thread).  While the
+//  pacer runs it alone touches the round-robin counters and the agents'
+//  request slices; in_flight is shared, hence atomic.
+
+static void *
+s_pacer (void *args)
+{
+    bench_t *self = (bench_t *) args;
+    int64_t next = self->next_send;
+    while (atomic_load (&self->pacing)) {
+        int64_t now = s_now_ns ();
+        if (next > now || atomic_load (&self->in_flight)
+                              >= self->opt->max_in_flight) {
+            //  Wake at the scheduled time, or within 50 ms to see a stop;
+            //  at the in-flight cap, look again in 100 us (the schedule
+            //  does not move, so waiting shows as latency).
+            int64_t until = next > now ? next : now + 100000;
+            if (until > now + 50000000)
+                until = now + 50000000;
+            struct timespec ts = {(time_t) (until / 1000000000),
+                                  (long) (until % 1000000000)};
+            clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+            continue;
+        }
+        s_pub_start (self, next);
+        next += self->interval_ns;
+    }
+    return NULL;
+}
+
+static void
+s_stop_pacer (bench_t *self)
+{
+    if (self->pacer_running) {
+        atomic_store (&self->pacing, false);
+        pthread_join (self->pacer, NULL);
+        self->pacer_running = false;
+    }
+}
+
+//  -------------------------------------------------------------------------
 //  Phases
 
 static void
@@ -1098,6 +1152,10 @@ s_enter (bench_t *self, phase_t phase)
                 if (self->interval_ns < 1)
                     self->interval_ns = 1;
                 self->next_send = now;
+                atomic_store (&self->pacing, true);
+                int rc = pthread_create (&self->pacer, NULL, s_pacer, self);
+                assert (rc == 0);
+                self->pacer_running = true;
             }
             else
                 for (uint32_t i = 0; i < opt->clients; i++)
@@ -1110,11 +1168,13 @@ s_enter (bench_t *self, phase_t phase)
             s_sample_all (self, self->proc_start, &self->ru_start);
             break;
         case PH_DRAIN:
+            s_stop_pacer (self);
             self->window_end = now;
             s_sample_all (self, self->proc_end, &self->ru_end);
             self->phase_end = now + (int64_t) opt->timeout_ms * 1000000;
             break;
         case PH_CLOSE:
+            s_stop_pacer (self);
             for (uint32_t i = 0; i < opt->agents; i++)
                 if (self->agents[i].call)
                     grpc_call_cancel (self->agents[i].call, NULL);
@@ -1184,22 +1244,17 @@ s_advance (bench_t *self)
             break;
         case PH_WARMUP:
         case PH_MEASURE:
-            if (opt->rate > 0)
-                while (self->next_send <= now
-                       && self->in_flight < opt->max_in_flight) {
-                    s_pub_start (self, self->next_send);
-                    self->next_send += self->interval_ns;
-                }
             if (now >= self->phase_end)
                 s_enter (self,
                          self->phase == PH_WARMUP ? PH_MEASURE : PH_DRAIN);
             break;
         case PH_DRAIN:
-            if (self->in_flight == 0 || now >= self->phase_end)
+            if (atomic_load (&self->in_flight) == 0
+                || now >= self->phase_end)
                 s_enter (self, PH_CLOSE);
             break;
         case PH_CLOSE:
-            if (self->live_calls == 0 && self->in_flight == 0)
+            if (self->live_calls == 0 && atomic_load (&self->in_flight) == 0)
                 self->phase = PH_DONE;
             break;
         default:
@@ -1217,10 +1272,6 @@ s_next_wake (bench_t *self)
         wake = self->phase_end;
     if (self->phase == PH_LIST && !self->list && self->next_list_at < wake)
         wake = self->next_list_at;
-    if ((self->phase == PH_WARMUP || self->phase == PH_MEASURE)
-        && self->opt->rate > 0 && self->in_flight < self->opt->max_in_flight
-        && self->next_send < wake)
-        wake = self->next_send;
     return wake;
 }
 

@@ -307,9 +307,10 @@ class BadInput(FaultTestCase):
 
     def test_duplicate_request_id(self):
         rid = self.unique("rid")
+        seen = len(self.keeper.order)
         first = self.stub().AgentRequestPublish(
             e2e.request(self.keeper.agent_id, "never", id=rid), timeout=30)
-        self.keeper.wait_request(len(self.keeper.order) + 1)
+        self.keeper.wait_request(seen + 1)
         self.expect("duplicate request id", self.publish(
             agent_request(self.keeper.agent_id.encode(), id=rid.encode())),
             S.ALREADY_EXISTS)
@@ -367,9 +368,10 @@ class BadInput(FaultTestCase):
 
     def test_second_response_stream(self):
         rid = self.unique("twice")
+        seen = len(self.keeper.order)
         client = self.stub().AgentRequestPublish(
             e2e.request(self.keeper.agent_id, "never", id=rid), timeout=30)
-        self.keeper.wait_request(len(self.keeper.order) + 1)
+        self.keeper.wait_request(seen + 1)
         #   The first response call binds and stays open.
         gate = threading.Event()
 
