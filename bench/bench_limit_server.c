@@ -31,7 +31,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#define S_POSTED     64        //  calls requested ahead
+#define S_POSTED     64 //  calls requested ahead
 #define S_MAX_CHUNKS 1000000
 #define S_MAX_BYTES  (4u << 20)
 
@@ -57,7 +57,7 @@ typedef struct
     grpc_byte_buffer *request;
     grpc_byte_buffer *send_buf;
     uint32_t chunks_left;
-    grpc_slice response;      //  one encoded AgentResponse, reused
+    grpc_slice response; //  one encoded AgentResponse, reused
     int pending;
     int cancelled;
     bool sent_status;
@@ -68,12 +68,12 @@ typedef struct
     grpc_server *server;
     grpc_completion_queue *cq;
     void *method;
-    int live;                 //  calls not freed
+    int live; //  calls not freed
     bool shutting_down;
 } server_t;
 
-#define S_CONTAINER_OF(ptr, type, member)                                     \
-    ((type *) ((char *) (ptr) - offsetof (type, member)))
+#define S_CONTAINER_OF(ptr, type, member)                                      \
+    ((type *) ((char *) (ptr) -offsetof (type, member)))
 
 static size_t
 s_varint (uint8_t *out, uint64_t value)
@@ -150,8 +150,7 @@ s_shape (const uint8_t *at, size_t len, uint32_t *chunks, uint32_t *bytes)
                 if ((ekey >> 3) == 1) {
                     k = e;
                     k_size = esize;
-                }
-                else if ((ekey >> 3) == 2) {
+                } else if ((ekey >> 3) == 2) {
                     v = e;
                     v_size = esize;
                 }
@@ -180,8 +179,7 @@ s_request_one (server_t *self)
     grpc_metadata_array_init (&call->request_md);
     grpc_call_error rc = grpc_server_request_registered_call (
         self->server, self->method, &call->call, &call->deadline,
-        &call->request_md, &call->request, self->cq, self->cq,
-        &call->tag_new);
+        &call->request_md, &call->request, self->cq, self->cq, &call->tag_new);
     assert (rc == GRPC_CALL_OK);
     self->live++;
 }
@@ -303,7 +301,8 @@ main (int argc, char **argv)
         if (strcmp (argv[i], "--listen") == 0 && i + 1 < argc)
             listen = argv[++i];
         else {
-            fprintf (stderr, "usage: bench_limit_server [--listen HOST:PORT]\n");
+            fprintf (stderr,
+                     "usage: bench_limit_server [--listen HOST:PORT]\n");
             return strcmp (argv[i], "--help") == 0 ? 0 : 2;
         }
     }
@@ -387,9 +386,8 @@ main (int argc, char **argv)
     }
     grpc_server_destroy (self.server);
     grpc_completion_queue_shutdown (self.cq);
-    while (grpc_completion_queue_next (self.cq,
-                                       gpr_inf_future (GPR_CLOCK_REALTIME),
-                                       NULL)
+    while (grpc_completion_queue_next (
+               self.cq, gpr_inf_future (GPR_CLOCK_REALTIME), NULL)
                .type
            != GRPC_QUEUE_SHUTDOWN)
         ;

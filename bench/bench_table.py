@@ -161,6 +161,8 @@ def main():
                  if s1_cpu and s7_cpu else "")
         load_row(7, "limit: bench_limit_server (gRPC alone), 1×100 B, "
                  "32 clients", "s7", ratio, "")
+    load_row("7b", "limit at 1,000 req/s open loop (scenario 2's floor)",
+             "s7b")
     print("\n".join(rows))
 
 

@@ -171,10 +171,13 @@ int tether_agent_set_backoff (tether_agent_t *self,
 void tether_agent_set_superseded_delay (tether_agent_t *self, uint32_t ms);
 
 //  Send an HTTP/2 keepalive ping after `ms` of silence on the connection
-//  (0 = never), so a connection that died without a word (NAT timeout) is
-//  noticed and the agent reconnects.  Default 360000 ms: gRPC servers
-//  reject pings more frequent than every 5 minutes unless configured to
-//  allow them.
+//  (0 = never), with or without a call open, and drop the connection when
+//  a ping goes unanswered for 10 s, so a connection that died without a
+//  word (NAT timeout) is noticed and the agent reconnects.  Default
+//  30000 ms, below common NAT idle timeouts.  A tether-edge accepts pings
+//  every 10 s or more (its --min-ping-interval); plain gRPC servers refuse
+//  pings more frequent than every 5 minutes and end the connection
+//  ("too_many_pings"), so talk to one of those with 300000 or more.
 void tether_agent_set_keepalive (tether_agent_t *self, uint32_t ms);
 
 //  Speak TLS to the edge.  `ca_file`: PEM roots that sign the edge's

@@ -99,7 +99,7 @@ tether_agent_new (const char *edges, const char *agent_id)
     self->backoff_multiplier = 2.0;
     self->backoff_jitter = TETHER_JITTER_FULL;
     self->superseded_ms = 10000;
-    self->keepalive_ms = 360000;
+    self->keepalive_ms = 30000;
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
     self->seed = ((uint64_t) ts.tv_nsec << 20) ^ (uint64_t) ts.tv_sec
@@ -330,7 +330,7 @@ s_handle_message (tether_agent_t *self,
     if (!message) {
         tether_log (&self->log, TETHER_LOG_WARN, "malformed request dropped",
                     "agent=%s size=%zu",
-                    tether_log_quote (self->id, quoted[0], sizeof quoted[0]),
+                    tlog_quote (self->id, quoted[0], sizeof quoted[0]),
                     size);
         return;
     }
@@ -339,8 +339,8 @@ s_handle_message (tether_agent_t *self,
         tether_log (
             &self->log, TETHER_LOG_INFO, "request cancelled",
             "agent=%s request=%s",
-            tether_log_quote (self->id, quoted[0], sizeof quoted[0]),
-            tether_log_quote (message->id, quoted[1], sizeof quoted[1]));
+            tlog_quote (self->id, quoted[0], sizeof quoted[0]),
+            tlog_quote (message->id, quoted[1], sizeof quoted[1]));
         for (size_t i = 0; i < self->request_count; i++)
             if (strcmp (tether_request_id (self->requests[i]), message->id)
                 == 0)
@@ -350,9 +350,9 @@ s_handle_message (tether_agent_t *self,
     }
     tether_log (&self->log, TETHER_LOG_DEBUG, "request",
                 "agent=%s request=%s call=%s size=%zu",
-                tether_log_quote (self->id, quoted[0], sizeof quoted[0]),
-                tether_log_quote (message->id, quoted[1], sizeof quoted[1]),
-                tether_log_quote (message->call, quoted[2], sizeof quoted[2]),
+                tlog_quote (self->id, quoted[0], sizeof quoted[0]),
+                tlog_quote (message->id, quoted[1], sizeof quoted[1]),
+                tlog_quote (message->call, quoted[2], sizeof quoted[2]),
                 message->payload.len);
     tether_request_t *request = tether_request_new (&message, conn);
     if (self->request_count == self->request_max) {
@@ -392,10 +392,8 @@ s_attempt (tether_agent_t *self, tether_conn_t *conn, s_outcome_t *outcome)
     memset (outcome, 0, sizeof *outcome);
     outcome->status = GRPC_STATUS_UNKNOWN;
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next (NULL);
-    grpc_slice method = grpc_slice_from_static_string (TETHER_METHOD_SUBSCRIBE);
-    grpc_call *call = grpc_channel_create_call (
-        tether_conn_channel (conn), NULL, GRPC_PROPAGATE_DEFAULTS, cq, method,
-        NULL, gpr_inf_future (GPR_CLOCK_REALTIME), NULL);
+    grpc_call *call = tether_conn_call (conn, cq, TETHER_METHOD_SUBSCRIBE,
+                                        gpr_inf_future (GPR_CLOCK_REALTIME));
     pthread_mutex_lock (&self->mutex);
     self->call = call;
     if (self->stopped)
@@ -432,14 +430,8 @@ s_attempt (tether_agent_t *self, tether_conn_t *conn, s_outcome_t *outcome)
     memset (ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     grpc_metadata md;
-    memset (&md, 0, sizeof md);
-    const char *authorization = tether_conn_authorization (conn);
-    if (authorization) {
-        md.key = grpc_slice_from_static_string ("authorization");
-        md.value = grpc_slice_from_static_string (authorization);
-        ops[0].data.send_initial_metadata.count = 1;
-        ops[0].data.send_initial_metadata.metadata = &md;
-    }
+    ops[0].data.send_initial_metadata.count = tether_conn_authorize (conn, &md);
+    ops[0].data.send_initial_metadata.metadata = &md;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = send_buffer;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -477,8 +469,8 @@ s_attempt (tether_agent_t *self, tether_conn_t *conn, s_outcome_t *outcome)
                     outcome->established = true;
                     tether_log (&self->log, TETHER_LOG_INFO, "subscribed",
                                 "agent=%s edge=%s",
-                                tether_log_quote (self->id, quoted[0], 128),
-                                tether_log_quote (tether_conn_address (conn),
+                                tlog_quote (self->id, quoted[0], 128),
+                                tlog_quote (tether_conn_address (conn),
                                                   quoted[1], 128));
                 }
                 break;
@@ -517,13 +509,7 @@ s_attempt (tether_agent_t *self, tether_conn_t *conn, s_outcome_t *outcome)
     grpc_metadata_array_destroy (&trailing_md);
     grpc_byte_buffer_destroy (send_buffer);
     grpc_call_unref (call);
-    grpc_completion_queue_shutdown (cq);
-    while (grpc_completion_queue_next (cq, gpr_inf_future (GPR_CLOCK_REALTIME),
-                                       NULL)
-               .type
-           != GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy (cq);
+    tether_cq_destroy (&cq);
 }
 
 int
@@ -542,13 +528,13 @@ tether_agent_run (tether_agent_t *self)
         self->backoff_multiplier, self->backoff_jitter, self->seed);
     assert (backoff);
     char quoted[3][128];
-    tether_log_quote (self->id, quoted[0], sizeof quoted[0]);
+    tlog_quote (self->id, quoted[0], sizeof quoted[0]);
     while (!s_stopped (self)) {
         const char *address = tether_addrs_current (self->addrs);
         uint64_t attempt = atomic_fetch_add (&self->attempts, 1) + 1;
         tether_log (&self->log, TETHER_LOG_INFO, "connecting",
                     "agent=%s edge=%s attempt=%" PRIu64, quoted[0],
-                    tether_log_quote (address, quoted[1], sizeof quoted[1]),
+                    tlog_quote (address, quoted[1], sizeof quoted[1]),
                     attempt);
         tether_conn_t *conn =
             tether_conn_new (address, self->keepalive_ms, &self->sec);
@@ -585,9 +571,9 @@ tether_agent_run (tether_agent_t *self)
             &self->log, level, what,
             "agent=%s edge=%s status=%s detail=%s retry_ms=%u "
             "failures=%u",
-            quoted[0], tether_log_quote (address, quoted[1], sizeof quoted[1]),
+            quoted[0], tlog_quote (address, quoted[1], sizeof quoted[1]),
             tether_status_name ((int) outcome.status),
-            tether_log_quote (outcome.details, quoted[2], sizeof quoted[2]),
+            tlog_quote (outcome.details, quoted[2], sizeof quoted[2]),
             delay_ms, tether_backoff_failures (backoff));
         if (delay_ms > 0)
             s_sleep (self, delay_ms);

@@ -23,19 +23,13 @@ struct _tether_client_t
     tether_security_t sec;  //  TLS and token settings
 };
 
-typedef struct
-{
-    bool pending; //  Batch started, completion not seen
-    bool ok;      //  Its success flag once seen
-} s_tag_t;
-
 struct _tether_call_t
 {
     grpc_call *call;           //  The AgentRequestPublish call
     grpc_completion_queue *cq; //  Its own queue
-    s_tag_t send_tag;          //  Metadata, request, half-close
-    s_tag_t recv_tag;          //  One response message
-    s_tag_t status_tag;        //  Initial metadata and final status
+    tether_tag_t send_tag;     //  Metadata, request, half-close
+    tether_tag_t recv_tag;     //  One response message
+    tether_tag_t status_tag;   //  Initial metadata and final status
     grpc_byte_buffer *send_buffer;
     grpc_byte_buffer *recv_buffer;
     grpc_metadata_array initial_md;
@@ -48,32 +42,13 @@ struct _tether_call_t
     char wait_value[16]; //  Metadata value, must outlive the batch
 };
 
-//  Wait until `tag` completed, recording others on the way.
+//  Wait until `tag` completed, recording others on the way.  Calls carry
+//  their own deadlines, so the wait has none.
 static bool
-s_wait (grpc_completion_queue *cq, s_tag_t *tag)
+s_wait (grpc_completion_queue *cq, tether_tag_t *tag)
 {
-    while (tag->pending) {
-        grpc_event event = grpc_completion_queue_next (
-            cq, gpr_inf_future (GPR_CLOCK_REALTIME), NULL);
-        if (event.type != GRPC_OP_COMPLETE)
-            break;
-        s_tag_t *done = (s_tag_t *) event.tag;
-        done->pending = false;
-        done->ok = event.success != 0;
-    }
-    return tag->ok;
-}
-
-static void
-s_drain_queue (grpc_completion_queue *cq)
-{
-    grpc_completion_queue_shutdown (cq);
-    while (grpc_completion_queue_next (cq, gpr_inf_future (GPR_CLOCK_REALTIME),
-                                       NULL)
-               .type
-           != GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy (cq);
+    return tether_tag_wait (cq, tag, gpr_inf_future (GPR_CLOCK_REALTIME),
+                            NULL);
 }
 
 static char *
@@ -194,10 +169,8 @@ tether_client_call (tether_client_t *self,
     call->send_buffer = tether_buffer_pack (&request.base);
 
     call->cq = grpc_completion_queue_create_for_next (NULL);
-    grpc_slice method = grpc_slice_from_static_string (TETHER_METHOD_PUBLISH);
-    call->call = grpc_channel_create_call (
-        tether_conn_channel (self->conn), NULL, GRPC_PROPAGATE_DEFAULTS,
-        call->cq, method, NULL, tether_deadline (timeout_ms), NULL);
+    call->call = tether_conn_call (self->conn, call->cq, TETHER_METHOD_PUBLISH,
+                                   tether_deadline (timeout_ms));
 
     grpc_metadata md[2];
     memset (md, 0, sizeof md);
@@ -212,12 +185,7 @@ tether_client_call (tether_client_t *self,
         md[n_md].value = grpc_slice_from_static_string (call->wait_value);
         n_md++;
     }
-    const char *authorization = tether_conn_authorization (self->conn);
-    if (authorization) {
-        md[n_md].key = grpc_slice_from_static_string ("authorization");
-        md[n_md].value = grpc_slice_from_static_string (authorization);
-        n_md++;
-    }
+    n_md += tether_conn_authorize (self->conn, &md[n_md]);
     ops[0].data.send_initial_metadata.count = n_md;
     ops[0].data.send_initial_metadata.metadata = n_md ? md : NULL;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -340,7 +308,7 @@ tether_call_destroy (tether_call_t **self_p)
     s_wait (self->cq, &self->status_tag);
     s_wait (self->cq, &self->send_tag);
     grpc_call_unref (self->call);
-    s_drain_queue (self->cq);
+    tether_cq_destroy (&self->cq);
     if (self->recv_buffer)
         grpc_byte_buffer_destroy (self->recv_buffer);
     grpc_byte_buffer_destroy (self->send_buffer);
@@ -365,10 +333,8 @@ s_unary (tether_client_t *self,
          size_t *reply_size_p)
 {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next (NULL);
-    grpc_slice method = grpc_slice_from_static_string (method_name);
-    grpc_call *call = grpc_channel_create_call (
-        tether_conn_channel (self->conn), NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-        method, NULL, tether_deadline (timeout_ms), NULL);
+    grpc_call *call = tether_conn_call (self->conn, cq, method_name,
+                                        tether_deadline (timeout_ms));
     grpc_metadata_array initial_md, trailing_md;
     grpc_metadata_array_init (&initial_md);
     grpc_metadata_array_init (&trailing_md);
@@ -379,14 +345,9 @@ s_unary (tether_client_t *self,
     memset (ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     grpc_metadata md;
-    memset (&md, 0, sizeof md);
-    const char *authorization = tether_conn_authorization (self->conn);
-    if (authorization) {
-        md.key = grpc_slice_from_static_string ("authorization");
-        md.value = grpc_slice_from_static_string (authorization);
-        ops[0].data.send_initial_metadata.count = 1;
-        ops[0].data.send_initial_metadata.metadata = &md;
-    }
+    ops[0].data.send_initial_metadata.count =
+        tether_conn_authorize (self->conn, &md);
+    ops[0].data.send_initial_metadata.metadata = &md;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = request;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -398,7 +359,7 @@ s_unary (tether_client_t *self,
     ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
     ops[5].data.recv_status_on_client.status = &status;
     ops[5].data.recv_status_on_client.status_details = &details;
-    s_tag_t tag = {true, false};
+    tether_tag_t tag = {true, false};
     if (grpc_call_start_batch (call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
         tag.pending = false;
         status = GRPC_STATUS_INTERNAL;
@@ -418,7 +379,7 @@ s_unary (tether_client_t *self,
     grpc_metadata_array_destroy (&initial_md);
     grpc_metadata_array_destroy (&trailing_md);
     grpc_call_unref (call);
-    s_drain_queue (cq);
+    tether_cq_destroy (&cq);
     return (int) status;
 }
 

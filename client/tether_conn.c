@@ -1,6 +1,7 @@
 /*  =========================================================================
-    tether_conn - reference-counted gRPC channel (plaintext or TLS), buffer
-    helpers, security settings
+    tether_conn - reference-counted gRPC channel (plaintext or TLS), security
+    settings, and the helpers every call of the library uses (calls,
+    authorization metadata, completion tags and queues, buffers)
 
     Every channel uses a local subchannel pool, so that a fresh channel to
     an address that just failed connects at once instead of inheriting the
@@ -14,6 +15,7 @@
 #include <grpc/support/alloc.h>
 
 #include <assert.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,11 +117,17 @@ tether_security_clear (tether_security_t *sec)
     memset (sec, 0, sizeof *sec);
 }
 
-const char *
-tether_conn_authorization (tether_conn_t *self)
+#define S_MAX_ARGS 8
+
+//  Append an integer channel argument to `args` (S_MAX_ARGS long).
+static void
+s_arg_int (grpc_arg *args, size_t *nargs_p, const char *key, int value)
 {
-    assert (self);
-    return self->authorization;
+    assert (*nargs_p < S_MAX_ARGS);
+    grpc_arg *arg = &args[(*nargs_p)++];
+    arg->type = GRPC_ARG_INTEGER;
+    arg->key = (char *) key;
+    arg->value.integer = value;
 }
 
 tether_conn_t *
@@ -134,25 +142,27 @@ tether_conn_new (const char *address,
     atomic_init (&self->refs, 1);
     self->address = strdup (address);
     assert (self->address);
-    grpc_arg args[5];
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *) GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
-    args[0].value.integer = 1;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[1].value.integer = 64 * 1024 * 1024;
-    args[2].type = GRPC_ARG_INTEGER;
-    args[2].key = (char *) GRPC_ARG_ENABLE_RETRIES;
-    args[2].value.integer = 0;
-    size_t nargs = 3;
+    grpc_arg args[S_MAX_ARGS];
+    size_t nargs = 0;
+    s_arg_int (args, &nargs, GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    s_arg_int (args, &nargs, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+               64 * 1024 * 1024);
+    s_arg_int (args, &nargs, GRPC_ARG_ENABLE_RETRIES, 0);
     if (keepalive_ms > 0) {
-        args[3].type = GRPC_ARG_INTEGER;
-        args[3].key = (char *) GRPC_ARG_KEEPALIVE_TIME_MS;
-        args[3].value.integer = (int) keepalive_ms;
-        args[4].type = GRPC_ARG_INTEGER;
-        args[4].key = (char *) GRPC_ARG_KEEPALIVE_TIMEOUT_MS;
-        args[4].value.integer = 20000;
-        nargs = 5;
+        //  Ping after keepalive_ms of silence, with or without a call
+        //  open, with no cap on pings between data frames: an idle
+        //  subscription sends no data for hours.  The edge accepts a ping
+        //  every 10 s by default (docs/configuration.md).  The minimum
+        //  interval between sent pings has no effect in gRPC 1.51 but
+        //  limits older cores a device may ship with.
+        int ms = keepalive_ms > INT_MAX ? INT_MAX : (int) keepalive_ms;
+        s_arg_int (args, &nargs, GRPC_ARG_KEEPALIVE_TIME_MS, ms);
+        s_arg_int (args, &nargs, GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                   TETHER_KEEPALIVE_TIMEOUT_MS);
+        s_arg_int (args, &nargs, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+        s_arg_int (args, &nargs, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+        s_arg_int (args, &nargs,
+                   GRPC_ARG_HTTP2_MIN_SENT_PING_INTERVAL_WITHOUT_DATA_MS, ms);
     }
     grpc_channel_args channel_args = {nargs, args};
     grpc_channel_credentials *creds = NULL;
@@ -209,6 +219,70 @@ tether_conn_address (tether_conn_t *self)
 {
     assert (self);
     return self->address;
+}
+
+grpc_call *
+tether_conn_call (tether_conn_t *self,
+                  grpc_completion_queue *cq,
+                  const char *method,
+                  gpr_timespec deadline)
+{
+    assert (self && cq && method);
+    return grpc_channel_create_call (
+        self->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+        grpc_slice_from_static_string (method), NULL, deadline, NULL);
+}
+
+size_t
+tether_conn_authorize (tether_conn_t *self, grpc_metadata *md)
+{
+    assert (self && md);
+    if (!self->authorization)
+        return 0;
+    memset (md, 0, sizeof *md);
+    md->key = grpc_slice_from_static_string ("authorization");
+    md->value = grpc_slice_from_static_string (self->authorization);
+    return 1;
+}
+
+void
+tether_cq_destroy (grpc_completion_queue **cq_p)
+{
+    assert (cq_p);
+    grpc_completion_queue *cq = *cq_p;
+    if (!cq)
+        return;
+    grpc_completion_queue_shutdown (cq);
+    while (grpc_completion_queue_next (cq, gpr_inf_future (GPR_CLOCK_REALTIME),
+                                       NULL)
+               .type
+           != GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy (cq);
+    *cq_p = NULL;
+}
+
+bool
+tether_tag_wait (grpc_completion_queue *cq,
+                 tether_tag_t *tag,
+                 gpr_timespec deadline,
+                 grpc_call *call)
+{
+    assert (cq && tag);
+    while (tag->pending) {
+        grpc_event event = grpc_completion_queue_next (cq, deadline, NULL);
+        if (event.type == GRPC_QUEUE_TIMEOUT && call) {
+            grpc_call_cancel (call, NULL);
+            deadline = gpr_inf_future (GPR_CLOCK_MONOTONIC);
+            continue;
+        }
+        if (event.type != GRPC_OP_COMPLETE)
+            break;
+        tether_tag_t *done = (tether_tag_t *) event.tag;
+        done->pending = false;
+        done->ok = event.success != 0;
+    }
+    return tag->ok;
 }
 
 grpc_byte_buffer *

@@ -51,21 +51,33 @@ void tether_security_set_token (tether_security_t *sec, const char *token);
 //  Free what `sec` holds (not `sec`).
 void tether_security_clear (tether_security_t *sec);
 
+//  How long an agent's keepalive ping may go unanswered before the
+//  connection counts as dead.
+#define TETHER_KEEPALIVE_TIMEOUT_MS 10000
+
 //  Open a channel to `address`: plaintext, or TLS as `sec` says (may be
 //  NULL).  With `keepalive_ms` > 0, HTTP/2 pings go out after that much
-//  silence, so a connection that died silently (NAT timeout, pulled cable)
-//  is noticed.  Caller owns the one reference.  THREAD SAFETY: ref/unref
+//  silence, with or without calls open, and a ping unanswered for
+//  TETHER_KEEPALIVE_TIMEOUT_MS closes the connection, so one that died
+//  silently (NAT timeout, pulled cable) is noticed.  Caller owns the one reference.  THREAD SAFETY: ref/unref
 //  from any thread.
 tether_conn_t *tether_conn_new (const char *address,
                                 uint32_t keepalive_ms,
                                 const tether_security_t *sec);
-//  The "authorization" metadata value every call on this channel sends,
-//  or NULL.  Borrowed, valid while a reference is held.
-const char *tether_conn_authorization (tether_conn_t *self);
 tether_conn_t *tether_conn_ref (tether_conn_t *self);
 void tether_conn_unref (tether_conn_t **self_p);
 //  The channel.  Borrowed, valid while a reference is held.
 grpc_channel *tether_conn_channel (tether_conn_t *self);
+//  Start a call to `method` (a static string) on the channel, reporting
+//  to `cq`, ending at `deadline`.  Caller owns the call (grpc_call_unref).
+grpc_call *tether_conn_call (tether_conn_t *self,
+                             grpc_completion_queue *cq,
+                             const char *method,
+                             gpr_timespec deadline);
+//  When the channel carries a token, fill *md with the "authorization"
+//  entry (its slices borrowed from the conn: keep a reference until the
+//  batch completed) and return 1; else return 0 and leave *md alone.
+size_t tether_conn_authorize (tether_conn_t *self, grpc_metadata *md);
 //  The address.  Borrowed, valid while a reference is held.
 const char *tether_conn_address (tether_conn_t *self);
 
@@ -77,6 +89,28 @@ grpc_byte_buffer *tether_buffer_pack (const ProtobufCMessage *message);
 //  *size_p gets the length.  Never NULL (an empty buffer gives a 1-byte
 //  allocation).
 uint8_t *tether_buffer_read (grpc_byte_buffer *buffer, size_t *size_p);
+//  Shut the queue down, drain it, destroy it; sets *cq_p to NULL.  Every
+//  call on it must have been unreferenced.
+void tether_cq_destroy (grpc_completion_queue **cq_p);
+
+//  A completion tag for a call driven by the thread that waits on its
+//  queue: the tag is the address of this struct.
+typedef struct
+{
+    bool pending; //  Batch started, completion not seen
+    bool ok;      //  Its success flag once seen
+} tether_tag_t;
+
+//  Wait on `cq` until `tag`'s batch completed, recording the completions
+//  of other tether_tag_t tags on the way.  When `deadline` passes first,
+//  `call` (if not NULL) is cancelled, and the wait goes on until the
+//  batch completes, which it then does promptly.  Returns the batch's
+//  success flag.
+bool tether_tag_wait (grpc_completion_queue *cq,
+                      tether_tag_t *tag,
+                      gpr_timespec deadline,
+                      grpc_call *call);
+
 //  Absolute deadline `ms` from now; 0 means none.
 gpr_timespec tether_deadline (uint32_t ms);
 //  Monotonic milliseconds.

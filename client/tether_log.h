@@ -10,6 +10,7 @@
 #define TETHER_LOG_H_INCLUDED
 
 #include "tether.h"
+#include "tlog.h"
 
 typedef struct
 {
@@ -27,8 +28,6 @@ void tether_log (const tether_log_t *log,
                  const char *fields,
                  ...) __attribute__ ((format (printf, 4, 5)));
 
-//  Write `value` into buf as a logfmt value (quoted when needed).
-//  Returns buf.
-const char *tether_log_quote (const char *value, char *buf, size_t size);
+//  Values that may hold spaces or quotes go through tlog_quote.
 
 #endif

@@ -26,12 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct
-{
-    bool pending; //  Batch started, completion not seen
-    bool ok;      //  Its success flag once seen
-} s_tag_t;
-
 struct _tether_request_t
 {
     Tether__V1__AgentRequest *message; //  Owned, immutable
@@ -52,8 +46,8 @@ struct _tether_request_t
     grpc_completion_queue *cq;  //  Its queue
     bool sent_metadata;         //  x-request-id went out
     bool over;                  //  Call can carry no more messages
-    s_tag_t send_tag;           //  Send batch
-    s_tag_t recv_tag;           //  Receive batch (status)
+    tether_tag_t send_tag;      //  Send batch
+    tether_tag_t recv_tag;      //  Receive batch (status)
     grpc_metadata_array initial_md;
     grpc_metadata_array trailing_md;
     grpc_byte_buffer *recv_message;
@@ -92,15 +86,7 @@ s_unref (tether_request_t *self)
         return;
     if (self->call)
         grpc_call_unref (self->call);
-    if (self->cq) {
-        grpc_completion_queue_shutdown (self->cq);
-        while (grpc_completion_queue_next (
-                   self->cq, gpr_inf_future (GPR_CLOCK_REALTIME), NULL)
-                   .type
-               != GRPC_QUEUE_SHUTDOWN)
-            ;
-        grpc_completion_queue_destroy (self->cq);
-    }
+    tether_cq_destroy (&self->cq);
     grpc_metadata_array_destroy (&self->initial_md);
     grpc_metadata_array_destroy (&self->trailing_md);
     if (self->recv_message)
@@ -114,28 +100,13 @@ s_unref (tether_request_t *self)
     free (self);
 }
 
-//  Wait until `tag`'s batch completed, recording other completions on the
-//  way.  Requires send_mutex.  Returns the batch's success flag.
+//  Wait until `tag`'s batch completed; past `deadline` (the gateway did
+//  not answer in time) the call is cancelled.  Requires send_mutex.
+//  Returns the batch's success flag.
 static bool
-s_wait (tether_request_t *self, s_tag_t *tag, gpr_timespec deadline)
+s_wait (tether_request_t *self, tether_tag_t *tag, gpr_timespec deadline)
 {
-    while (tag->pending) {
-        grpc_event event =
-            grpc_completion_queue_next (self->cq, deadline, NULL);
-        if (event.type == GRPC_QUEUE_TIMEOUT) {
-            //  The gateway did not answer in time: cancel, then the
-            //  pending batches complete promptly.
-            grpc_call_cancel (self->call, NULL);
-            deadline = gpr_inf_future (GPR_CLOCK_MONOTONIC);
-            continue;
-        }
-        if (event.type != GRPC_OP_COMPLETE)
-            break;
-        s_tag_t *done = (s_tag_t *) event.tag;
-        done->pending = false;
-        done->ok = event.success != 0;
-    }
-    return tag->ok;
+    return tether_tag_wait (self->cq, tag, deadline, self->call);
 }
 
 //  Open the response call.  Requires send_mutex.  Returns 0 or -1.
@@ -145,10 +116,9 @@ s_open (tether_request_t *self)
     if (self->call)
         return 0;
     self->cq = grpc_completion_queue_create_for_next (NULL);
-    grpc_slice method = grpc_slice_from_static_string (TETHER_METHOD_RESPOND);
-    grpc_call *call = grpc_channel_create_call (
-        tether_conn_channel (self->conn), NULL, GRPC_PROPAGATE_DEFAULTS,
-        self->cq, method, NULL, gpr_inf_future (GPR_CLOCK_REALTIME), NULL);
+    grpc_call *call =
+        tether_conn_call (self->conn, self->cq, TETHER_METHOD_RESPOND,
+                          gpr_inf_future (GPR_CLOCK_REALTIME));
     pthread_mutex_lock (&self->mutex);
     self->call = call;
     bool aborted = self->aborted;
@@ -189,13 +159,7 @@ s_send (tether_request_t *self, grpc_byte_buffer *message, bool close)
     if (!self->sent_metadata) {
         md[0].key = grpc_slice_from_static_string ("x-request-id");
         md[0].value = grpc_slice_from_static_string (self->message->id);
-        size_t n_md = 1;
-        const char *authorization = tether_conn_authorization (self->conn);
-        if (authorization) {
-            md[1].key = grpc_slice_from_static_string ("authorization");
-            md[1].value = grpc_slice_from_static_string (authorization);
-            n_md = 2;
-        }
+        size_t n_md = 1 + tether_conn_authorize (self->conn, &md[1]);
         ops[nops].op = GRPC_OP_SEND_INITIAL_METADATA;
         ops[nops].data.send_initial_metadata.count = n_md;
         ops[nops].data.send_initial_metadata.metadata = md;
@@ -368,6 +332,22 @@ s_forget_cancel_fn (tether_request_t *self)
     pthread_mutex_unlock (&self->cb_mutex);
 }
 
+//  The handler is done with the request: cancel a response call that is
+//  still open and wait for it, release send_mutex (held by the caller),
+//  mark the request ended and drop the handler's reference.
+static void
+s_finish (tether_request_t *self)
+{
+    if (self->call && self->recv_tag.pending) {
+        grpc_call_cancel (self->call, NULL);
+        s_wait (self, &self->recv_tag, gpr_inf_future (GPR_CLOCK_REALTIME));
+    }
+    self->over = true;
+    pthread_mutex_unlock (&self->send_mutex);
+    atomic_store (&self->ended, true);
+    s_unref (self);
+}
+
 int
 tether_request_end (tether_request_t **self_p, int status, const char *message)
 {
@@ -398,14 +378,7 @@ tether_request_end (tether_request_t **self_p, int status, const char *message)
         if (buffer)
             grpc_byte_buffer_destroy (buffer);
     }
-    if (self->call && self->recv_tag.pending) {
-        grpc_call_cancel (self->call, NULL);
-        s_wait (self, &self->recv_tag, gpr_inf_future (GPR_CLOCK_REALTIME));
-    }
-    self->over = true;
-    pthread_mutex_unlock (&self->send_mutex);
-    atomic_store (&self->ended, true);
-    s_unref (self);
+    s_finish (self);
     return rc;
 }
 
@@ -419,12 +392,5 @@ tether_request_destroy (tether_request_t **self_p)
     *self_p = NULL;
     s_forget_cancel_fn (self);
     pthread_mutex_lock (&self->send_mutex);
-    if (self->call && self->recv_tag.pending) {
-        grpc_call_cancel (self->call, NULL);
-        s_wait (self, &self->recv_tag, gpr_inf_future (GPR_CLOCK_REALTIME));
-    }
-    self->over = true;
-    pthread_mutex_unlock (&self->send_mutex);
-    atomic_store (&self->ended, true);
-    s_unref (self);
+    s_finish (self);
 }

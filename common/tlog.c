@@ -85,39 +85,61 @@ tlog_quote (const char *value, char *buf, size_t size)
     return buf;
 }
 
+//  How much of `room` bytes a snprintf that returned `rc` filled.
+static size_t
+s_filled (int rc, size_t room)
+{
+    if (rc < 0)
+        return 0;
+    return (size_t) rc < room ? (size_t) rc : room - 1;
+}
+
+size_t
+tlog_vformat (char *line, size_t size, bool with_ts, tlog_level_t level,
+              const char *svc, const char *msg, const char *fields,
+              va_list args)
+{
+    size_t n = 0;
+    if (with_ts) {
+        struct timespec ts;
+        clock_gettime (CLOCK_REALTIME, &ts);
+        struct tm tm;
+        gmtime_r (&ts.tv_sec, &tm);
+        n += s_filled (snprintf (line, size,
+                                 "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
+                                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                                 tm.tm_hour, tm.tm_min, tm.tm_sec,
+                                 ts.tv_nsec / 1000000),
+                       size);
+    }
+    char quoted[512];
+    n += s_filled (snprintf (line + n, size - n, "level=%s svc=%s msg=%s",
+                             s_level_name[level], svc,
+                             tlog_quote (msg, quoted, sizeof quoted)),
+                   size - n);
+    if (fields && *fields && n < size - 2) {
+        line[n++] = ' ';
+        n += s_filled (vsnprintf (line + n, size - n, fields, args), size - n);
+    }
+    if (n > size - 2)
+        n = size - 2;
+    line[n] = 0;
+    return n;
+}
+
 void
 tlog (tlog_level_t level, const char *msg, const char *fields, ...)
 {
     if (!tlog_enabled (level))
         return;
     char line[2048];
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r (&ts.tv_sec, &tm);
-    char quoted[512];
-    int n = snprintf (line, sizeof line,
-                      "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s svc=%s "
-                      "msg=%s",
-                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                      tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                      s_level_name[level], s_ident,
-                      tlog_quote (msg, quoted, sizeof quoted));
-    if (fields && *fields && n > 0 && (size_t) n < sizeof line - 2) {
-        line[n++] = ' ';
-        va_list args;
-        va_start (args, fields);
-        int m = vsnprintf (line + n, sizeof line - (size_t) n, fields, args);
-        va_end (args);
-        if (m > 0)
-            n += m;
-    }
-    if (n < 0)
-        return;
-    if ((size_t) n > sizeof line - 2)
-        n = sizeof line - 2;
+    va_list args;
+    va_start (args, fields);
+    size_t n =
+        tlog_vformat (line, sizeof line, true, level, s_ident, msg, fields, args);
+    va_end (args);
     line[n++] = '\n';
     //  One write per line, so lines from several threads never interleave.
-    ssize_t rc = write (STDERR_FILENO, line, (size_t) n);
+    ssize_t rc = write (STDERR_FILENO, line, n);
     (void) rc;
 }

@@ -12,6 +12,7 @@
 #ifndef TETHER_TLOG_H
 #define TETHER_TLOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -42,6 +43,17 @@ bool
 void
     tlog (tlog_level_t level, const char *msg, const char *fields, ...)
         __attribute__ ((format (printf, 3, 4)));
+
+//  Format one line into `line` (`size` >= 2 bytes): with `with_ts` the
+//  time first, then level, svc=`svc`, msg="`msg`" and the key=value pairs
+//  formatted from `fields` (may be NULL) with `args`; truncated to fit,
+//  NUL-terminated, no newline.  Returns its length, at most size - 2, so
+//  that a newline still fits.  Reads no process-wide setting: libtether
+//  uses it with its own level and service name.
+size_t
+    tlog_vformat (char *line, size_t size, bool with_ts, tlog_level_t level,
+                  const char *svc, const char *msg, const char *fields,
+                  va_list args) __attribute__ ((format (printf, 7, 0)));
 
 //  Write `value` into `buf` as a logfmt value: unchanged when it is a plain
 //  token, else double-quoted with \" and \\ escaped and control bytes as

@@ -250,12 +250,16 @@ s_handle_event (self_t *self, zmsg_t *msg)
         }
     } else {
         uint64_t seq = metrics_last_seq (self->metrics);
+        char qinc[80];
+        tlog_quote (metrics_router_incarnation (self->metrics), qinc,
+                    sizeof qinc);
         if (notice & METRICS_EVENT_FIRST)
-            tlog (TLOG_INFO, "router seen", "seq=%" PRIu64, seq);
+            tlog (TLOG_INFO, "router seen", "seq=%" PRIu64 " incarnation=%s",
+                  seq, qinc);
         if (notice & METRICS_EVENT_RESTART)
             tlog (TLOG_INFO, "router restarted",
-                  "seq=%" PRIu64 " restarts=%" PRIu64, seq,
-                  metrics_router_restarts (self->metrics));
+                  "seq=%" PRIu64 " incarnation=%s restarts=%" PRIu64, seq,
+                  qinc, metrics_router_restarts (self->metrics));
         if (!self->router_up && !(notice & METRICS_EVENT_FIRST))
             tlog (TLOG_INFO, "router heard again", "seq=%" PRIu64, seq);
         self->router_up = true;

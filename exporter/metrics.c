@@ -13,7 +13,8 @@
                      whole value at the first stats event of an
                      incarnation.
       any event      tether_events_total{topic}, seq bookkeeping, the
-                     router's last-seen time.
+                     router's last-seen time; stats and edge.up also
+                     router_incarnation, for restarts (metrics.h).
     Label values come from the wire, so their number is bounded: status
     is one of the 17 gRPC codes, topic one of the known topics or "other",
     and at most S_MAX_EDGES edges are shown.
@@ -30,6 +31,7 @@
 
 #define S_STATUSES  17
 #define S_MAX_EDGES 1024
+#define S_INCARNATION_MAX 32    //  longest router_incarnation kept
 
 static const char *s_status_name[S_STATUSES] = {"OK",
                                                 "CANCELLED",
@@ -80,7 +82,8 @@ struct _metrics_t
     bool have_seq;             //  an event has been seen
     uint64_t last_seq;         //  seq of the last event
     uint64_t missed;           //  events skipped by seq gaps
-    uint64_t restarts;         //  seq resets seen
+    uint64_t restarts;         //  router restarts seen
+    char incarnation[S_INCARNATION_MAX + 1]; //  router_incarnation, "" unknown
     uint64_t received;         //  events accepted
     uint64_t bad_events;       //  messages that were not events
     int64_t last_mono_ms;      //  when the last event came (monotonic)
@@ -290,6 +293,16 @@ metrics_on_event (metrics_t *self,
         return METRICS_EVENT_MALFORMED;
     }
 
+    //  stats and edge.up name the router's incarnation; a string that
+    //  does not fit is ignored like an absent one.
+    const char *incarnation =
+        event_json_get_string (json, "router_incarnation", NULL);
+    if (incarnation
+        && (!*incarnation || strlen (incarnation) > S_INCARNATION_MAX))
+        incarnation = NULL;
+    bool new_incarnation = incarnation && *self->incarnation
+                           && strcmp (incarnation, self->incarnation) != 0;
+
     int notice = 0;
     if (!self->have_seq)
         notice |= METRICS_EVENT_FIRST;
@@ -299,14 +312,28 @@ metrics_on_event (metrics_t *self,
         notice |= METRICS_EVENT_RESTART;
         self->restarts++;
         self->have_stats = false;
+        self->incarnation[0] = 0;
         if (seq > 1) {
             self->missed += seq - 1;
             notice |= METRICS_EVENT_GAP;
         }
-    } else if (seq > self->last_seq + 1) {
-        self->missed += seq - self->last_seq - 1;
-        notice |= METRICS_EVENT_GAP;
+    } else {
+        //  Seq grew.  Another incarnation means the router restarted
+        //  while we lost more events than the old one had published; the
+        //  gap by seq is then a lower bound of what was missed.
+        if (new_incarnation) {
+            notice |= METRICS_EVENT_RESTART;
+            self->restarts++;
+            self->have_stats = false;
+        }
+        if (seq > self->last_seq + 1) {
+            self->missed += seq - self->last_seq - 1;
+            notice |= METRICS_EVENT_GAP;
+        }
     }
+    if (incarnation)
+        snprintf (self->incarnation, sizeof self->incarnation, "%s",
+                  incarnation);
     self->have_seq = true;
     self->last_seq = seq;
     self->received++;
@@ -468,6 +495,13 @@ metrics_router_up (metrics_t *self, int64_t now_mono_ms)
     assert (self);
     return self->have_seq
            && now_mono_ms - self->last_mono_ms <= (int64_t) self->stale_ms;
+}
+
+const char *
+metrics_router_incarnation (metrics_t *self)
+{
+    assert (self);
+    return self->incarnation;
 }
 
 uint64_t

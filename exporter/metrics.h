@@ -13,6 +13,10 @@
     skipped events as missed (tether_events_missed_total).  A seq that does
     not grow means the router restarted: it counts a restart, and the
     events of the new incarnation before this one (seq - 1) as missed.
+    `stats` and `edge.up` also carry "router_incarnation": one that
+    differs from the last seen counts a restart too, even when seq grew
+    (the old incarnation's last events and the new one's first were lost
+    together, which by seq alone looks like a plain gap).
     =========================================================================
 */
 #ifndef TETHER_METRICS_H
@@ -64,6 +68,12 @@ uint64_t
 //  True when an event came at most stale_ms before `now_mono_ms`.
 bool
     metrics_router_up (metrics_t *self, int64_t now_mono_ms);
+
+//  The router's incarnation as its last stats or edge.up event gave it,
+//  or "" when not known (none yet, or the router restarted since).
+//  Borrowed, valid until the next metrics_on_event.
+const char *
+    metrics_router_incarnation (metrics_t *self);
 
 //  The seq of the last event, 0 before any.
 uint64_t

@@ -174,6 +174,9 @@ struct _core_t {
     int64_t now;                //  time of the current input
     bool started;               //  the first input has been seen
     uint64_t event_seq;         //  last monitor event's seq
+    char incarnation_text [17]; //  incarnation as 16 hex digits, for events
+    int64_t stats_last_ms;      //  previous stats event (or the start)
+    uint64_t stats_last_finished;   //  requests_finished at that time
     zhashx_t *agents;           //  agent_id -> agent_t
     zhashx_t *requests;         //  request_id -> request_t
     zhashx_t *waiting;          //  agent_id -> zlistx_t of request_t
@@ -385,6 +388,15 @@ static void
 s_json_uint (json_t *json, const char *key, uint64_t value)
 {
     fprintf (json->file, ",\"%s\":%" PRIu64, key, value);
+}
+
+//  A rate with three decimals: JSON has no NaN or infinity, so an empty
+//  interval gives 0.
+static void
+s_json_rate (json_t *json, const char *key, uint64_t count, int64_t ms)
+{
+    double rate = ms > 0 ? (double) count * 1000.0 / (double) ms : 0.0;
+    fprintf (json->file, ",\"%s\":%.3f", key, rate);
 }
 
 static void
@@ -992,6 +1004,7 @@ s_clock (core_t *self, int64_t now_ms)
     self->now = now_ms;
     if (!self->started) {
         self->started = true;
+        self->stats_last_ms = now_ms;
         if (self->cfg.stats_interval_ms)
             timers_arm (self->cron, &self->stats_timer,
                         now_ms + self->cfg.stats_interval_ms);
@@ -1048,6 +1061,7 @@ core_on_hello (core_t *self, core_input_t *in)
         s_json_str (&json, "edge", name);
         s_json_uint (&json, "incarnation", env->incarnation);
         s_json_uint (&json, "agents", env->n_agents);
+        s_json_str (&json, "router_incarnation", self->incarnation_text);
         s_json_emit (self, &json, "edge.up");
         char qedge [160];
         s_log (self, TLOG_INFO, "edge up", "edge=%s incarnation=%" PRIu64
@@ -1598,12 +1612,20 @@ s_emit_stats (core_t *self)
 {
     json_t json;
     s_json_begin (self, &json);
+    s_json_str (&json, "router_incarnation", self->incarnation_text);
     s_json_uint (&json, "agents", zhashx_size (self->agents));
     s_json_uint (&json, "requests", zhashx_size (self->requests));
     s_json_uint (&json, "waiting", self->waiting_count);
     s_json_uint (&json, "edges", zhashx_size (self->edges));
     s_json_uint (&json, "requests_started", self->stats.requests_started);
     s_json_uint (&json, "requests_finished", self->stats.requests_finished);
+    //  Over the interval since the previous stats event (or the first
+    //  input, for the first one); the counter never goes back.
+    s_json_rate (&json, "requests_per_s",
+                 self->stats.requests_finished - self->stats_last_finished,
+                 self->now - self->stats_last_ms);
+    self->stats_last_finished = self->stats.requests_finished;
+    self->stats_last_ms = self->now;
     fputs (",\"requests_by_status\":{", json.file);
     for (int i = 0; i <= ST_MAX; i++)
         fprintf (json.file, "%s\"%s\":%" PRIu64, i ? "," : "",
@@ -1717,6 +1739,10 @@ core_new (const core_config_t *cfg, uint64_t incarnation,
     assert (self);
     self->cfg = *cfg;
     self->incarnation = incarnation;
+    //  A string in events: JSON readers keep integers exactly only up
+    //  to 2^53, and an incarnation is 64 random bits.
+    snprintf (self->incarnation_text, sizeof self->incarnation_text,
+              "%016" PRIx64, incarnation);
     self->next_session = session_base ? session_base : 1;
     self->log_level = TLOG_INFO;
     self->agents = zhashx_new ();

@@ -218,6 +218,11 @@ for run in $(seq "$runs"); do
             --chunks 1 --chunk-bytes 100 --payload-bytes 100 "${load[@]}" \
             --pids "$limit_pid"
         cleanup
+        start_limit s7b
+        bench s7b --edge "127.0.0.1:$limit_port" --agents 0 --rate 1000 \
+            --chunks 1 --chunk-bytes 100 --payload-bytes 100 "${load[@]}" \
+            --pids "$limit_pid"
+        cleanup
     fi
 done
 

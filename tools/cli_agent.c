@@ -117,7 +117,7 @@ s_agent_usage (FILE *out)
         "                    [--edge host:port[,host:port...]]\n"
         "                    [--backoff-initial 500ms] [--backoff-max 30s]\n"
         "                    [--superseded-delay 10s] [--handler-timeout 0]\n"
-        "                    [--keepalive 6m]\n"
+        "                    [--keepalive 30s]\n"
         "                    [--log-level info]\n"
         "\n"
         "Keeps a subscription open to an edge (the next address on each\n"
@@ -152,7 +152,7 @@ cli_agent_main (int argc, char **argv)
         {NULL, 0, NULL, 0}};
     const char *id = NULL, *handlers = NULL, *edge = cli_default_edge ();
     uint32_t backoff_initial = 500, backoff_max = 30000, superseded = 10000;
-    uint32_t handler_timeout = 0, keepalive = 360000;
+    uint32_t handler_timeout = 0, keepalive = 30000;
     tlog_level_t level = TLOG_INFO;
     const char *labels[128];
     size_t label_count = 0;

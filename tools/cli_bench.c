@@ -26,6 +26,9 @@
     each request's send.  Open loop (--rate R): requests start at fixed
     intervals whatever the gateway does, latency from the scheduled start,
     so a stalled gateway shows as latency instead of a lower send rate.
+    The open loop's sends are timed by a second thread, the pacer (see
+    s_pacer: the completion queue's timeouts are too coarse); everything
+    else stays on the main thread.
 
     Messages are encoded and decoded by hand (a few protobuf fields), and
     every agent reuses one pre-encoded request and one shared response
@@ -66,35 +69,35 @@
 #define S_HIST_SUB     64 //  sub-buckets per power of two (~1.5 % error)
 #define S_HIST_SIZE    (S_HIST_SUB * 42)
 
-#define S_CONTAINER_OF(ptr, type, member)                                     \
-    ((type *) ((char *) (ptr) - offsetof (type, member)))
+#define S_CONTAINER_OF(ptr, type, member)                                      \
+    ((type *) ((char *) (ptr) -offsetof (type, member)))
 
 //  -------------------------------------------------------------------------
 //  Settings
 
 typedef struct
 {
-    char *edge;               //  clients' edge; owned
-    char *agent_edge;         //  agents' edge(s), comma-separated; owned
-    uint32_t agents;          //  N
-    uint32_t agent_channels;  //  0 = one connection per agent
-    uint32_t clients;         //  closed-loop requests in flight
-    uint32_t client_channels; //  connections the clients share
-    double rate;              //  open loop: requests/s; 0 = closed loop
-    uint32_t max_in_flight;   //  open loop: cap on requests in flight
-    uint32_t chunks;          //  response messages per request
-    uint32_t chunk_bytes;     //  payload bytes per response message
-    uint32_t payload_bytes;   //  request payload bytes
-    uint32_t duration_ms;     //  measured window
-    uint32_t warmup_ms;       //  unrecorded run before it
-    uint32_t timeout_ms;      //  each request's deadline
+    char *edge;                  //  clients' edge; owned
+    char *agent_edge;            //  agents' edge(s), comma-separated; owned
+    uint32_t agents;             //  N
+    uint32_t agent_channels;     //  0 = one connection per agent
+    uint32_t clients;            //  closed-loop requests in flight
+    uint32_t client_channels;    //  connections the clients share
+    double rate;                 //  open loop: requests/s; 0 = closed loop
+    uint32_t max_in_flight;      //  open loop: cap on requests in flight
+    uint32_t chunks;             //  response messages per request
+    uint32_t chunk_bytes;        //  payload bytes per response message
+    uint32_t payload_bytes;      //  request payload bytes
+    uint32_t duration_ms;        //  measured window
+    uint32_t warmup_ms;          //  unrecorded run before it
+    uint32_t timeout_ms;         //  each request's deadline
     uint32_t connect_timeout_ms; //  agents connected and listed by then
-    uint32_t connect_window;  //  subscriptions being set up at once
-    int pids[S_MAX_PIDS];     //  gateway processes to watch
-    size_t n_pids;            //
-    bool idle;                //  --idle
-    bool hold;                //  idle: wait for a signal after reporting
-    bool json;                //  --json
+    uint32_t connect_window;     //  subscriptions being set up at once
+    int pids[S_MAX_PIDS];        //  gateway processes to watch
+    size_t n_pids;               //
+    bool idle;                   //  --idle
+    bool hold;                   //  idle: wait for a signal after reporting
+    bool json;                   //  --json
 } options_t;
 
 //  -------------------------------------------------------------------------
@@ -184,7 +187,9 @@ s_pb_bytes (uint8_t *out, uint32_t field, const void *data, size_t size)
 }
 
 static size_t
-s_pb_map_entry (uint8_t *out, uint32_t field, const char *key,
+s_pb_map_entry (uint8_t *out,
+                uint32_t field,
+                const char *key,
                 const char *value)
 {
     uint8_t entry[128];
@@ -214,8 +219,14 @@ s_pb_read_varint (const uint8_t **at, const uint8_t *end, uint64_t *value)
 //  *count; *flag gets the value of varint field `flag_field`.  Returns 0,
 //  or -1 for malformed bytes.
 static int
-s_pb_scan (const uint8_t *at, size_t len, uint32_t want, const uint8_t **data,
-           size_t *size, size_t *count, uint32_t flag_field, uint64_t *flag)
+s_pb_scan (const uint8_t *at,
+           size_t len,
+           uint32_t want,
+           const uint8_t **data,
+           size_t *size,
+           size_t *count,
+           uint32_t flag_field,
+           uint64_t *flag)
 {
     const uint8_t *end = at + len;
     while (at < end) {
@@ -297,29 +308,29 @@ typedef struct
 {
     bench_t *bench;
     uint32_t index;
-    chan_t *chan;              //  borrowed from bench->agent_chans
-    char id[48];               //  agent id
-    grpc_call *call;           //  the subscription
+    chan_t *chan;    //  borrowed from bench->agent_chans
+    char id[48];     //  agent id
+    grpc_call *call; //  the subscription
     op_t op_start, op_recv, op_status;
-    int pending;               //  ops in flight
-    bool connected;            //  initial metadata came
+    int pending;    //  ops in flight
+    bool connected; //  initial metadata came
     grpc_metadata_array initial_md, trailing_md;
     grpc_byte_buffer *recv_buf;
     grpc_status_code status;
     grpc_slice details;
-    grpc_slice request_slice;  //  pre-encoded AgentRequest to this agent
+    grpc_slice request_slice; //  pre-encoded AgentRequest to this agent
     bool has_request_slice;
 } agent_t;
 
 typedef struct
 {
-    agent_t *agent;            //  whose request this answers
+    agent_t *agent; //  whose request this answers
     grpc_call *call;
     op_t op_send, op_recv;
     int pending;
-    uint32_t chunks_left;      //  response messages still to send
-    bool recv_with_send;       //  recv ops ride in the first send batch
-    grpc_metadata md[1];       //  x-request-id
+    uint32_t chunks_left; //  response messages still to send
+    bool recv_with_send;  //  recv ops ride in the first send batch
+    grpc_metadata md[1];  //  x-request-id
     grpc_byte_buffer *send_buf;
     grpc_metadata_array initial_md, trailing_md;
     grpc_byte_buffer *recv_buf;
@@ -333,10 +344,10 @@ typedef struct
     grpc_call *call;
     op_t op_start, op_recv, op_status;
     int pending;
-    int64_t t_start;           //  scheduled (open loop) or actual start, ns
-    uint32_t got;              //  response messages received
-    uint64_t bytes;            //  response bytes received
-    bool eof;                  //  NULL read
+    int64_t t_start; //  scheduled (open loop) or actual start, ns
+    uint32_t got;    //  response messages received
+    uint64_t bytes;  //  response bytes received
+    bool eof;        //  NULL read
     grpc_byte_buffer *send_buf;
     grpc_metadata_array initial_md, trailing_md;
     grpc_byte_buffer *recv_buf;
@@ -380,46 +391,46 @@ struct _bench_t
 {
     options_t *opt;
     grpc_completion_queue *cq;
-    chan_t *agent_chans;     //  n_agent_chans
+    chan_t *agent_chans; //  n_agent_chans
     size_t n_agent_chans;
-    chan_t *client_chans;    //  n_client_chans
+    chan_t *client_chans; //  n_client_chans
     size_t n_client_chans;
-    agent_t *agents;         //  opt->agents
-    char prefix[32];         //  agent id prefix: "b<pid>-"
+    agent_t *agents;           //  opt->agents
+    char prefix[32];           //  agent id prefix: "b<pid>-"
     grpc_slice response_slice; //  pre-encoded AgentResponse, shared
-    grpc_slice respond_key;  //  "x-request-id"
+    grpc_slice respond_key;    //  "x-request-id"
     phase_t phase;
-    int64_t phase_end;       //  ns; 0 = none
+    int64_t phase_end; //  ns; 0 = none
     int64_t connect_deadline;
     int signal_fd;
     bool interrupted;
-    bool failed;             //  run could not complete
+    bool failed; //  run could not complete
     char failure[256];
 
     //  agents
     uint32_t agents_started, agents_connected, agents_lost;
-    uint32_t live_calls;     //  subscriptions + responders not collected
-    uint64_t agent_errors;   //  response calls that did not end OK
+    uint32_t live_calls;   //  subscriptions + responders not collected
+    uint64_t agent_errors; //  response calls that did not end OK
     //  listing
-    list_t *list;            //  in flight, or NULL
-    int64_t next_list_at;    //  ns
-    size_t listed;           //  agents the last ListAgents showed
+    list_t *list;         //  in flight, or NULL
+    int64_t next_list_at; //  ns
+    size_t listed;        //  agents the last ListAgents showed
     double list_ms[S_LIST_SAMPLES];
     size_t list_samples;
     //  clients
-    uint32_t next_agent;     //  round robin
+    uint32_t next_agent; //  round robin
     uint32_t next_client_chan;
-    atomic_uint in_flight;   //  publish calls not collected
-    int64_t next_send;       //  open loop: first scheduled start, ns
-    int64_t interval_ns;     //  open loop
-    atomic_bool pacing;      //  open loop: the pacer thread should run
-    pthread_t pacer;         //  open loop: starts requests on schedule
-    bool pacer_running;      //  pacer was started and not joined yet
+    atomic_uint in_flight; //  publish calls not collected
+    int64_t next_send;     //  open loop: first scheduled start, ns
+    int64_t interval_ns;   //  open loop
+    atomic_bool pacing;    //  open loop: the pacer thread should run
+    pthread_t pacer;       //  open loop: starts requests on schedule
+    bool pacer_running;    //  pacer was started and not joined yet
     //  measured window
     int64_t window_start, window_end;
     hist_t hist;
     uint64_t ok, bytes;
-    uint64_t errors[17];     //  by gRPC status
+    uint64_t errors[17];      //  by gRPC status
     uint64_t short_responses; //  OK with fewer messages than asked
     struct rusage ru_start, ru_end;
     proc_sample_t proc_start[S_MAX_PIDS], proc_end[S_MAX_PIDS];
@@ -454,12 +465,23 @@ s_deadline_at (int64_t at_ns)
 static const char *
 s_status_name (int code)
 {
-    static const char *names[] = {
-        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-        "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-        "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-        "UNAUTHENTICATED"};
+    static const char *names[] = {"OK",
+                                  "CANCELLED",
+                                  "UNKNOWN",
+                                  "INVALID_ARGUMENT",
+                                  "DEADLINE_EXCEEDED",
+                                  "NOT_FOUND",
+                                  "ALREADY_EXISTS",
+                                  "PERMISSION_DENIED",
+                                  "RESOURCE_EXHAUSTED",
+                                  "FAILED_PRECONDITION",
+                                  "ABORTED",
+                                  "OUT_OF_RANGE",
+                                  "UNIMPLEMENTED",
+                                  "INTERNAL",
+                                  "UNAVAILABLE",
+                                  "DATA_LOSS",
+                                  "UNAUTHENTICATED"};
     return code >= 0 && code <= 16 ? names[code] : "UNKNOWN";
 }
 
@@ -493,8 +515,7 @@ s_proc_sample (int pid, proc_sample_t *sample)
     if (!at)
         return -1;
     unsigned long long utime = 0, stime = 0;
-    if (sscanf (at + 2,
-                "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+    if (sscanf (at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
                 &utime, &stime)
         != 2)
         return -1;
@@ -569,7 +590,8 @@ s_buffer (grpc_slice slice)
 static grpc_byte_buffer *
 s_buffer_copy (const void *data, size_t size)
 {
-    grpc_slice slice = grpc_slice_from_copied_buffer ((const char *) data, size);
+    grpc_slice slice =
+        grpc_slice_from_copied_buffer ((const char *) data, size);
     grpc_byte_buffer *buffer = grpc_raw_byte_buffer_create (&slice, 1);
     grpc_slice_unref (slice);
     return buffer;
@@ -601,8 +623,7 @@ s_agent_start (agent_t *self)
     ops[1].data.send_message.send_message = message;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
     ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata =
-        &self->initial_md;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &self->initial_md;
     grpc_call_error rc =
         grpc_call_start_batch (self->call, ops, 4, &self->op_start, NULL);
     assert (rc == GRPC_CALL_OK);
@@ -685,8 +706,7 @@ s_agent_on_event (agent_t *self, op_t *op, bool ok)
                 self->connected = true;
                 bench->agents_connected++;
                 s_agent_recv (self);
-            }
-            else
+            } else
                 s_agent_collect (self);
             break;
         case OP_SUB_RECV:
@@ -701,8 +721,7 @@ s_agent_on_event (agent_t *self, op_t *op, bool ok)
                     char *details = grpc_slice_to_c_string (self->details);
                     snprintf (why, sizeof why,
                               "agent %s: subscription ended %s \"%s\"",
-                              self->id, s_status_name (self->status),
-                              details);
+                              self->id, s_status_name (self->status), details);
                     gpr_free (details);
                     s_fail (bench, why);
                 }
@@ -741,8 +760,7 @@ static size_t
 s_resp_recv_ops (resp_t *self, grpc_op *ops)
 {
     ops[0].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[0].data.recv_initial_metadata.recv_initial_metadata =
-        &self->initial_md;
+    ops[0].data.recv_initial_metadata.recv_initial_metadata = &self->initial_md;
     ops[1].op = GRPC_OP_RECV_MESSAGE;
     ops[1].data.recv_message.recv_message = &self->recv_buf;
     ops[2].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
@@ -792,8 +810,8 @@ s_resp_start (agent_t *agent, const uint8_t *id, size_t id_size)
     self->chunks_left = bench->opt->chunks;
     self->recv_with_send = bench->opt->chunks == 1;
     self->md[0].key = bench->respond_key;
-    self->md[0].value = grpc_slice_from_copied_buffer ((const char *) id,
-                                                      id_size);
+    self->md[0].value =
+        grpc_slice_from_copied_buffer ((const char *) id, id_size);
     self->details = grpc_empty_slice ();
     grpc_metadata_array_init (&self->initial_md);
     grpc_metadata_array_init (&self->trailing_md);
@@ -871,8 +889,7 @@ s_pub_start (bench_t *self, int64_t t_start)
             agent->has_request_slice = true;
         }
         request = agent->request_slice;
-    }
-    else {
+    } else {
         //  No agents: a server that answers by itself (bench_limit_server).
         if (!self->agents) {
             self->agents = (agent_t *) calloc (1, sizeof (agent_t));
@@ -899,8 +916,8 @@ s_pub_start (bench_t *self, int64_t t_start)
     chan_t *chan =
         &self->client_chans[self->next_client_chan++ % self->n_client_chans];
     pub->call = grpc_channel_create_registered_call (
-        chan->channel, NULL, GRPC_PROPAGATE_DEFAULTS, self->cq,
-        chan->h_publish, s_deadline_ms (opt->timeout_ms), NULL);
+        chan->channel, NULL, GRPC_PROPAGATE_DEFAULTS, self->cq, chan->h_publish,
+        s_deadline_ms (opt->timeout_ms), NULL);
     assert (pub->call);
     atomic_fetch_add (&self->in_flight, 1);
 
@@ -961,8 +978,7 @@ s_pub_on_event (pub_t *self, op_t *op, bool ok)
                 assert (rc == GRPC_CALL_OK);
                 self->pending++;
             }
-        }
-        else
+        } else
             self->eof = true;
     }
     s_pub_collect (self);
@@ -980,8 +996,7 @@ s_pub_collect (pub_t *self)
             bench->ok++;
             bench->bytes += self->bytes;
             s_hist_add (&bench->hist, (uint64_t) (now - self->t_start) / 1000);
-        }
-        else if (self->status == GRPC_STATUS_OK)
+        } else if (self->status == GRPC_STATUS_OK)
             bench->short_responses++;
         else
             bench->errors[self->status >= 0 && self->status <= 16
@@ -1032,8 +1047,7 @@ s_list_start (bench_t *self)
     ops[1].data.send_message.send_message = list->send_buf;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
     ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata =
-        &list->initial_md;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &list->initial_md;
     ops[4].op = GRPC_OP_RECV_MESSAGE;
     ops[4].data.recv_message.recv_message = &list->recv_buf;
     ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
@@ -1071,7 +1085,8 @@ s_list_on_event (bench_t *self, bool ok)
             grpc_slice_unref (slice);
         }
     }
-    if (count >= 0 && self->phase == PH_LIST && (uint32_t) count >= self->opt->agents
+    if (count >= 0 && self->phase == PH_LIST
+        && (uint32_t) count >= self->opt->agents
         && self->listed >= self->opt->agents
         && self->list_samples < S_LIST_SAMPLES)
         self->list_ms[self->list_samples++] = ms;
@@ -1105,8 +1120,8 @@ s_pacer (void *args)
     int64_t next = self->next_send;
     while (atomic_load (&self->pacing)) {
         int64_t now = s_now_ns ();
-        if (next > now || atomic_load (&self->in_flight)
-                              >= self->opt->max_in_flight) {
+        if (next > now
+            || atomic_load (&self->in_flight) >= self->opt->max_in_flight) {
             //  Wake at the scheduled time, or within 50 ms to see a stop;
             //  at the in-flight cap, look again in 100 us (the schedule
             //  does not move, so waiting shows as latency).
@@ -1156,8 +1171,7 @@ s_enter (bench_t *self, phase_t phase)
                 int rc = pthread_create (&self->pacer, NULL, s_pacer, self);
                 assert (rc == 0);
                 self->pacer_running = true;
-            }
-            else
+            } else
                 for (uint32_t i = 0; i < opt->clients; i++)
                     s_pub_start (self, now);
             break;
@@ -1219,8 +1233,7 @@ s_advance (bench_t *self)
             if (self->agents_connected == opt->agents) {
                 self->phase = PH_LIST;
                 self->next_list_at = now;
-            }
-            else if (now > self->connect_deadline)
+            } else if (now > self->connect_deadline)
                 s_fail (self, "agents did not connect in time");
             break;
         case PH_LIST:
@@ -1236,8 +1249,7 @@ s_advance (bench_t *self)
                     return;
                 }
                 s_enter (self, PH_WARMUP);
-            }
-            else if (!self->list && now >= self->next_list_at)
+            } else if (!self->list && now >= self->next_list_at)
                 s_list_start (self);
             else if (now > self->connect_deadline)
                 s_fail (self, "agents not all listed in time");
@@ -1249,8 +1261,7 @@ s_advance (bench_t *self)
                          self->phase == PH_WARMUP ? PH_MEASURE : PH_DRAIN);
             break;
         case PH_DRAIN:
-            if (atomic_load (&self->in_flight) == 0
-                || now >= self->phase_end)
+            if (atomic_load (&self->in_flight) == 0 || now >= self->phase_end)
                 s_enter (self, PH_CLOSE);
             break;
         case PH_CLOSE:
@@ -1308,10 +1319,9 @@ s_dispatch (bench_t *self, op_t *op, bool ok)
             if (count >= 0)
                 self->listed = (size_t) count;
             //  Poll again soon while agents are still missing.
-            self->next_list_at = s_now_ns ()
-                                 + (self->listed >= self->opt->agents
-                                        ? 0
-                                        : 20 * 1000000);
+            self->next_list_at =
+                s_now_ns ()
+                + (self->listed >= self->opt->agents ? 0 : 20 * 1000000);
             break;
         }
     }
@@ -1418,8 +1428,7 @@ s_report_load (bench_t *self)
                     i ? "," : "", opt->pids[i], gw_us[i],
                     self->proc_end[i].hwm_kib);
         printf ("]}\n");
-    }
-    else {
+    } else {
         printf ("%.0f req/s  %.2f MB/s  latency us p50 %" PRIu64 " p90 %" PRIu64
                 " p99 %" PRIu64 " p99.9 %" PRIu64 " max %" PRIu64
                 "  errors %" PRIu64,
@@ -1467,24 +1476,23 @@ s_report_idle (bench_t *self)
                     self->proc_end[i].rss_kib, delta / n);
         }
         printf ("]}\n");
-    }
-    else {
+    } else {
         printf ("%u agents on %zu connections listed; ListAgents %.2f ms",
                 opt->agents, self->n_agent_chans, list_ms);
         for (size_t i = 0; i < opt->n_pids; i++) {
             double delta = ((double) self->proc_end[i].rss_kib
                             - (double) self->proc_start[i].rss_kib)
                            * 1024.0;
-            printf ("  pid %d rss %" PRIu64 " -> %" PRIu64
-                    " KiB, %.0f B/agent",
+            printf ("  pid %d rss %" PRIu64 " -> %" PRIu64 " KiB, %.0f B/agent",
                     opt->pids[i], self->proc_start[i].rss_kib,
                     self->proc_end[i].rss_kib, delta / n);
         }
         printf ("\n");
     }
     if (opt->hold)
-        fprintf (stderr, "tether bench: holding %u agents until SIGINT or "
-                         "SIGTERM\n",
+        fprintf (stderr,
+                 "tether bench: holding %u agents until SIGINT or "
+                 "SIGTERM\n",
                  opt->agents);
     fflush (stdout);
 }
@@ -1497,10 +1505,12 @@ s_usage (FILE *out)
 {
     fprintf (
         out,
-        "usage: tether bench [--edge host:port] [--agent-edge host:port[,...]]\n"
+        "usage: tether bench [--edge host:port] [--agent-edge "
+        "host:port[,...]]\n"
         "                    [--agents N] [--agent-channels K] [--clients C]\n"
         "                    [--client-channels K] [--rate R]\n"
-        "                    [--chunks N] [--chunk-bytes B] [--payload-bytes B]\n"
+        "                    [--chunks N] [--chunk-bytes B] [--payload-bytes "
+        "B]\n"
         "                    [--duration 10s] [--warmup 2s] [--timeout 10s]\n"
         "                    [--pids PID,PID] [--json]\n"
         "       tether bench --idle --agents N [--no-hold] ...\n"
@@ -1530,8 +1540,8 @@ s_parse_uint (const char *name, const char *text, uint32_t *value)
     errno = 0;
     unsigned long long v = strtoull (text, &end, 10);
     if (errno || end == text || *end || v > UINT32_MAX || *text == '-') {
-        fprintf (stderr, "tether bench: %s: '%s' is not a whole number\n",
-                 name, text);
+        fprintf (stderr, "tether bench: %s: '%s' is not a whole number\n", name,
+                 text);
         return -1;
     }
     *value = (uint32_t) v;
@@ -1575,10 +1585,27 @@ s_parse_options (int argc, char **argv, options_t *opt)
 {
     enum
     {
-        O_EDGE = 256, O_AGENT_EDGE, O_AGENTS, O_AGENT_CHANNELS, O_CLIENTS,
-        O_CLIENT_CHANNELS, O_RATE, O_MAX_IN_FLIGHT, O_CHUNKS, O_CHUNK_BYTES,
-        O_PAYLOAD_BYTES, O_DURATION, O_WARMUP, O_TIMEOUT, O_CONNECT_TIMEOUT,
-        O_CONNECT_WINDOW, O_PIDS, O_IDLE, O_NO_HOLD, O_JSON, O_HELP
+        O_EDGE = 256,
+        O_AGENT_EDGE,
+        O_AGENTS,
+        O_AGENT_CHANNELS,
+        O_CLIENTS,
+        O_CLIENT_CHANNELS,
+        O_RATE,
+        O_MAX_IN_FLIGHT,
+        O_CHUNKS,
+        O_CHUNK_BYTES,
+        O_PAYLOAD_BYTES,
+        O_DURATION,
+        O_WARMUP,
+        O_TIMEOUT,
+        O_CONNECT_TIMEOUT,
+        O_CONNECT_WINDOW,
+        O_PIDS,
+        O_IDLE,
+        O_NO_HOLD,
+        O_JSON,
+        O_HELP
     };
     static const struct option longs[] = {
         {"edge", required_argument, NULL, O_EDGE},
@@ -1635,8 +1662,9 @@ s_parse_options (int argc, char **argv, options_t *opt)
                 char *end;
                 opt->rate = strtod (optarg, &end);
                 if (end == optarg || *end || !(opt->rate > 0)) {
-                    fprintf (stderr, "tether bench: --rate: '%s' is not a "
-                                     "positive number\n",
+                    fprintf (stderr,
+                             "tether bench: --rate: '%s' is not a "
+                             "positive number\n",
                              optarg);
                     rc = -1;
                 }
@@ -1676,8 +1704,9 @@ s_parse_options (int argc, char **argv, options_t *opt)
             case O_PIDS:
                 rc = s_parse_pids (optarg, opt);
                 if (rc)
-                    fprintf (stderr, "tether bench: --pids: at most %d "
-                                     "process ids, comma-separated\n",
+                    fprintf (stderr,
+                             "tether bench: --pids: at most %d "
+                             "process ids, comma-separated\n",
                              S_MAX_PIDS);
                 break;
             case O_IDLE:
@@ -1768,10 +1797,10 @@ s_bench_new (options_t *opt)
     if (n_targets == 0)
         targets[n_targets++] = opt->edge;
     if (opt->agents > 0) {
-        self->n_agent_chans = opt->agent_channels && opt->agent_channels
-                                                         < opt->agents
-                                  ? opt->agent_channels
-                                  : opt->agents;
+        self->n_agent_chans =
+            opt->agent_channels && opt->agent_channels < opt->agents
+                ? opt->agent_channels
+                : opt->agents;
         self->agent_chans =
             (chan_t *) calloc (self->n_agent_chans, sizeof (chan_t));
         assert (self->agent_chans);
@@ -1823,8 +1852,8 @@ s_bench_destroy (bench_t **self_p)
     if (!self)
         return;
     *self_p = NULL;
-    size_t n_agents = self->opt->agents ? self->opt->agents
-                                        : (self->agents ? 1 : 0);
+    size_t n_agents =
+        self->opt->agents ? self->opt->agents : (self->agents ? 1 : 0);
     for (size_t i = 0; i < n_agents; i++) {
         agent_t *agent = &self->agents[i];
         if (agent->call)
@@ -1846,9 +1875,8 @@ s_bench_destroy (bench_t **self_p)
     free (self->client_chans);
     grpc_slice_unref (self->response_slice);
     grpc_completion_queue_shutdown (self->cq);
-    while (grpc_completion_queue_next (self->cq,
-                                       gpr_inf_future (GPR_CLOCK_REALTIME),
-                                       NULL)
+    while (grpc_completion_queue_next (
+               self->cq, gpr_inf_future (GPR_CLOCK_REALTIME), NULL)
                .type
            != GRPC_QUEUE_SHUTDOWN)
         ;
@@ -1904,13 +1932,11 @@ cli_bench_main (int argc, char **argv)
 
     int rc = 0;
     if (bench->failed) {
-        fprintf (stderr,
-                 "tether bench: %s (agents connected %u/%u, listed %zu)\n",
-                 bench->failure, bench->agents_connected, opt.agents,
-                 bench->listed);
+        fprintf (
+            stderr, "tether bench: %s (agents connected %u/%u, listed %zu)\n",
+            bench->failure, bench->agents_connected, opt.agents, bench->listed);
         rc = 1;
-    }
-    else if (!opt.idle) {
+    } else if (!opt.idle) {
         s_report_load (bench);
         uint64_t errors = bench->short_responses;
         for (int i = 1; i <= 16; i++)

@@ -49,6 +49,21 @@ s_read_all (FILE *file, size_t *size_p)
     return data;
 }
 
+//  A client for `edge` with the security settings applied, or NULL after
+//  saying why on stderr (a usage error).  Caller owns the client.
+static tether_client_t *
+s_client_open (const char *edge, cli_security_t *security, const char *who)
+{
+    tether_client_t *client = tether_client_new (edge);
+    if (!client) {
+        fprintf (stderr, "%s: bad --edge '%s'\n", who, edge);
+        return NULL;
+    }
+    if (cli_security_client (security, client, who))
+        tether_client_destroy (&client);
+    return client;
+}
+
 static void
 s_call_usage (FILE *out)
 {
@@ -186,14 +201,8 @@ cli_call_main (int argc, char **argv)
             fclose (file);
     }
 
-    tether_client_t *client = tether_client_new (edge);
+    tether_client_t *client = s_client_open (edge, &security, "tether call");
     if (!client) {
-        fprintf (stderr, "tether call: bad --edge '%s'\n", edge);
-        free (payload);
-        goto cleanup;
-    }
-    if (cli_security_client (&security, client, "tether call")) {
-        tether_client_destroy (&client);
         free (payload);
         goto cleanup;
     }
@@ -322,15 +331,10 @@ cli_agents_main (int argc, char **argv)
         s_agents_usage (stderr);
         return CLI_EXIT_USAGE;
     }
-    tether_client_t *client = tether_client_new (edge);
-    if (!client) {
-        fprintf (stderr, "tether agents: bad --edge '%s'\n", edge);
+    tether_client_t *client =
+        s_client_open (edge, &security, "tether agents");
+    if (!client)
         return CLI_EXIT_USAGE;
-    }
-    if (cli_security_client (&security, client, "tether agents")) {
-        tether_client_destroy (&client);
-        return CLI_EXIT_USAGE;
-    }
     int status;
     tether_agents_t *agents =
         tether_client_list_agents (client, prefix, limit, timeout_ms, &status);
@@ -440,15 +444,10 @@ cli_health_main (int argc, char **argv)
         s_health_usage (stderr);
         return CLI_EXIT_USAGE;
     }
-    tether_client_t *client = tether_client_new (edge);
-    if (!client) {
-        fprintf (stderr, "tether health: bad --edge '%s'\n", edge);
+    tether_client_t *client =
+        s_client_open (edge, &security, "tether health");
+    if (!client)
         return CLI_EXIT_USAGE;
-    }
-    if (cli_security_client (&security, client, "tether health")) {
-        tether_client_destroy (&client);
-        return CLI_EXIT_USAGE;
-    }
     int status;
     int serving = tether_client_health (client, timeout_ms, &status);
     tether_client_destroy (&client);

@@ -36,7 +36,7 @@
 
 //  Request durations kept for the latency percentiles.
 #define S_RECENT     4096
-#define S_STATUSES   17
+#define S_STATUSES   17          //  gRPC codes 0..16 (tether_status_name)
 #define S_REFRESH_MS 1000
 
 typedef enum
@@ -45,24 +45,6 @@ typedef enum
     MODE_EVENTS,
     MODE_JSON
 } monitor_mode_t;
-
-static const char *s_status_name[S_STATUSES] = {"OK",
-                                                "CANCELLED",
-                                                "UNKNOWN",
-                                                "INVALID_ARGUMENT",
-                                                "DEADLINE_EXCEEDED",
-                                                "NOT_FOUND",
-                                                "ALREADY_EXISTS",
-                                                "PERMISSION_DENIED",
-                                                "RESOURCE_EXHAUSTED",
-                                                "FAILED_PRECONDITION",
-                                                "ABORTED",
-                                                "OUT_OF_RANGE",
-                                                "UNIMPLEMENTED",
-                                                "INTERNAL",
-                                                "UNAVAILABLE",
-                                                "DATA_LOSS",
-                                                "UNAUTHENTICATED"};
 
 typedef struct
 {
@@ -73,8 +55,6 @@ typedef struct
     uint64_t seen;                  //  events received
     metrics_t *seqs;                //  seq bookkeeping (gaps, restarts)
     event_json_t *stats;            //  last stats body, NULL before any
-    uint64_t prev_finished;         //  requests_finished at the stats before
-    int64_t prev_mono;              //  its mono_ms, -1 before any
     double rate;                    //  requests finished per second, -1 unknown
     uint64_t by_status[S_STATUSES]; //  request.end seen, per status
     uint64_t ended;                 //  request.end seen
@@ -252,7 +232,7 @@ s_print_summary (monitor_t *self)
     printf ("requests ended %" PRIu64, self->ended);
     for (int i = 0; i < S_STATUSES; i++)
         if (self->by_status[i])
-            printf ("   %s %" PRIu64, s_status_name[i], self->by_status[i]);
+            printf ("   %s %" PRIu64, tether_status_name (i), self->by_status[i]);
     printf ("\nevents %" PRIu64 "   missed %" PRIu64
             "   router restarts %" PRIu64 "\n",
             metrics_events_received (self->seqs),
@@ -280,19 +260,10 @@ static void
 s_on_stats (monitor_t *self, event_json_t **json_p)
 {
     event_json_t *json = *json_p;
-    uint64_t finished = 0, mono = 0;
-    bool ok = event_json_get_uint (json, "requests_finished", &finished)
-              && event_json_get_uint (json, "mono_ms", &mono);
-    if (ok && self->prev_mono >= 0 && (int64_t) mono > self->prev_mono
-        && finished >= self->prev_finished)
-        self->rate = (double) (finished - self->prev_finished) * 1000.0
-                     / (double) ((int64_t) mono - self->prev_mono);
-    else
+    //  The router's own rate over its last stats interval.
+    if (!event_json_get_number (json, "requests_per_s", &self->rate)
+        || self->rate < 0)
         self->rate = -1;
-    if (ok) {
-        self->prev_finished = finished;
-        self->prev_mono = (int64_t) mono;
-    }
     event_json_destroy (&self->stats);
     self->stats = json;
     *json_p = NULL;
@@ -360,7 +331,6 @@ cli_monitor_main (int argc, char **argv)
     monitor_t self;
     memset (&self, 0, sizeof self);
     self.mode = MODE_SUMMARY;
-    self.prev_mono = -1;
     self.rate = -1;
     const char *env = getenv ("TETHER_MONITOR");
     self.endpoint = env && *env ? env : "tcp://127.0.0.1:7101";

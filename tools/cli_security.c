@@ -63,12 +63,36 @@ s_token (const char *value, const char *who)
     return strdup (line);
 }
 
+//  Apply the settings to `client` or, when it is NULL, to `agent`.
 static int
-s_check (cli_security_t *self, const char *who)
+s_apply (cli_security_t *self,
+         tether_client_t *client,
+         tether_agent_t *agent,
+         const char *who)
 {
     if (!self->cert != !self->key) {
         fprintf (stderr, "%s: --tls-cert and --tls-key go together\n", who);
         return -1;
+    }
+    if (self->ca || self->cert) {
+        int rc = client ? tether_client_set_tls (client, self->ca, self->cert,
+                                                 self->key)
+                        : tether_agent_set_tls (agent, self->ca, self->cert,
+                                                self->key);
+        if (rc) {
+            fprintf (stderr, "%s: cannot read the TLS files\n", who);
+            return -1;
+        }
+    }
+    if (self->token) {
+        char *token = s_token (self->token, who);
+        if (!token)
+            return -1;
+        if (client)
+            tether_client_set_token (client, token);
+        else
+            tether_agent_set_token (agent, token);
+        free (token);
     }
     return 0;
 }
@@ -78,21 +102,7 @@ cli_security_client (cli_security_t *self,
                      tether_client_t *client,
                      const char *who)
 {
-    if (s_check (self, who))
-        return -1;
-    if ((self->ca || self->cert)
-        && tether_client_set_tls (client, self->ca, self->cert, self->key)) {
-        fprintf (stderr, "%s: cannot read the TLS files\n", who);
-        return -1;
-    }
-    if (self->token) {
-        char *token = s_token (self->token, who);
-        if (!token)
-            return -1;
-        tether_client_set_token (client, token);
-        free (token);
-    }
-    return 0;
+    return s_apply (self, client, NULL, who);
 }
 
 int
@@ -100,19 +110,5 @@ cli_security_agent (cli_security_t *self,
                     tether_agent_t *agent,
                     const char *who)
 {
-    if (s_check (self, who))
-        return -1;
-    if ((self->ca || self->cert)
-        && tether_agent_set_tls (agent, self->ca, self->cert, self->key)) {
-        fprintf (stderr, "%s: cannot read the TLS files\n", who);
-        return -1;
-    }
-    if (self->token) {
-        char *token = s_token (self->token, who);
-        if (!token)
-            return -1;
-        tether_agent_set_token (agent, token);
-        free (token);
-    }
-    return 0;
+    return s_apply (self, NULL, agent, who);
 }

@@ -224,7 +224,12 @@ def main():
     health = {"Check": grpc.unary_unary_rpc_method_handler(
         lambda request, context: b"\x08\x01", None, None)}
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=64),
-                         options=[("grpc.so_reuseport", 0)])
+                         options=[("grpc.so_reuseport", 0),
+                                  # Agent pings, as tether-edge allows them.
+                                  ("grpc.http2.min_ping_interval_without_data_ms",
+                                   10000),
+                                  ("grpc.http2.max_ping_strikes", 2),
+                                  ("grpc.keepalive_permit_without_calls", 1)])
     server.add_generic_rpc_handlers((
         grpc.method_handlers_generic_handler("tether.v1.AgentGateway", handlers),
         grpc.method_handlers_generic_handler("grpc.health.v1.Health", health)))

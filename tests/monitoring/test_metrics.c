@@ -230,6 +230,89 @@ test_seq_gaps_and_restarts (void **state)
     metrics_destroy (&metrics);
 }
 
+//  stats and edge.up carry router_incarnation: a change is a restart even
+//  when seq grew, and is not counted twice when seq went back too.
+static void
+test_restart_by_incarnation (void **state)
+{
+    metrics_t *metrics = metrics_new (5000);
+    assert_string_equal (metrics_router_incarnation (metrics), "");
+    assert_int_equal (
+        s_feed (metrics, "stats",
+                "{\"seq\":1,\"router_incarnation\":\"00000000000000aa\","
+                "\"malformed\":2}",
+                0),
+        METRICS_EVENT_FIRST);
+    assert_string_equal (metrics_router_incarnation (metrics),
+                         "00000000000000aa");
+    assert_int_equal (s_seq (metrics, "agent.up", 2), 0);
+    assert_int_equal (
+        s_feed (metrics, "stats",
+                "{\"seq\":3,\"router_incarnation\":\"00000000000000aa\","
+                "\"malformed\":3}",
+                0),
+        0);
+    s_assert_line (metrics, 0, "tether_malformed_frames_total 3");
+
+    //  Seq grew, but the incarnation changed: the router restarted and
+    //  its counters start over (its whole malformed count is added).
+    assert_int_equal (
+        s_feed (metrics, "stats",
+                "{\"seq\":10,\"router_incarnation\":\"ffffffffffffffbb\","
+                "\"malformed\":1}",
+                0),
+        METRICS_EVENT_RESTART | METRICS_EVENT_GAP);
+    assert_int_equal (metrics_router_restarts (metrics), 1);
+    assert_int_equal (metrics_events_missed (metrics), 6);
+    assert_string_equal (metrics_router_incarnation (metrics),
+                         "ffffffffffffffbb");
+    s_assert_line (metrics, 0, "tether_malformed_frames_total 4");
+
+    //  Seq went back and the incarnation changed: one restart.
+    assert_int_equal (
+        s_feed (metrics, "edge.up",
+                "{\"seq\":1,\"router_incarnation\":\"00000000000000cc\"}",
+                0),
+        METRICS_EVENT_RESTART);
+    assert_int_equal (metrics_router_restarts (metrics), 2);
+    assert_int_equal (
+        s_feed (metrics, "stats",
+                "{\"seq\":2,\"router_incarnation\":\"00000000000000cc\"}",
+                0),
+        0);
+
+    //  Seq went back on an event without the field: the incarnation is
+    //  unknown until the next stats, which is then no second restart.
+    assert_int_equal (s_seq (metrics, "agent.up", 1), METRICS_EVENT_RESTART);
+    assert_string_equal (metrics_router_incarnation (metrics), "");
+    assert_int_equal (
+        s_feed (metrics, "stats",
+                "{\"seq\":2,\"router_incarnation\":\"00000000000000dd\"}",
+                0),
+        0);
+    assert_int_equal (metrics_router_restarts (metrics), 3);
+
+    //  Values that are not a short string are ignored.
+    assert_int_equal (
+        s_feed (metrics, "stats", "{\"seq\":3,\"router_incarnation\":5}", 0),
+        0);
+    assert_int_equal (
+        s_feed (metrics, "stats",
+                "{\"seq\":4,\"router_incarnation\":"
+                "\"0123456789abcdef0123456789abcdef0\"}",
+                0),
+        0);
+    assert_int_equal (
+        s_feed (metrics, "stats", "{\"seq\":5,\"router_incarnation\":\"\"}",
+                0),
+        0);
+    assert_string_equal (metrics_router_incarnation (metrics),
+                         "00000000000000dd");
+    assert_int_equal (metrics_router_restarts (metrics), 3);
+    s_assert_line (metrics, 0, "tether_router_restarts_total 3");
+    metrics_destroy (&metrics);
+}
+
 static void
 test_router_up (void **state)
 {
@@ -361,6 +444,7 @@ main (void)
         cmocka_unit_test (test_json_malformed),
         cmocka_unit_test (test_seq_contiguous),
         cmocka_unit_test (test_seq_gaps_and_restarts),
+        cmocka_unit_test (test_restart_by_incarnation),
         cmocka_unit_test (test_router_up),
         cmocka_unit_test (test_requests),
         cmocka_unit_test (test_stats),

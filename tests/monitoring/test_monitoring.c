@@ -67,6 +67,7 @@ typedef struct
 {
     size_t request_bytes;  //  request payloads, in all
     size_t response_bytes; //  response payloads, in all
+    char incarnation[17];  //  router_incarnation of edge.up
 } scenario_t;
 
 
@@ -348,6 +349,12 @@ s_scenario (fixture_t *fx, scenario_t *out)
     s_assert_str (ev, "edge", "edge-a:1");
     s_assert_uint (ev, "incarnation", 101);
     s_assert_uint (ev, "agents", 0);
+    //  The router's incarnation: 64 bits as 16 hex digits, in a string.
+    const char *incarnation =
+        event_json_get_string (ev, "router_incarnation", "");
+    assert_int_equal (strlen (incarnation), 16);
+    assert_int_equal (strspn (incarnation, "0123456789abcdef"), 16);
+    snprintf (out->incarnation, sizeof out->incarnation, "%s", incarnation);
     event_json_destroy (&ev);
     s_hello (b, "edge-b:1", 202);
     ev = EXPECT_EVENT (fx, "edge.up");
@@ -774,6 +781,10 @@ test_events (void **state)
             s_assert_uint (per_edge, "edge-w:1", 0);
             s_assert_uint (ev, "bytes_to_agents", scenario.request_bytes - 1);
             s_assert_uint (ev, "bytes_to_clients", scenario.response_bytes);
+            s_assert_str (ev, "router_incarnation", scenario.incarnation);
+            double rate = -1;
+            assert_true (event_json_get_number (ev, "requests_per_s", &rate));
+            assert_true (rate >= 0);
             event_json_destroy (&ev);
             break;
         }

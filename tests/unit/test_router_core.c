@@ -146,8 +146,9 @@ s_out_destructor (void **item)
     s_out_destroy ((out_t **) item);
 }
 
+//  A fixture whose router has incarnation `incarnation`.
 static fx_t *
-s_fx_new (const core_config_t *cfg)
+s_fx_new_incarnation (const core_config_t *cfg, uint64_t incarnation)
 {
     fx_t *fx = (fx_t *) calloc (1, sizeof (fx_t));
     if (cfg)
@@ -156,7 +157,7 @@ s_fx_new (const core_config_t *cfg)
         core_config_defaults (&fx->cfg);
         fx->cfg.stats_interval_ms = 0;
     }
-    fx->core = core_new (&fx->cfg, 777, 1000);
+    fx->core = core_new (&fx->cfg, incarnation, 1000);
     assert_non_null (fx->core);
     core_set_log_level (fx->core, 0);
     fx->now = 1000;
@@ -165,6 +166,12 @@ s_fx_new (const core_config_t *cfg)
     fx->events = zlistx_new ();
     zlistx_set_destructor (fx->events, s_event_destroy);
     return fx;
+}
+
+static fx_t *
+s_fx_new (const core_config_t *cfg)
+{
+    return s_fx_new_incarnation (cfg, 777);
 }
 
 static void
@@ -1478,6 +1485,50 @@ test_stats_event (void **state)
     s_advance (fx, 2000);
     assert_int_equal (s_events (fx, "stats", NULL), 3);
     assert_true (core_next_due (fx->core) <= fx->now + 1000);
+    assert_int_equal (s_events (fx, "stats",
+                                "\"router_incarnation\":\"0000000000000309\""),
+                      3);
+    s_fx_destroy (&fx);
+}
+
+//  The router's incarnation is a string in edge.up and stats (64 random
+//  bits do not fit a JSON reader's double), and stats carry the requests
+//  finished per second over the interval since the previous stats.
+static void
+test_stats_incarnation_and_rate (void **state)
+{
+    core_config_t cfg;
+    core_config_defaults (&cfg);
+    cfg.stats_interval_ms = 1000;
+    fx_t *fx = s_fx_new_incarnation (&cfg, 0xfedcba9876543210ULL);
+    s_hello (fx, "C", "client-edge");          //  t=1000: the first input
+    assert_int_equal (
+        s_events (fx, "edge.up",
+                  "\"router_incarnation\":\"fedcba9876543210\""), 1);
+    //  Three requests refused (no such agent) in the first interval
+    for (int i = 0; i < 3; i++) {
+        char rid [16];
+        snprintf (rid, sizeof rid, "r%d", i);
+        s_publish (fx, "C", 10 + i, rid, "nobody");
+        EXPECT (fx, "C", FINISH, 10 + i, NOT_FOUND);
+    }
+    s_advance (fx, 1000);                       //  stats at t=2000
+    assert_int_equal (s_events (fx, "stats", NULL), 1);
+    assert_int_equal (s_events (fx, "stats", "\"requests_per_s\":3.000,"), 1);
+    assert_int_equal (
+        s_events (fx, "stats",
+                  "\"router_incarnation\":\"fedcba9876543210\""), 1);
+    //  One more, then a stats event that comes 500 ms late (t=3500)
+    s_publish (fx, "C", 20, "r9", "nobody");
+    EXPECT (fx, "C", FINISH, 20, NOT_FOUND);
+    fx->now += 1500;
+    core_tick (fx->core, fx->now);
+    s_drain (fx);
+    assert_int_equal (s_events (fx, "stats", NULL), 2);
+    assert_int_equal (s_events (fx, "stats", "\"requests_per_s\":0.667,"), 1);
+    s_advance (fx, 1000);                       //  nothing finished
+    assert_int_equal (s_events (fx, "stats", NULL), 3);
+    assert_int_equal (s_events (fx, "stats", "\"requests_per_s\":0.000,"), 1);
     s_fx_destroy (&fx);
 }
 
@@ -2040,6 +2091,7 @@ main (void)
         T (test_liveness_and_ping),
         T (test_list),
         T (test_stats_event),
+        T (test_stats_incarnation_and_rate),
         T (test_malformed),
         T (test_random_interleavings),
 #undef T
