@@ -330,17 +330,15 @@ s_handle_message (tether_agent_t *self,
     if (!message) {
         tether_log (&self->log, TETHER_LOG_WARN, "malformed request dropped",
                     "agent=%s size=%zu",
-                    tlog_quote (self->id, quoted[0], sizeof quoted[0]),
-                    size);
+                    tlog_quote (self->id, quoted[0], sizeof quoted[0]), size);
         return;
     }
     s_prune (self);
     if (message->cancel) {
-        tether_log (
-            &self->log, TETHER_LOG_INFO, "request cancelled",
-            "agent=%s request=%s",
-            tlog_quote (self->id, quoted[0], sizeof quoted[0]),
-            tlog_quote (message->id, quoted[1], sizeof quoted[1]));
+        tether_log (&self->log, TETHER_LOG_INFO, "request cancelled",
+                    "agent=%s request=%s",
+                    tlog_quote (self->id, quoted[0], sizeof quoted[0]),
+                    tlog_quote (message->id, quoted[1], sizeof quoted[1]));
         for (size_t i = 0; i < self->request_count; i++)
             if (strcmp (tether_request_id (self->requests[i]), message->id)
                 == 0)
@@ -471,7 +469,7 @@ s_attempt (tether_agent_t *self, tether_conn_t *conn, s_outcome_t *outcome)
                                 "agent=%s edge=%s",
                                 tlog_quote (self->id, quoted[0], 128),
                                 tlog_quote (tether_conn_address (conn),
-                                                  quoted[1], 128));
+                                            quoted[1], 128));
                 }
                 break;
             case S_TAG_MESSAGE:
@@ -534,8 +532,7 @@ tether_agent_run (tether_agent_t *self)
         uint64_t attempt = atomic_fetch_add (&self->attempts, 1) + 1;
         tether_log (&self->log, TETHER_LOG_INFO, "connecting",
                     "agent=%s edge=%s attempt=%" PRIu64, quoted[0],
-                    tlog_quote (address, quoted[1], sizeof quoted[1]),
-                    attempt);
+                    tlog_quote (address, quoted[1], sizeof quoted[1]), attempt);
         tether_conn_t *conn =
             tether_conn_new (address, self->keepalive_ms, &self->sec);
         s_outcome_t outcome;
@@ -567,14 +564,14 @@ tether_agent_run (tether_agent_t *self)
                 || outcome.status == GRPC_STATUS_RESOURCE_EXHAUSTED)
                 level = TETHER_LOG_ERROR;
         }
-        tether_log (
-            &self->log, level, what,
-            "agent=%s edge=%s status=%s detail=%s retry_ms=%u "
-            "failures=%u",
-            quoted[0], tlog_quote (address, quoted[1], sizeof quoted[1]),
-            tether_status_name ((int) outcome.status),
-            tlog_quote (outcome.details, quoted[2], sizeof quoted[2]),
-            delay_ms, tether_backoff_failures (backoff));
+        tether_log (&self->log, level, what,
+                    "agent=%s edge=%s status=%s detail=%s retry_ms=%u "
+                    "failures=%u",
+                    quoted[0],
+                    tlog_quote (address, quoted[1], sizeof quoted[1]),
+                    tether_status_name ((int) outcome.status),
+                    tlog_quote (outcome.details, quoted[2], sizeof quoted[2]),
+                    delay_ms, tether_backoff_failures (backoff));
         if (delay_ms > 0)
             s_sleep (self, delay_ms);
     }

@@ -17,10 +17,10 @@
 
 struct _tether_client_t
 {
-    tether_conn_t *conn; //  Channel to the edge
-    uint32_t wait_ms;    //  x-wait-for-agent-ms, 0 = not sent
-    char *address;       //  host:port, to reopen the channel
-    tether_security_t sec;  //  TLS and token settings
+    tether_conn_t *conn;   //  Channel to the edge
+    uint32_t wait_ms;      //  x-wait-for-agent-ms, 0 = not sent
+    char *address;         //  host:port, to reopen the channel
+    tether_security_t sec; //  TLS and token settings
 };
 
 struct _tether_call_t
@@ -47,8 +47,7 @@ struct _tether_call_t
 static bool
 s_wait (grpc_completion_queue *cq, tether_tag_t *tag)
 {
-    return tether_tag_wait (cq, tag, gpr_inf_future (GPR_CLOCK_REALTIME),
-                            NULL);
+    return tether_tag_wait (cq, tag, gpr_inf_future (GPR_CLOCK_REALTIME), NULL);
 }
 
 static char *

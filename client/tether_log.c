@@ -14,12 +14,12 @@
 #include <stdarg.h>
 #include <unistd.h>
 
-_Static_assert ((int) TETHER_LOG_DEBUG == (int) TLOG_DEBUG
-                    && (int) TETHER_LOG_INFO == (int) TLOG_INFO
-                    && (int) TETHER_LOG_WARN == (int) TLOG_WARN
-                    && (int) TETHER_LOG_ERROR == (int) TLOG_ERROR
-                    && (int) TETHER_LOG_OFF == (int) TLOG_OFF,
-                "tether_log_level_t and tlog_level_t must agree");
+_Static_assert((int) TETHER_LOG_DEBUG == (int) TLOG_DEBUG
+                   && (int) TETHER_LOG_INFO == (int) TLOG_INFO
+                   && (int) TETHER_LOG_WARN == (int) TLOG_WARN
+                   && (int) TETHER_LOG_ERROR == (int) TLOG_ERROR
+                   && (int) TETHER_LOG_OFF == (int) TLOG_OFF,
+               "tether_log_level_t and tlog_level_t must agree");
 
 void
 tether_log (const tether_log_t *log,

@@ -29,9 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_STATUSES  17
-#define S_MAX_EDGES 1024
-#define S_INCARNATION_MAX 32    //  longest router_incarnation kept
+#define S_STATUSES        17
+#define S_MAX_EDGES       1024
+#define S_INCARNATION_MAX 32 //  longest router_incarnation kept
 
 static const char *s_status_name[S_STATUSES] = {"OK",
                                                 "CANCELLED",
@@ -83,7 +83,6 @@ struct _metrics_t
     uint64_t last_seq;         //  seq of the last event
     uint64_t missed;           //  events skipped by seq gaps
     uint64_t restarts;         //  router restarts seen
-    char incarnation[S_INCARNATION_MAX + 1]; //  router_incarnation, "" unknown
     uint64_t received;         //  events accepted
     uint64_t bad_events;       //  messages that were not events
     int64_t last_mono_ms;      //  when the last event came (monotonic)
@@ -109,6 +108,9 @@ struct _metrics_t
     size_t edge_count;
     uint64_t router_malformed; //  router's counter at the last stats
     uint64_t malformed;        //  our monotonic total
+
+    //  router_incarnation of the last stats or edge.up, "" when unknown
+    char incarnation[S_INCARNATION_MAX + 1];
 };
 
 

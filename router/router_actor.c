@@ -15,7 +15,10 @@
     counted and reported to the core, which declares the edge dead.
     Monitor events go to the PUB with ZFRAME_DONTWAIT; a PUB drops for a
     subscriber that is over its high-water mark, and the event's sequence
-    number tells that subscriber what it missed.
+    number tells that subscriber what it missed.  The PUB is an XPUB, so
+    the actor hears (un)subscriptions: while no monitor subscribes, the
+    core is told not to build events at all (core_set_events), and a
+    deployment nobody watches does not pay for them.
 
     Invariants: the actor owns every socket, the core and its copy of the
     config; nothing here is shared with another thread except through the
@@ -42,7 +45,9 @@ typedef struct {
     router_config_t cfg;        //  our own copy of the settings
     core_t *core;               //  the state machine; owned
     zsock_t *router;            //  ROUTER that edges connect to; owned
-    zsock_t *monitor;           //  PUB for events, NULL when disabled
+    zsock_t *monitor;           //  XPUB for events, NULL when disabled
+    int64_t subscriptions;      //  topics monitors subscribe to (XPUB
+                                //  passes each distinct topic up once)
     zpoller_t *poller;          //  pipe, plus router when bound
     bool terminated;            //  $TERM received
     int status;                 //  0 running, -1 could not bind
@@ -214,7 +219,7 @@ s_self_bind (self_t *self)
         return -1;
 
     if (cfg->monitor && *cfg->monitor) {
-        self->monitor = zsock_new (ZMQ_PUB);
+        self->monitor = zsock_new (ZMQ_XPUB);
         assert (self->monitor);
         zsock_set_sndhwm (self->monitor, (int) cfg->monitor_hwm);
         zsock_set_linger (self->monitor, 0);
@@ -256,8 +261,13 @@ s_self_new (zsock_t *pipe, const router_config_t *cfg)
     //  Only $TERM stops the actor; the owner decides what a signal means.
     zpoller_set_nonstop (self->poller, true);
 
-    if (s_self_bind (self) == 0)
+    //  Events are built once a monitor subscribes.
+    core_set_events (self->core, false);
+    if (s_self_bind (self) == 0) {
         zpoller_add (self->poller, self->router);
+        if (self->monitor)
+            zpoller_add (self->poller, self->monitor);
+    }
     else {
         self->status = -1;
         self->router_port = 0;
@@ -459,6 +469,26 @@ s_self_flush (self_t *self, int64_t now)
     }
 }
 
+//  Read the (un)subscriptions the XPUB has passed up, and tell the core
+//  whether anyone wants events.  Each is one frame: 1 or 0, then the topic.
+static void
+s_self_read_subscriptions (self_t *self)
+{
+    if (!self->monitor)
+        return;
+    void *handle = zsock_resolve (self->monitor);
+    byte head[1];
+    int size;
+    while ((size = zmq_recv (handle, head, sizeof head, ZMQ_DONTWAIT)) >= 0) {
+        if (size >= 1 && head[0] == 1)
+            self->subscriptions++;
+        else
+        if (size >= 1 && head[0] == 0 && self->subscriptions > 0)
+            self->subscriptions--;
+    }
+    core_set_events (self->core, self->subscriptions > 0);
+}
+
 //  Handle up to `batch` messages waiting on the ROUTER.
 static void
 s_self_drain (self_t *self, int64_t now)
@@ -543,6 +573,7 @@ router_actor (zsock_t *pipe, void *args)
         }
         if (self->status != 0)
             continue;
+        s_self_read_subscriptions (self);
         s_self_drain (self, now);
         core_tick (self->core, now);
         s_self_flush (self, now);

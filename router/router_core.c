@@ -14,7 +14,8 @@
                                                 emptied list is deleted)
       edge      ->client_reqs, ->resp_reqs     (the request's client call
                                                 and response call)
-      edges     routing id -> edge_t, names: edge_id -> edge_t
+      edges     routing id bytes -> edge_t (keyed by the edge's own
+                routing id frame), names: edge_id -> edge_t
     Every list entry is a zlistx handle kept in the entity, so removal is
     O(1).
 
@@ -104,8 +105,9 @@ typedef enum {
 typedef struct _agent_t agent_t;
 
 struct _core_edge_t {
-    char *key;                  //  routing id in hex: key in core->edges
-    zframe_t *routing_id;       //  prefix of every message to it
+    char *key;                  //  routing id in hex, for logs
+    zframe_t *routing_id;       //  prefix of every message to it; the
+                                //  key in core->edges
     char *name;                 //  its edge_id
     uint64_t incarnation;       //  its incarnation
     int64_t up_ms;              //  when it said HELLO
@@ -165,6 +167,14 @@ typedef struct {
     zmsg_t *msg;                //  owned
 } outbox_entry_t;
 
+//  The buffer monitor events are written into (see "JSON" below).
+typedef struct {
+    char *data;                 //  the event so far, not NUL-terminated
+    size_t size;                //  bytes written
+    size_t cap;                 //  bytes allocated
+    bool discard;               //  nobody wants this event: drop writes
+} json_buf_t;
+
 struct _core_t {
     core_config_t cfg;          //  limits and timings
     uint64_t incarnation;       //  this router's
@@ -174,6 +184,9 @@ struct _core_t {
     int64_t now;                //  time of the current input
     bool started;               //  the first input has been seen
     uint64_t event_seq;         //  last monitor event's seq
+    bool events_wanted;         //  build monitor events (core_set_events)
+    json_buf_t json;            //  the event being written, reused
+    FILE *json_file;            //  unbuffered stream appending to json
     char incarnation_text [17]; //  incarnation as 16 hex digits, for events
     int64_t stats_last_ms;      //  previous stats event (or the start)
     uint64_t stats_last_finished;   //  requests_finished at that time
@@ -181,7 +194,7 @@ struct _core_t {
     zhashx_t *requests;         //  request_id -> request_t
     zhashx_t *waiting;          //  agent_id -> zlistx_t of request_t
     size_t waiting_count;       //  requests parked
-    zhashx_t *edges;            //  routing id hex -> edge_t
+    zhashx_t *edges;            //  routing id frame -> edge_t
     zhashx_t *edge_names;       //  edge_id -> edge_t
     timers_t *timers;           //  request deadlines
     timers_t *cron;             //  edge liveness and stats
@@ -294,35 +307,122 @@ s_send_kick (core_t *self, edge_t *edge, uint64_t handle, uint64_t session,
 
 //  ---------------------------------------------------------------------
 //  JSON for monitor events
+//
+//  Events are written into one growable buffer the core keeps
+//  (core->json) with direct appends: no stdio and no allocation once the
+//  buffer has grown to the largest event.  json_t.file is an unbuffered
+//  stream (fopencookie) that appends to the same buffer, for a writer
+//  that wants printf formatting; being unbuffered, its bytes and the
+//  direct appends stay in order.  While no monitor wants events
+//  (core_set_events), every writer does nothing and nothing is published;
+//  the sequence number still counts every event, so it keeps meaning
+//  "events the router produced".
 
 typedef struct {
-    FILE *file;                 //  memory stream
-    char *data;                 //  its buffer
-    size_t size;                //  its size
+    FILE *file;                 //  appends to buf; borrowed from the core
+    json_buf_t *buf;            //  the core's event buffer, borrowed
 } json_t;
+
+static void
+s_jb_reserve (json_buf_t *buf, size_t more)
+{
+    if (buf->size + more <= buf->cap)
+        return;
+    size_t cap = buf->cap ? buf->cap : 512;
+    while (cap < buf->size + more)
+        cap *= 2;
+    buf->data = (char *) realloc (buf->data, cap);
+    assert (buf->data);
+    buf->cap = cap;
+}
+
+static void
+s_jb_put (json_buf_t *buf, const void *data, size_t len)
+{
+    s_jb_reserve (buf, len);
+    memcpy (buf->data + buf->size, data, len);
+    buf->size += len;
+}
+
+static void
+s_jb_putc (json_buf_t *buf, char c)
+{
+    s_jb_reserve (buf, 1);
+    buf->data [buf->size++] = c;
+}
+
+static void
+s_jb_puts (json_buf_t *buf, const char *text)
+{
+    s_jb_put (buf, text, strlen (text));
+}
+
+static void
+s_jb_uint (json_buf_t *buf, uint64_t value)
+{
+    char digits [20];
+    size_t n = 0;
+    do {
+        digits [n++] = (char) ('0' + value % 10);
+        value /= 10;
+    } while (value);
+    s_jb_reserve (buf, n);
+    while (n)
+        buf->data [buf->size++] = digits [--n];
+}
+
+static void
+s_jb_int (json_buf_t *buf, int64_t value)
+{
+    if (value < 0) {
+        s_jb_putc (buf, '-');
+        s_jb_uint (buf, (uint64_t) 0 - (uint64_t) value);
+    }
+    else
+        s_jb_uint (buf, (uint64_t) value);
+}
+
+//  `"key":`, the key being one of our literals (nothing to escape).
+static void
+s_jb_key (json_buf_t *buf, const char *key)
+{
+    size_t len = strlen (key);
+    s_jb_reserve (buf, len + 4);
+    buf->data [buf->size++] = ',';
+    buf->data [buf->size++] = '"';
+    memcpy (buf->data + buf->size, key, len);
+    buf->size += len;
+    buf->data [buf->size++] = '"';
+    buf->data [buf->size++] = ':';
+}
 
 //  Write `value` as a JSON string: quotes, backslashes and control bytes
 //  escaped; bytes that are not valid UTF-8 become U+FFFD.
 static void
-s_json_escape (FILE *file, const char *value)
+s_jb_escape (json_buf_t *buf, const char *value)
 {
+    const char *hex = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *) (value ? value : "");
-    fputc ('"', file);
+    s_jb_putc (buf, '"');
     while (*s) {
+        //  The longest run that needs no escaping goes in one copy
+        const unsigned char *run = s;
+        while (*s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\')
+            s++;
+        if (s > run)
+            s_jb_put (buf, run, (size_t) (s - run));
         unsigned char c = *s;
+        if (!c)
+            break;
         if (c == '"' || c == '\\') {
-            fputc ('\\', file);
-            fputc (c, file);
+            char pair [2] = { '\\', (char) c };
+            s_jb_put (buf, pair, 2);
             s++;
         }
         else
         if (c < 0x20) {
-            fprintf (file, "\\u%04x", c);
-            s++;
-        }
-        else
-        if (c < 0x80) {
-            fputc (c, file);
+            char code [6] = { '\\', 'u', '0', '0', hex [c >> 4], hex [c & 15] };
+            s_jb_put (buf, code, 6);
             s++;
         }
         else {
@@ -348,46 +448,79 @@ s_json_escape (FILE *file, const char *value)
             ||  (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
                 len = 0;
             if (len) {
-                fwrite (s, 1, len, file);
+                s_jb_put (buf, s, len);
                 s += len;
             }
             else {
-                fputs ("\\ufffd", file);
+                s_jb_puts (buf, "\\ufffd");
                 s++;
             }
         }
     }
-    fputc ('"', file);
+    s_jb_putc (buf, '"');
+}
+
+//  The cookie stream's write function: append to the buffer.
+static ssize_t
+s_jb_cookie_write (void *cookie, const char *data, size_t size)
+{
+    json_buf_t *buf = (json_buf_t *) cookie;
+    if (!buf->discard)
+        s_jb_put (buf, data, size);
+    return (ssize_t) size;
+}
+
+//  `value` as a JSON string on `file` (a json_t's file).
+static void
+s_json_escape (FILE *file, const char *value)
+{
+    json_buf_t text = { NULL, 0, 0, false };
+    s_jb_escape (&text, value);
+    fwrite (text.data, 1, text.size, file);
+    free (text.data);
 }
 
 static void
 s_json_begin (core_t *self, json_t *json)
 {
-    json->data = NULL;
-    json->size = 0;
-    json->file = open_memstream (&json->data, &json->size);
-    assert (json->file);
-    fprintf (json->file, "{\"seq\":%" PRIu64 ",\"mono_ms\":%" PRId64,
-             ++self->event_seq, self->now);
+    json->buf = &self->json;
+    json->file = self->json_file;
+    json->buf->size = 0;
+    json->buf->discard = !self->events_wanted;
+    ++self->event_seq;
+    if (json->buf->discard)
+        return;
+    s_jb_puts (json->buf, "{\"seq\":");
+    s_jb_uint (json->buf, self->event_seq);
+    s_jb_key (json->buf, "mono_ms");
+    s_jb_int (json->buf, self->now);
 }
 
 static void
 s_json_str (json_t *json, const char *key, const char *value)
 {
-    fprintf (json->file, ",\"%s\":", key);
-    s_json_escape (json->file, value);
+    if (json->buf->discard)
+        return;
+    s_jb_key (json->buf, key);
+    s_jb_escape (json->buf, value);
 }
 
 static void
 s_json_int (json_t *json, const char *key, int64_t value)
 {
-    fprintf (json->file, ",\"%s\":%" PRId64, key, value);
+    if (json->buf->discard)
+        return;
+    s_jb_key (json->buf, key);
+    s_jb_int (json->buf, value);
 }
 
 static void
 s_json_uint (json_t *json, const char *key, uint64_t value)
 {
-    fprintf (json->file, ",\"%s\":%" PRIu64, key, value);
+    if (json->buf->discard)
+        return;
+    s_jb_key (json->buf, key);
+    s_jb_uint (json->buf, value);
 }
 
 //  A rate with three decimals: JSON has no NaN or infinity, so an empty
@@ -395,26 +528,35 @@ s_json_uint (json_t *json, const char *key, uint64_t value)
 static void
 s_json_rate (json_t *json, const char *key, uint64_t count, int64_t ms)
 {
+    if (json->buf->discard)
+        return;
     double rate = ms > 0 ? (double) count * 1000.0 / (double) ms : 0.0;
-    fprintf (json->file, ",\"%s\":%.3f", key, rate);
+    char text [64];
+    int len = snprintf (text, sizeof text, "%.3f", rate);
+    s_jb_key (json->buf, key);
+    s_jb_put (json->buf, text, len > 0 ? (size_t) len : 0);
 }
 
 static void
 s_json_bool (json_t *json, const char *key, bool value)
 {
-    fprintf (json->file, ",\"%s\":%s", key, value ? "true" : "false");
+    if (json->buf->discard)
+        return;
+    s_jb_key (json->buf, key);
+    s_jb_puts (json->buf, value ? "true" : "false");
 }
 
 //  Close the object and publish it under `topic`.
 static void
 s_json_emit (core_t *self, json_t *json, const char *topic)
 {
-    fputc ('}', json->file);
-    fclose (json->file);
+    if (json->buf->discard)
+        return;
+    s_jb_putc (json->buf, '}');
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, topic);
-    zmsg_addmem (msg, json->data, json->size);
-    free (json->data);
+    zmsg_addmem (msg, json->buf->data, json->buf->size);
+    json->buf->size = 0;
     self->stats.events_published++;
     s_outbox_push (self, CORE_OUT_EVENT, msg);
 }
@@ -422,15 +564,17 @@ s_json_emit (core_t *self, json_t *json, const char *topic)
 static void
 s_json_labels (json_t *json, agent_t *agent)
 {
-    fputs (",\"labels\":{", json->file);
+    if (json->buf->discard)
+        return;
+    s_jb_puts (json->buf, ",\"labels\":{");
     for (size_t i = 0; i < agent->n_labels; i++) {
         if (i)
-            fputc (',', json->file);
-        s_json_escape (json->file, agent->label_keys [i]);
-        fputc (':', json->file);
-        s_json_escape (json->file, agent->label_values [i]);
+            s_jb_putc (json->buf, ',');
+        s_jb_escape (json->buf, agent->label_keys [i]);
+        s_jb_putc (json->buf, ':');
+        s_jb_escape (json->buf, agent->label_values [i]);
     }
-    fputc ('}', json->file);
+    s_jb_putc (json->buf, '}');
 }
 
 
@@ -912,13 +1056,38 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry,
 //  ---------------------------------------------------------------------
 //  Edges
 
+//  core->edges is keyed by routing id frames, compared by their bytes, so
+//  a lookup needs neither a copy nor a hex string.  The key is the edge's
+//  own routing_id frame: neither duplicated nor freed by the table.
+static size_t
+s_routing_id_hash (const void *key)
+{
+    zframe_t *frame = (zframe_t *) key;
+    const byte *data = zframe_data (frame);
+    size_t size = zframe_size (frame);
+    uint64_t hash = 14695981039346656037ULL;        //  FNV-1a
+    for (size_t i = 0; i < size; i++) {
+        hash ^= data [i];
+        hash *= 1099511628211ULL;
+    }
+    return (size_t) hash;
+}
+
+static int
+s_routing_id_compare (const void *item1, const void *item2)
+{
+    zframe_t *a = (zframe_t *) item1;
+    zframe_t *b = (zframe_t *) item2;
+    size_t size = zframe_size (a);
+    if (size != zframe_size (b))
+        return size < zframe_size (b) ? -1 : 1;
+    return size ? memcmp (zframe_data (a), zframe_data (b), size) : 0;
+}
+
 static edge_t *
 s_edge_lookup (core_t *self, zframe_t *routing_id)
 {
-    char *key = zframe_strhex (routing_id);
-    edge_t *edge = (edge_t *) zhashx_lookup (self->edges, key);
-    free (key);
-    return edge;
+    return (edge_t *) zhashx_lookup (self->edges, routing_id);
 }
 
 //  The edge is dead: its client calls' requests end CANCELLED, its
@@ -955,7 +1124,7 @@ s_edge_lost (core_t *self, edge_t *edge, const char *reason, bool clean)
     timers_disarm (self->cron, &edge->liveness);
     if (zhashx_lookup (self->edge_names, edge->name) == edge)
         zhashx_delete (self->edge_names, edge->name);
-    zhashx_delete (self->edges, edge->key);
+    zhashx_delete (self->edges, edge->routing_id);
 
     json_t json;
     s_json_begin (self, &json);
@@ -1051,7 +1220,7 @@ core_on_hello (core_t *self, core_input_t *in)
         edge->client_reqs = zlistx_new ();
         edge->resp_reqs = zlistx_new ();
         timers_node_init (&edge->liveness, TIMER_EDGE, edge);
-        zhashx_insert (self->edges, key, edge);
+        zhashx_insert (self->edges, edge->routing_id, edge);
         zhashx_update (self->edge_names, name, edge);
         if (self->cfg.edge_liveness_ms)
             timers_arm (self->cron, &edge->liveness,
@@ -1745,12 +1914,21 @@ core_new (const core_config_t *cfg, uint64_t incarnation,
               "%016" PRIx64, incarnation);
     self->next_session = session_base ? session_base : 1;
     self->log_level = TLOG_INFO;
+    self->events_wanted = true;
+    cookie_io_functions_t json_io = { .write = s_jb_cookie_write };
+    self->json_file = fopencookie (&self->json, "w", json_io);
+    assert (self->json_file);
+    setvbuf (self->json_file, NULL, _IONBF, 0);
     self->agents = zhashx_new ();
     self->requests = zhashx_new ();
     self->waiting = zhashx_new ();
     zhashx_set_destructor (self->waiting,
                            (zhashx_destructor_fn *) zlistx_destroy);
     self->edges = zhashx_new ();
+    zhashx_set_key_hasher (self->edges, s_routing_id_hash);
+    zhashx_set_key_comparator (self->edges, s_routing_id_compare);
+    zhashx_set_key_duplicator (self->edges, NULL);
+    zhashx_set_key_destructor (self->edges, NULL);
     self->edge_names = zhashx_new ();
     self->timers = timers_new ();
     self->cron = timers_new ();
@@ -1804,6 +1982,8 @@ core_destroy (core_t **self_p)
     zhashx_destroy (&self->waiting);
     zhashx_destroy (&self->requests);
     zhashx_destroy (&self->agents);
+    fclose (self->json_file);
+    free (self->json.data);
     free (self);
     *self_p = NULL;
 }
@@ -1813,6 +1993,13 @@ core_set_log_level (core_t *self, int level)
 {
     assert (self);
     self->log_level = level;
+}
+
+void
+core_set_events (core_t *self, bool wanted)
+{
+    assert (self);
+    self->events_wanted = wanted;
 }
 
 void

@@ -101,6 +101,13 @@ void
 void
     core_set_log_level (core_t *self, int level);
 
+//  Monitor events (CORE_OUT_EVENT) are built only while `wanted`; the
+//  default is true.  The shell turns them off while no monitor subscribes,
+//  so a deployment nobody watches does not pay for formatting them.  Their
+//  sequence number counts every event, built or not.
+void
+    core_set_events (core_t *self, bool wanted);
+
 //  Handle one message from the edge whose routing id is `routing_id`
 //  (borrowed).  Takes ownership of *msg_p (the frames after the routing id)
 //  and nulls the caller's pointer.  Never fails: malformed input is

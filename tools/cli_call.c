@@ -331,8 +331,7 @@ cli_agents_main (int argc, char **argv)
         s_agents_usage (stderr);
         return CLI_EXIT_USAGE;
     }
-    tether_client_t *client =
-        s_client_open (edge, &security, "tether agents");
+    tether_client_t *client = s_client_open (edge, &security, "tether agents");
     if (!client)
         return CLI_EXIT_USAGE;
     int status;
@@ -444,8 +443,7 @@ cli_health_main (int argc, char **argv)
         s_health_usage (stderr);
         return CLI_EXIT_USAGE;
     }
-    tether_client_t *client =
-        s_client_open (edge, &security, "tether health");
+    tether_client_t *client = s_client_open (edge, &security, "tether health");
     if (!client)
         return CLI_EXIT_USAGE;
     int status;

@@ -36,7 +36,7 @@
 
 //  Request durations kept for the latency percentiles.
 #define S_RECENT     4096
-#define S_STATUSES   17          //  gRPC codes 0..16 (tether_status_name)
+#define S_STATUSES   17 //  gRPC codes 0..16 (tether_status_name)
 #define S_REFRESH_MS 1000
 
 typedef enum
@@ -232,7 +232,8 @@ s_print_summary (monitor_t *self)
     printf ("requests ended %" PRIu64, self->ended);
     for (int i = 0; i < S_STATUSES; i++)
         if (self->by_status[i])
-            printf ("   %s %" PRIu64, tether_status_name (i), self->by_status[i]);
+            printf ("   %s %" PRIu64, tether_status_name (i),
+                    self->by_status[i]);
     printf ("\nevents %" PRIu64 "   missed %" PRIu64
             "   router restarts %" PRIu64 "\n",
             metrics_events_received (self->seqs),
