@@ -180,6 +180,33 @@ void tether_agent_set_superseded_delay (tether_agent_t *self, uint32_t ms);
 //  ("too_many_pings"), so talk to one of those with 300000 or more.
 void tether_agent_set_keepalive (tether_agent_t *self, uint32_t ms);
 
+//  A subscription counts as stable once it carried a request or stayed up
+//  this long; only a stable one resets the backoff failure count.
+//  Default TETHER_STABLE_DEFAULT_MS.
+#define TETHER_STABLE_DEFAULT_MS 10000
+void tether_agent_set_stable_time (tether_agent_t *self, uint32_t ms);
+
+//  When a stable subscription ends UNAVAILABLE (its edge is shutting down),
+//  the agent moves to the next address after a random wait in [0, ms], so
+//  a fleet cut off together spreads its reconnects (0 = at once).  Default
+//  TETHER_ROTATE_DELAY_DEFAULT_MS.
+#define TETHER_ROTATE_DELAY_DEFAULT_MS 1000
+void tether_agent_set_rotate_delay (tether_agent_t *self, uint32_t ms);
+
+//  Largest message accepted from the gateway, in bytes (requests for an
+//  agent, responses for a client).  Default TETHER_MAX_RECEIVE_DEFAULT;
+//  returns -1 (and changes nothing) when bytes is 0 or above
+//  TETHER_MAX_RECEIVE_LIMIT.  Call before run.
+#define TETHER_MAX_RECEIVE_DEFAULT (64u * 1024 * 1024)
+#define TETHER_MAX_RECEIVE_LIMIT 0x7fffffffu
+int tether_agent_set_max_receive (tether_agent_t *self, uint32_t bytes);
+
+//  tether_request_end waits for the gateway to confirm the end of the
+//  response call, at most this long.  Default TETHER_END_WAIT_DEFAULT_MS.
+//  Applies to requests received after the call.
+#define TETHER_END_WAIT_DEFAULT_MS 30000
+void tether_agent_set_end_wait (tether_agent_t *self, uint32_t ms);
+
 //  Speak TLS to the edge.  `ca_file`: PEM roots that sign the edge's
 //  certificate (NULL = gRPC's default roots); `cert_file` and `key_file`:
 //  this agent's client certificate and key for mutual TLS (both or
@@ -270,7 +297,8 @@ int tether_request_send (tether_request_t *self, const void *data, size_t size);
 //  End the request: with `status` TETHER_OK the response call is
 //  half-closed (an OK with no message sent still reaches the client); with
 //  any other status a last message carries `status` and `message` (may be
-//  NULL).  Waits for the gateway's answer, then destroys the request and
+//  NULL).  Waits for the gateway's answer (at most the agent's end wait,
+//  tether_agent_set_end_wait), then destroys the request and
 //  sets *self_p to NULL.  Returns 0 when the gateway accepted the answer,
 //  -1 otherwise.  A cancelled request is just destroyed.
 int
@@ -311,6 +339,12 @@ void tether_client_set_token (tether_client_t *self, const char *token);
 //  Ask the gateway to wait up to `ms` for an agent that is not connected
 //  yet (metadata x-wait-for-agent-ms) on subsequent calls.  Default 0.
 void tether_client_set_wait_for_agent (tether_client_t *self, uint32_t ms);
+
+//  Largest response message accepted, in bytes.  Default
+//  TETHER_MAX_RECEIVE_DEFAULT; returns -1 (and changes nothing) when bytes
+//  is 0 or above TETHER_MAX_RECEIVE_LIMIT.  Reopens the channel: call
+//  before starting calls.
+int tether_client_set_max_receive (tether_client_t *self, uint32_t bytes);
 
 //  Call `call` on agent `agent_id` with `size` bytes of `payload` (copied;
 //  may be NULL when size is 0).  `headers` is NULL or a NULL-terminated

@@ -13,11 +13,13 @@
       same address: two devices sharing an id alternate slowly instead of
       fighting;
     - UNAVAILABLE on a stream that was up and stable (the edge is shutting
-      down, or the connection broke): move to the next address at once;
+      down, or the connection broke): move to the next address, after a
+      random 0..rotate delay (tether_agent_set_rotate_delay) so agents cut
+      off together by an edge shutdown do not all arrive at once;
     - anything else: count a failure, wait the backoff delay, move to the
       next address.
-    A stream is stable once it carried a request or lived for
-    S_STABLE_MS; only a stable stream resets the failure count, so an edge
+    A stream is stable once it carried a request or lived for the stable
+    time (tether_agent_set_stable_time); only a stable stream resets the failure count, so an edge
     that accepts and drops us at once cannot cause a tight loop.
 
     Only the run thread touches the request table and the backoff; `mutex`
@@ -38,8 +40,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define S_STABLE_MS 10000
 
 //  Completion tags of the subscription call.
 typedef enum
@@ -65,6 +65,10 @@ struct _tether_agent_t
     tether_jitter_t backoff_jitter;
     uint32_t superseded_ms; //  Floor of the wait after superseded
     uint32_t keepalive_ms;  //  HTTP/2 ping after this much silence
+    uint32_t stable_ms;     //  A stream this old counts as stable
+    uint32_t rotate_ms;     //  Max random wait before the next edge
+    uint32_t max_receive;   //  Largest request message, bytes
+    uint32_t end_wait_ms;   //  Bound on tether_request_end's wait
     uint64_t seed;          //  Jitter seed
     tether_log_t log;       //  Where lines go
     tether_security_t sec;  //  TLS and token settings
@@ -100,6 +104,10 @@ tether_agent_new (const char *edges, const char *agent_id)
     self->backoff_jitter = TETHER_JITTER_FULL;
     self->superseded_ms = 10000;
     self->keepalive_ms = 30000;
+    self->stable_ms = TETHER_STABLE_DEFAULT_MS;
+    self->rotate_ms = TETHER_ROTATE_DELAY_DEFAULT_MS;
+    self->max_receive = TETHER_MAX_RECEIVE_DEFAULT;
+    self->end_wait_ms = TETHER_END_WAIT_DEFAULT_MS;
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
     self->seed = ((uint64_t) ts.tv_nsec << 20) ^ (uint64_t) ts.tv_sec
@@ -210,6 +218,37 @@ tether_agent_set_keepalive (tether_agent_t *self, uint32_t ms)
 {
     assert (self);
     self->keepalive_ms = ms;
+}
+
+void
+tether_agent_set_stable_time (tether_agent_t *self, uint32_t ms)
+{
+    assert (self);
+    self->stable_ms = ms;
+}
+
+void
+tether_agent_set_rotate_delay (tether_agent_t *self, uint32_t ms)
+{
+    assert (self);
+    self->rotate_ms = ms;
+}
+
+int
+tether_agent_set_max_receive (tether_agent_t *self, uint32_t bytes)
+{
+    assert (self);
+    if (bytes == 0 || bytes > TETHER_MAX_RECEIVE_LIMIT)
+        return -1;
+    self->max_receive = bytes;
+    return 0;
+}
+
+void
+tether_agent_set_end_wait (tether_agent_t *self, uint32_t ms)
+{
+    assert (self);
+    self->end_wait_ms = ms;
 }
 
 int
@@ -352,7 +391,7 @@ s_handle_message (tether_agent_t *self,
                 tlog_quote (message->id, quoted[1], sizeof quoted[1]),
                 tlog_quote (message->call, quoted[2], sizeof quoted[2]),
                 message->payload.len);
-    tether_request_t *request = tether_request_new (&message, conn);
+    tether_request_t *request = tether_request_new (&message, conn, self->end_wait_ms);
     if (self->request_count == self->request_max) {
         self->request_max = self->request_max ? self->request_max * 2 : 16;
         self->requests = (tether_request_t **) realloc (
@@ -494,7 +533,8 @@ s_attempt (tether_agent_t *self, tether_conn_t *conn, s_outcome_t *outcome)
     pthread_mutex_lock (&self->mutex);
     self->call = NULL;
     pthread_mutex_unlock (&self->mutex);
-    if (tether_now_ms () - started >= S_STABLE_MS && outcome->established)
+    if (tether_now_ms () - started >= (int64_t) self->stable_ms
+        && outcome->established)
         outcome->stable = true;
     size_t len = GRPC_SLICE_LENGTH (details);
     if (len >= sizeof outcome->details)
@@ -534,7 +574,8 @@ tether_agent_run (tether_agent_t *self)
                     "agent=%s edge=%s attempt=%" PRIu64, quoted[0],
                     tlog_quote (address, quoted[1], sizeof quoted[1]), attempt);
         tether_conn_t *conn =
-            tether_conn_new (address, self->keepalive_ms, &self->sec);
+            tether_conn_new (address, self->keepalive_ms, self->max_receive,
+                             &self->sec);
         s_outcome_t outcome;
         s_attempt (self, conn, &outcome);
         tether_conn_unref (&conn);
@@ -553,7 +594,8 @@ tether_agent_run (tether_agent_t *self)
             what = "superseded by another subscription with this id";
         } else if (outcome.status == GRPC_STATUS_UNAVAILABLE
                    && outcome.stable) {
-            delay_ms = 0;
+            delay_ms = (uint32_t) tether_backoff_random (backoff,
+                                                         self->rotate_ms);
             what = "edge went away, trying the next edge";
             tether_addrs_advance (self->addrs);
         } else {

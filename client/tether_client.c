@@ -20,6 +20,7 @@ struct _tether_client_t
     tether_conn_t *conn;   //  Channel to the edge
     uint32_t wait_ms;      //  x-wait-for-agent-ms, 0 = not sent
     char *address;         //  host:port, to reopen the channel
+    uint32_t max_receive;  //  Largest response message, bytes
     tether_security_t sec; //  TLS and token settings
 };
 
@@ -70,7 +71,8 @@ tether_client_new (const char *address)
     assert (self);
     self->address = strdup (address);
     assert (self->address);
-    self->conn = tether_conn_new (address, 0, NULL);
+    self->max_receive = TETHER_MAX_RECEIVE_DEFAULT;
+    self->conn = tether_conn_new (address, 0, self->max_receive, NULL);
     return self;
 }
 
@@ -79,7 +81,19 @@ static void
 s_client_reopen (tether_client_t *self)
 {
     tether_conn_unref (&self->conn);
-    self->conn = tether_conn_new (self->address, 0, &self->sec);
+    self->conn =
+        tether_conn_new (self->address, 0, self->max_receive, &self->sec);
+}
+
+int
+tether_client_set_max_receive (tether_client_t *self, uint32_t bytes)
+{
+    assert (self);
+    if (bytes == 0 || bytes > TETHER_MAX_RECEIVE_LIMIT)
+        return -1;
+    self->max_receive = bytes;
+    s_client_reopen (self);
+    return 0;
 }
 
 int

@@ -9,6 +9,7 @@
     =========================================================================
 */
 #include "tether_internal.h"
+#include "tfile.h"
 
 #include <grpc/grpc_security.h>
 #include <grpc/byte_buffer_reader.h>
@@ -29,28 +30,6 @@ struct _tether_conn_t
     grpc_channel *channel; //  Owned
     char *authorization;   //  "Bearer TOKEN" or NULL; owned
 };
-
-//  Read a whole file (caller owns the text), or NULL.
-static char *
-s_read_file (const char *path)
-{
-    FILE *file = fopen (path, "rb");
-    if (!file)
-        return NULL;
-    char *data = NULL;
-    if (fseek (file, 0, SEEK_END) == 0) {
-        long end = ftell (file);
-        if (end >= 0 && end < 16 * 1024 * 1024
-            && fseek (file, 0, SEEK_SET) == 0) {
-            data = (char *) malloc ((size_t) end + 1);
-            assert (data);
-            size_t size = fread (data, 1, (size_t) end, file);
-            data[size] = 0;
-        }
-    }
-    fclose (file);
-    return data;
-}
 
 static void
 s_wipe_free (char *text)
@@ -73,9 +52,9 @@ tether_security_set_tls (tether_security_t *sec,
     bool has_key = key_file && *key_file;
     if (has_cert != has_key)
         return -1;
-    char *ca = has_ca ? s_read_file (ca_file) : NULL;
-    char *cert = has_cert ? s_read_file (cert_file) : NULL;
-    char *key = has_key ? s_read_file (key_file) : NULL;
+    char *ca = has_ca ? tfile_read (ca_file, TFILE_PEM_MAX) : NULL;
+    char *cert = has_cert ? tfile_read (cert_file, TFILE_PEM_MAX) : NULL;
+    char *key = has_key ? tfile_read (key_file, TFILE_PEM_MAX) : NULL;
     if ((has_ca && !ca) || (has_cert && !cert) || (has_key && !key)) {
         free (ca);
         free (cert);
@@ -133,6 +112,7 @@ s_arg_int (grpc_arg *args, size_t *nargs_p, const char *key, int value)
 tether_conn_t *
 tether_conn_new (const char *address,
                  uint32_t keepalive_ms,
+                 uint32_t max_receive,
                  const tether_security_t *sec)
 {
     assert (address);
@@ -145,8 +125,10 @@ tether_conn_new (const char *address,
     grpc_arg args[S_MAX_ARGS];
     size_t nargs = 0;
     s_arg_int (args, &nargs, GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    if (max_receive == 0 || max_receive > INT_MAX)
+        max_receive = max_receive ? INT_MAX : TETHER_MAX_RECEIVE_DEFAULT;
     s_arg_int (args, &nargs, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-               64 * 1024 * 1024);
+               (int) max_receive);
     s_arg_int (args, &nargs, GRPC_ARG_ENABLE_RETRIES, 0);
     if (keepalive_ms > 0) {
         //  Ping after keepalive_ms of silence, with or without a call

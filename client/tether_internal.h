@@ -59,10 +59,12 @@ void tether_security_clear (tether_security_t *sec);
 //  NULL).  With `keepalive_ms` > 0, HTTP/2 pings go out after that much
 //  silence, with or without calls open, and a ping unanswered for
 //  TETHER_KEEPALIVE_TIMEOUT_MS closes the connection, so one that died
-//  silently (NAT timeout, pulled cable) is noticed.  Caller owns the one reference.  THREAD SAFETY: ref/unref
+//  silently (NAT timeout, pulled cable) is noticed.  Messages larger than
+//  `max_receive` bytes are refused (0 = TETHER_MAX_RECEIVE_DEFAULT).  Caller owns the one reference.  THREAD SAFETY: ref/unref
 //  from any thread.
 tether_conn_t *tether_conn_new (const char *address,
                                 uint32_t keepalive_ms,
+                                uint32_t max_receive,
                                 const tether_security_t *sec);
 tether_conn_t *tether_conn_ref (tether_conn_t *self);
 void tether_conn_unref (tether_conn_t **self_p);
@@ -118,9 +120,11 @@ int64_t tether_now_ms (void);
 
 //  Requests, as the agent sees them.  The new request has two references:
 //  one for the agent's table, one for the handler.  Takes ownership of
-//  `message`; takes a new reference on `conn`.
+//  `message`; takes a new reference on `conn`.  tether_request_end waits
+//  up to `end_wait_ms` for the gateway to confirm the end.
 tether_request_t *tether_request_new (Tether__V1__AgentRequest **message_p,
-                                      tether_conn_t *conn);
+                                      tether_conn_t *conn,
+                                      uint32_t end_wait_ms);
 //  Mark cancelled and run the cancel function (once).  With `abort`, also
 //  cancel the response call (the agent is stopping).  Agent thread.
 void tether_request_cancel (tether_request_t *self, bool abort);

@@ -30,6 +30,7 @@ struct _tether_request_t
 {
     Tether__V1__AgentRequest *message; //  Owned, immutable
     tether_conn_t *conn;               //  Reference, for the response call
+    uint32_t end_wait_ms;              //  Bound on the wait in _end
     atomic_bool cancelled;             //  Gateway cancelled, or agent stopped
     atomic_bool ended;                 //  Handler ended or destroyed it
 
@@ -56,7 +57,9 @@ struct _tether_request_t
 };
 
 tether_request_t *
-tether_request_new (Tether__V1__AgentRequest **message_p, tether_conn_t *conn)
+tether_request_new (Tether__V1__AgentRequest **message_p,
+                    tether_conn_t *conn,
+                    uint32_t end_wait_ms)
 {
     assert (message_p && *message_p);
     tether_request_t *self = (tether_request_t *) calloc (1, sizeof *self);
@@ -64,6 +67,7 @@ tether_request_new (Tether__V1__AgentRequest **message_p, tether_conn_t *conn)
     self->message = *message_p;
     *message_p = NULL;
     self->conn = tether_conn_ref (conn);
+    self->end_wait_ms = end_wait_ms;
     atomic_init (&self->cancelled, false);
     atomic_init (&self->ended, false);
     pthread_mutex_init (&self->cb_mutex, NULL);
@@ -372,7 +376,7 @@ tether_request_end (tether_request_t **self_p, int status, const char *message)
         if (s_send (self, buffer, true) == 0) {
             //  The gateway answers once the request is finished; bound the
             //  wait in case it never does.
-            s_wait (self, &self->recv_tag, tether_deadline (30000));
+            s_wait (self, &self->recv_tag, tether_deadline (self->end_wait_ms));
             rc = self->status == GRPC_STATUS_OK ? 0 : -1;
         }
         if (buffer)

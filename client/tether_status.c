@@ -1,50 +1,27 @@
 /*  =========================================================================
     tether_status - gRPC status names and the command line's exit codes
 
-    One table maps the 17 gRPC codes to their names; the exit code mapping
-    (0 for OK, 10 + code otherwise) lives here so that the library, the
-    command line and the documentation agree.
+    The names come from common/tstatus (one table for the tree); the exit
+    code mapping (0 for OK, 10 + code otherwise) lives here so that the
+    library, the command line and the documentation agree.
     =========================================================================
 */
 #include "tether.h"
+#include "tstatus.h"
 
-#include <strings.h>
-
-static const char *s_status_name[] = {"OK",
-                                      "CANCELLED",
-                                      "UNKNOWN",
-                                      "INVALID_ARGUMENT",
-                                      "DEADLINE_EXCEEDED",
-                                      "NOT_FOUND",
-                                      "ALREADY_EXISTS",
-                                      "PERMISSION_DENIED",
-                                      "RESOURCE_EXHAUSTED",
-                                      "FAILED_PRECONDITION",
-                                      "ABORTED",
-                                      "OUT_OF_RANGE",
-                                      "UNIMPLEMENTED",
-                                      "INTERNAL",
-                                      "UNAVAILABLE",
-                                      "DATA_LOSS",
-                                      "UNAUTHENTICATED"};
-
-#define S_STATUS_COUNT (int) (sizeof s_status_name / sizeof s_status_name[0])
+#define S_STATUS_COUNT TSTATUS_COUNT
 
 const char *
 tether_status_name (int code)
 {
-    if (code < 0 || code >= S_STATUS_COUNT)
-        return "UNKNOWN_STATUS";
-    return s_status_name[code];
+    const char *name = tstatus_name (code);
+    return name ? name : "UNKNOWN_STATUS";
 }
 
 int
 tether_status_from_name (const char *name)
 {
-    for (int code = 0; name && code < S_STATUS_COUNT; code++)
-        if (strcasecmp (name, s_status_name[code]) == 0)
-            return code;
-    return -1;
+    return tstatus_from_name (name);
 }
 
 int

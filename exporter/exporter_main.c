@@ -37,8 +37,10 @@
 
 //  Events handled per wake-up at most, so a flood cannot starve scrapes.
 #define S_BATCH 1000
-//  The SUB socket's receive high-water mark, messages.
-#define S_SUB_HWM 100000
+//  Default receive high-water mark of the SUB socket, events.
+#define S_SUB_HWM_DEFAULT 100000
+//  Upper bound of the setting (ZMQ takes an int).
+#define S_SUB_HWM_MAX 100000000
 //  Longest poll, ms: the router's liveness is judged at least this often.
 #define S_TICK_MS 1000
 //  Gap warnings are printed at most this often, ms.
@@ -51,6 +53,7 @@ typedef struct
     char *listen;      //  HOST:PORT for HTTP
     char *log_level;   //  debug, info, warn, error, off
     uint32_t stale_ms; //  router counts as down after this
+    uint32_t sub_hwm;  //  events queued before the SUB drops more
 } settings_t;
 
 typedef struct
@@ -86,6 +89,9 @@ s_options (settings_t *settings, tconfig_option_t *options)
         {"exporter/stale_after", "TETHER_EXPORTER_STALE_AFTER", "--stale-after",
          TCONFIG_DURATION, &settings->stale_ms, 1, 0,
          "tether_router_up is 0 when no event came for this long"},
+        {"exporter/sub_hwm", "TETHER_EXPORTER_SUB_HWM", "--sub-hwm",
+         TCONFIG_UINT, &settings->sub_hwm, 1, S_SUB_HWM_MAX,
+         "events queued unread before more are dropped (counted as missed)"},
         {"exporter/log_level", "TETHER_LOG_LEVEL", "--log-level",
          TCONFIG_STRING, &settings->log_level, 0, 0,
          "debug, info, warn, error or off"}};
@@ -402,6 +408,7 @@ main (int argc, char **argv)
     self->settings.listen = strdup ("0.0.0.0:9464");
     self->settings.log_level = strdup ("info");
     self->settings.stale_ms = 5000;
+    self->settings.sub_hwm = S_SUB_HWM_DEFAULT;
     assert (self->settings.monitor && self->settings.listen
             && self->settings.log_level);
     tconfig_option_t options[8];
@@ -450,7 +457,7 @@ main (int argc, char **argv)
 
     self->sub = zsock_new (ZMQ_SUB);
     assert (self->sub);
-    zsock_set_rcvhwm (self->sub, S_SUB_HWM);
+    zsock_set_rcvhwm (self->sub, (int) self->settings.sub_hwm);
     zsock_set_linger (self->sub, 0);
     zsock_set_rcvtimeo (self->sub, 0);
     zsock_set_subscribe (self->sub, "");

@@ -22,6 +22,7 @@
 */
 #include "metrics.h"
 #include "event_json.h"
+#include "tstatus.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -29,27 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_STATUSES        17
+#define S_STATUSES        TSTATUS_COUNT
 #define S_MAX_EDGES       1024
 #define S_INCARNATION_MAX 32 //  longest router_incarnation kept
 
-static const char *s_status_name[S_STATUSES] = {"OK",
-                                                "CANCELLED",
-                                                "UNKNOWN",
-                                                "INVALID_ARGUMENT",
-                                                "DEADLINE_EXCEEDED",
-                                                "NOT_FOUND",
-                                                "ALREADY_EXISTS",
-                                                "PERMISSION_DENIED",
-                                                "RESOURCE_EXHAUSTED",
-                                                "FAILED_PRECONDITION",
-                                                "ABORTED",
-                                                "OUT_OF_RANGE",
-                                                "UNIMPLEMENTED",
-                                                "INTERNAL",
-                                                "UNAVAILABLE",
-                                                "DATA_LOSS",
-                                                "UNAUTHENTICATED"};
 
 //  Known topics; anything else is counted as "other" (the last entry).
 static const char *s_topic_name[] = {
@@ -150,10 +134,8 @@ s_status_index (event_json_t *json)
     if (event_json_get_uint (json, "status", &status))
         return status < S_STATUSES ? (int) status : 2;
     const char *code = event_json_get_string (json, "code", NULL);
-    for (int i = 0; code && i < S_STATUSES; i++)
-        if (strcmp (code, s_status_name[i]) == 0)
-            return i;
-    return 2; //  UNKNOWN
+    int from_name = tstatus_from_name (code);
+    return from_name >= 0 ? from_name : 2; //  2 = UNKNOWN
 }
 
 static void
@@ -405,7 +387,7 @@ metrics_render (metrics_t *self, int64_t now_mono_ms, size_t *size)
               "Requests finished, by gRPC status.");
     for (int i = 0; i < S_STATUSES; i++)
         fprintf (out, "tether_requests_total{status=\"%s\"} %" PRIu64 "\n",
-                 s_status_name[i], self->by_status[i]);
+                 tstatus_name (i), self->by_status[i]);
     s_family (out, "tether_request_duration_seconds", "histogram",
               "Time from a request's arrival at the router to its end.");
     uint64_t cumulative = 0;

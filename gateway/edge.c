@@ -11,6 +11,13 @@
     no picture formatting on the CQ thread, whose only job is to keep
     gRPC's completions flowing).
 
+    The send chain (edge_internal.h): a call with a send queue lets the CQ
+    thread start its next queued SEND_MESSAGE as soon as the previous one
+    completes, so a stream with a backlog is not paced by two thread
+    wake-ups per message.  The CQ thread reports what a chain wrote every
+    `progress_every` messages (a PROGRESS event) and when it hands the
+    send path back (the SEND completion), so the owner can grant credit.
+
     Calls are named on the wire by a handle from a counter; `calls` maps
     handle -> call.  A requested call that has not arrived yet is not in
     the table (it has no handle); `posted` counts those.
@@ -56,6 +63,8 @@ typedef struct
     void *tag;          //  the op, or &edge->shutdown_op
     int ok;             //  the event's success
     int queue_shutdown; //  1 = the last event: the queue is shut
+    uint32_t written;   //  SEND, PROGRESS: messages written (see the send
+                        //  chain)
 } s_event_t;
 
 static const gw_class_t *
@@ -211,6 +220,73 @@ gw_byte_buffer_from_frame (zframe_t **frame_p)
     return buffer;
 }
 
+gw_sendq_t *
+gw_sendq_new (uint32_t capacity)
+{
+    gw_sendq_t *self = (gw_sendq_t *) calloc (1, sizeof (gw_sendq_t));
+    assert (self);
+    uint32_t size = 2;
+    while (size < capacity && size < (1u << 31))
+        size <<= 1;
+    self->slots = (zframe_t **) calloc (size, sizeof (zframe_t *));
+    assert (self->slots);
+    self->mask = size - 1;
+    atomic_init (&self->head, 0);
+    atomic_init (&self->tail, 0);
+    return self;
+}
+
+void
+gw_sendq_destroy (gw_sendq_t **self_p)
+{
+    assert (self_p);
+    gw_sendq_t *self = *self_p;
+    if (!self)
+        return;
+    zframe_t *frame;
+    while ((frame = gw_sendq_pop (self)))
+        zframe_destroy (&frame);
+    free (self->slots);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+gw_sendq_push (gw_sendq_t *self, zframe_t **frame_p)
+{
+    uint32_t tail = atomic_load_explicit (&self->tail, memory_order_relaxed);
+    uint32_t head = atomic_load_explicit (&self->head, memory_order_acquire);
+    if (tail - head > self->mask)
+        return -1;
+    self->slots[tail & self->mask] = *frame_p;
+    *frame_p = NULL;
+    //  Publishes the slot to the consumer.
+    atomic_store_explicit (&self->tail, tail + 1, memory_order_release);
+    return 0;
+}
+
+zframe_t *
+gw_sendq_pop (gw_sendq_t *self)
+{
+    uint32_t head = atomic_load_explicit (&self->head, memory_order_acquire);
+    uint32_t tail = atomic_load_explicit (&self->tail, memory_order_acquire);
+    if (head == tail)
+        return NULL;
+    zframe_t *frame = self->slots[head & self->mask];
+    self->slots[head & self->mask] = NULL;
+    //  Gives the slot back to the producer.
+    atomic_store_explicit (&self->head, head + 1, memory_order_release);
+    return frame;
+}
+
+size_t
+gw_sendq_size (gw_sendq_t *self)
+{
+    uint32_t head = atomic_load_explicit (&self->head, memory_order_acquire);
+    uint32_t tail = atomic_load_explicit (&self->tail, memory_order_acquire);
+    return (size_t) (tail - head);
+}
+
 int
 gw_call_send (gw_call_t *self, zframe_t **frame_p)
 {
@@ -324,6 +400,7 @@ gw_call_maybe_free (gw_call_t **self_p)
         grpc_byte_buffer_destroy (self->send_buf);
     if (self->last_buf)
         grpc_byte_buffer_destroy (self->last_buf);
+    gw_sendq_destroy (&self->sendq);
     grpc_metadata_array_destroy (&self->md);
     grpc_call_details_destroy (&self->details);
     if (self->call)
@@ -388,7 +465,7 @@ gw_random_hex (char *buf)
 void
 gw_router_send (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
 {
-    if (!edge->dealer || edge->said_bye) {
+    if ((!edge->dealer && !edge->local) || edge->said_bye) {
         if (payload_p)
             zframe_destroy (payload_p);
         return;
@@ -399,6 +476,10 @@ gw_router_send (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
     zmsg_append (msg, &frame);
     if (payload_p && *payload_p)
         zmsg_append (msg, payload_p);
+    if (edge->local) {
+        edge_router_send (edge->local, &msg, zclock_mono ());
+        return;
+    }
     if (zmsg_send (&msg, edge->dealer) == -1) {
         edge->send_failed++;
         if (edge->send_failed % 1000 == 1)
@@ -591,15 +672,24 @@ s_post (edge_t *self, gw_kind_t kind)
 }
 
 static void
-s_handle_event (edge_t *self, void *tag, int ok)
+s_handle_event (edge_t *self, void *tag, int ok, uint32_t written)
 {
     if (tag == &self->shutdown_op) {
         self->server_shutdown = true;
         return;
     }
     gw_call_t *call = gw_call_of ((gw_op_t *) tag);
-    call->pending_ops--;
     gw_op_kind_t op = ((gw_op_t *) tag)->kind;
+    if (op == GW_OP_PROGRESS) {
+        //  A report, not a completion: the chain's send is still pending.
+        call->written = written;
+        s_class (call->kind)->completed (call, op, true);
+        call->written = 0;
+        return;
+    }
+    call->pending_ops--;
+    if (op == GW_OP_SEND)
+        call->written = written;
     if (op == GW_OP_NEW) {
         self->posted--;
         if (!ok || !call->call) {
@@ -622,6 +712,7 @@ s_handle_event (edge_t *self, void *tag, int ok)
         s_class (call->kind)->completed (call, op, ok != 0);
         if (op == GW_OP_CLOSE)
             call->done = true;
+        call->written = 0;
     }
     gw_call_maybe_free (&call);
 }
@@ -639,7 +730,21 @@ s_drain_pump (edge_t *self)
             self->pump_running = false;
             continue;
         }
-        s_handle_event (self, ev.tag, ev.ok);
+        s_handle_event (self, ev.tag, ev.ok, ev.written);
+    }
+}
+
+//  Handle what the embedded router has for us, including what those
+//  messages make it answer, up to a batch.
+static void
+s_drain_local (edge_t *self, int64_t now)
+{
+    edge_router_tick (self->local, now);
+    for (int i = 0; i < S_BATCH; i++) {
+        zmsg_t *msg = edge_router_recv (self->local);
+        if (!msg)
+            break;
+        s_handle_router_msg (self, &msg, now);
     }
 }
 
@@ -656,6 +761,52 @@ s_drain_dealer (edge_t *self, int64_t now)
     }
 }
 
+//  CQ thread: forward one event to the owner.
+static void
+s_forward (void *sock, s_event_t *out)
+{
+    while (zmq_send (sock, out, sizeof *out, 0) == -1 && errno == EINTR)
+        ;
+}
+
+//  CQ thread, holding the call's send path: the send in flight completed
+//  with `ok`.  Starts the next queued message and returns 1 (the send path
+//  stays here); or returns 0 (the queue is empty) or -1 (the next send
+//  could not start: the call is cancelled), and the completion is to be
+//  forwarded, which hands the send path back to the owner.
+static int
+s_chain_next (void *sock, gw_call_t *call, bool ok)
+{
+    if (!ok)
+        return -1;
+    call->chain_written++;
+    zframe_t *frame = gw_sendq_pop (call->sendq);
+    if (!frame)
+        return 0;
+    grpc_byte_buffer_destroy (call->send_buf);
+    call->send_buf = gw_byte_buffer_from_frame (&frame);
+    grpc_op op;
+    memset (&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = call->send_buf;
+    if (grpc_call_start_batch (call->call, &op, 1, &call->ops[GW_OP_SEND],
+                               NULL)
+        != GRPC_CALL_OK) {
+        grpc_byte_buffer_destroy (call->send_buf);
+        call->send_buf = NULL;
+        grpc_call_cancel_with_status (call->call, GRPC_STATUS_INTERNAL,
+                                      "write failed", NULL);
+        return -1;
+    }
+    if (call->progress_every && call->chain_written >= call->progress_every) {
+        s_event_t report = {&call->ops[GW_OP_PROGRESS], 1, 0,
+                            call->chain_written};
+        call->chain_written = 0;
+        s_forward (sock, &report);
+    }
+    return 1;
+}
+
 static void *
 s_pump (void *args)
 {
@@ -664,11 +815,25 @@ s_pump (void *args)
     while (true) {
         grpc_event ev = grpc_completion_queue_next (
             self->cq, gpr_inf_future (GPR_CLOCK_REALTIME), NULL);
-        s_event_t out = {ev.tag, ev.success, ev.type == GRPC_QUEUE_SHUTDOWN};
+        s_event_t out = {ev.tag, ev.success, ev.type == GRPC_QUEUE_SHUTDOWN,
+                         0};
         if (ev.type == GRPC_QUEUE_TIMEOUT)
             continue;
-        while (zmq_send (sock, &out, sizeof out, 0) == -1 && errno == EINTR)
-            ;
+        if (ev.type == GRPC_OP_COMPLETE && ev.tag != &self->shutdown_op
+            && ((gw_op_t *) ev.tag)->kind == GW_OP_SEND) {
+            gw_call_t *call = gw_call_of ((gw_op_t *) ev.tag);
+            if (call->sendq) {
+                int rc = s_chain_next (sock, call, ev.success != 0);
+                if (rc == 1)
+                    continue;
+                if (rc == -1)
+                    out.ok = 0;
+                out.written = call->chain_written;
+                call->chain_written = 0;
+            } else
+                out.written = ev.success ? 1 : 0;
+        }
+        s_forward (sock, &out);
         if (out.queue_shutdown)
             break;
     }
@@ -804,22 +969,21 @@ s_start_router (edge_t *self)
                   cfg->router_endpoint);
         return 0;
     }
-    char id[33];
-    gw_random_hex (id);
+    //  Embedded: the router core runs on this thread (edge_router.c).
     snprintf (self->router_endpoint, sizeof self->router_endpoint,
-              "inproc://tether-router-%.16s", id);
-    router_config_t rcfg;
-    router_config_copy (&rcfg, &cfg->embedded);
-    free (rcfg.bind);
-    free (rcfg.monitor);
-    free (rcfg.log_level);
-    rcfg.bind = strdup (self->router_endpoint);
-    rcfg.monitor = strdup (cfg->monitor);
-    rcfg.log_level = strdup (cfg->log_level);
-    assert (rcfg.bind && rcfg.monitor && rcfg.log_level);
-    self->router = router_actor_start (&rcfg);
-    router_config_clear (&rcfg);
-    if (!self->router) {
+              "embedded");
+    uint8_t routing_id[16];
+    uint64_t a = s_random_u64 (), b = s_random_u64 ();
+    memcpy (routing_id, &a, 8);
+    memcpy (routing_id + 8, &b, 8);
+    routing_id[0] |= 0x80;
+    char why[300] = "";
+    self->local = edge_router_new (&cfg->embedded, cfg->monitor, routing_id,
+                                   sizeof routing_id, why, sizeof why);
+    if (!self->local) {
+        char quoted[320];
+        tlog (TLOG_ERROR, "router cannot start", "reason=%s",
+              tlog_quote (why, quoted, sizeof quoted));
         tlog (TLOG_ERROR, "cannot start the embedded router",
               "monitor=%s hint=\"is the monitor port in use? pass "
               "--monitor '' or another endpoint\"",
@@ -829,8 +993,9 @@ s_start_router (edge_t *self)
     return 0;
 }
 
+//  Connect the DEALER to an external router.  Returns 0 or -1.
 static int
-s_connect_router (edge_t *self)
+s_connect_dealer (edge_t *self)
 {
     self->dealer = zsock_new (ZMQ_DEALER);
     assert (self->dealer);
@@ -852,6 +1017,14 @@ s_connect_router (edge_t *self)
               self->router_endpoint);
         return -1;
     }
+    return 0;
+}
+
+static int
+s_connect_router (edge_t *self)
+{
+    if (!self->local && s_connect_dealer (self))
+        return -1;
     return 0;
 }
 
@@ -941,11 +1114,11 @@ edge_new (const edge_config_t *cfg)
 
     tlog (TLOG_INFO, "edge listening",
           "listen=%s router=%s monitor=%s edge=%s max_message_size=%" PRIu32,
-          self->listen, self->router ? "embedded" : self->router_endpoint,
-          self->router && *cfg->monitor ? cfg->monitor : "none", self->edge_id,
+          self->listen, self->local ? "embedded" : self->router_endpoint,
+          self->local && *cfg->monitor ? cfg->monitor : "none", self->edge_id,
           cfg->embedded.core.max_payload_bytes);
     edge_auth_announce (self);
-    if (self->router) {
+    if (self->local) {
         //  A reachable address for the hint: loopback for a wildcard.
         char target[300];
         const char *colon = strrchr (self->listen, ':');
@@ -1019,7 +1192,14 @@ edge_run (edge_t *self)
     memset (items, 0, sizeof items);
     items[0].socket = zsock_resolve (self->pump_rx);
     items[0].events = ZMQ_POLLIN;
-    items[1].socket = zsock_resolve (self->dealer);
+    //  The DEALER to an external router, or the embedded router's monitor
+    //  (for its subscriptions), or nothing (fd -1 is never ready).
+    if (self->dealer)
+        items[1].socket = zsock_resolve (self->dealer);
+    else if (self->local && edge_router_monitor (self->local))
+        items[1].socket = edge_router_monitor (self->local);
+    else
+        items[1].fd = -1;
     items[1].events = ZMQ_POLLIN;
     items[2].fd = self->sigfd;
     items[2].events = ZMQ_POLLIN;
@@ -1038,6 +1218,11 @@ edge_run (edge_t *self)
             }
         }
         long timeout = s_timers (self, now);
+        if (self->local) {
+            long due = edge_router_timeout (self->local, now);
+            if (due >= 0 && due < timeout)
+                timeout = due;
+        }
         if (self->stopping && stop_deadline - now < timeout)
             timeout = (long) (stop_deadline - now);
         int rc = zmq_poll (items, 3, timeout);
@@ -1049,10 +1234,14 @@ edge_run (edge_t *self)
             break;
         }
         now = zclock_mono ();
+        if (self->local && (items[1].revents & ZMQ_POLLIN))
+            edge_router_monitor_ready (self->local);
         if (items[0].revents & ZMQ_POLLIN)
             s_drain_pump (self);
-        if (items[1].revents & ZMQ_POLLIN)
+        if (self->dealer && (items[1].revents & ZMQ_POLLIN))
             s_drain_dealer (self, now);
+        if (self->local)
+            s_drain_local (self, now);
         if (items[2].revents & ZMQ_POLLIN) {
             struct signalfd_siginfo info;
             while (read (self->sigfd, &info, sizeof info) == sizeof info) {
@@ -1127,7 +1316,7 @@ edge_destroy (edge_t **self_p)
     }
     zlistx_destroy (&left);
     zsock_destroy (&self->dealer);
-    zactor_destroy (&self->router);
+    edge_router_destroy (&self->local);
     zsock_destroy (&self->pump_tx);
     zsock_destroy (&self->pump_rx);
     zhashx_destroy (&self->calls);

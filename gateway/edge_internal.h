@@ -11,7 +11,17 @@
 
     Invariants:
     - Only the owner thread reads or writes a call, and only it starts
-      batches (the CQ thread forwards (tag, ok) and does nothing else).
+      batches (the CQ thread forwards (tag, ok) and does nothing else),
+      with one exception, the send chain: a call with a `sendq` hands its
+      send path to the CQ thread while a send is in flight.  When that
+      send completes, the CQ thread starts the next queued message itself
+      instead of waking the owner; only when the queue is empty (or a send
+      failed) does it forward the completion, which hands the send path
+      back.  So exactly one thread starts sends on a call at any moment:
+      the owner while send_busy is false, the CQ thread while it is true.
+      The CQ thread touches only sendq's consumer side, send_buf,
+      chain_written and the gRPC call then; the owner keeps every other
+      field.
     - pending_ops counts batches started and not yet completed; it is
       incremented before grpc_call_start_batch and decremented at once when
       the start fails (no completion will come).
@@ -31,6 +41,7 @@
 #include <grpc/support/time.h>
 #include <czmq.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -59,6 +70,8 @@ typedef enum {
     GW_OP_CLOSE,            //  RECV_CLOSE_ON_SERVER, alone
     GW_OP_FINISH,           //  SEND_STATUS_FROM_SERVER (and what goes
                             //  with it)
+    GW_OP_PROGRESS,         //  not a gRPC op: the CQ thread's report of
+                            //  messages a send chain wrote (`written`)
     GW_OP_COUNT
 } gw_op_kind_t;
 
@@ -67,6 +80,16 @@ typedef struct {
 } gw_op_t;
 
 typedef struct _gw_call_t gw_call_t;
+
+//  A bounded single-producer, single-consumer queue of frames.  The owner
+//  thread is the only producer; the consumer is whichever thread holds
+//  the call's send path (see the send chain above).
+typedef struct {
+    zframe_t **slots;           //  mask + 1 entries
+    uint32_t mask;              //  capacity - 1 (a power of two - 1)
+    _Atomic uint32_t head;      //  next to pop; written by the consumer
+    _Atomic uint32_t tail;      //  next to push; written by the producer
+} gw_sendq_t;
 
 //  The common header of every call struct.
 struct _gw_call_t {
@@ -89,7 +112,19 @@ struct _gw_call_t {
     grpc_byte_buffer *send_buf; //  the message of the SEND batch in flight
     grpc_byte_buffer *last_buf; //  the message of the FINISH batch
     gw_op_t ops[GW_OP_COUNT];   //  completion tags, one per op kind
+    gw_sendq_t *sendq;          //  messages to write; set = the CQ thread
+                                //  may chain sends (owned, freed with the
+                                //  call)
+    uint32_t progress_every;    //  the CQ thread reports a chain's writes
+                                //  every this many (0 = at its end only)
+    uint32_t chain_written;     //  CQ thread only: writes not reported
+    uint32_t written;           //  owner: messages written, as reported
+                                //  by the SEND or PROGRESS event being
+                                //  handled
 };
+
+//  The embedded router on the owner thread (edge_router.c).
+typedef struct _edge_router_t edge_router_t;
 
 //  What the owner thread knows about the router.
 typedef struct {
@@ -112,7 +147,8 @@ struct _edge_t {
     size_t posted;              //  requested calls not arrived yet
     size_t agents;              //  agent streams open
     zsock_t *dealer;            //  to the router
-    zactor_t *router;           //  embedded router, or NULL
+    edge_router_t *local;       //  embedded router on this thread, or
+                                //  NULL with an external router
     char router_endpoint[256];  //  where the DEALER connects
     zsock_t *pump_rx;           //  owner's end of the CQ-thread PAIR
     zsock_t *pump_tx;           //  the CQ thread's end
@@ -171,6 +207,29 @@ void
     gw_call_abort (gw_call_t *self, grpc_status_code status,
                    const char *message);
 
+//  A send queue holding at least `capacity` frames.  Caller owns it.
+gw_sendq_t *
+    gw_sendq_new (uint32_t capacity);
+
+//  Destroy the queue and the frames left in it; null the pointer.
+void
+    gw_sendq_destroy (gw_sendq_t **self_p);
+
+//  Append a frame.  Takes ownership of *frame_p and nulls it, or returns
+//  -1 when the queue is full (the caller keeps the frame).  THREAD
+//  SAFETY: the owner thread only.
+int
+    gw_sendq_push (gw_sendq_t *self, zframe_t **frame_p);
+
+//  Remove the oldest frame.  Returns it (caller owns it) or NULL when
+//  empty.  THREAD SAFETY: the thread holding the call's send path.
+zframe_t *
+    gw_sendq_pop (gw_sendq_t *self);
+
+//  Frames queued (a snapshot).
+size_t
+    gw_sendq_size (gw_sendq_t *self);
+
 //  Start one SEND_MESSAGE of the frame's bytes, with the initial metadata
 //  when not sent yet.  Takes ownership of *frame_p and nulls it (the bytes
 //  are not copied: gRPC releases the frame when done with them).  Returns
@@ -226,6 +285,49 @@ bool
 //  128 random bits as 32 hex characters into `buf` (at least 33 bytes).
 void
     gw_random_hex (char *buf);
+
+//  ---- edge_router.c: the embedded router on the owner thread ----------
+
+//  A router core for this edge alone, known to it by `edge_id` (copied),
+//  with `cfg` (borrowed) and a monitor XPUB bound to `monitor` (empty =
+//  none).  Returns it (caller owns it), or NULL with the reason in `err`
+//  when the monitor cannot bind.
+edge_router_t *
+    edge_router_new (const router_config_t *cfg, const char *monitor,
+                     const void *edge_id, size_t edge_id_size, char *err,
+                     size_t err_size);
+
+//  Destroy the router and what it holds; null the pointer.
+void
+    edge_router_destroy (edge_router_t **self_p);
+
+//  Hand the router one message from this edge: [envelope][payload?].
+//  Takes ownership of *msg_p and nulls it.  The answers wait for
+//  edge_router_recv.
+void
+    edge_router_send (edge_router_t *self, zmsg_t **msg_p, int64_t now);
+
+//  Run the router's deadlines due at `now`.
+void
+    edge_router_tick (edge_router_t *self, int64_t now);
+
+//  Returns ms until the router needs edge_router_tick or has messages
+//  waiting (0), or -1 when it needs nothing.
+long
+    edge_router_timeout (edge_router_t *self, int64_t now);
+
+//  The next message from the router to this edge, [envelope][payload?],
+//  or NULL.  Caller owns it.
+zmsg_t *
+    edge_router_recv (edge_router_t *self);
+
+//  The monitor XPUB's libzmq handle to poll, or NULL.
+void *
+    edge_router_monitor (edge_router_t *self);
+
+//  The monitor XPUB is readable: take the (un)subscriptions.
+void
+    edge_router_monitor_ready (edge_router_t *self);
 
 //  ---- edge_auth.c: who is calling --------------------------------------
 

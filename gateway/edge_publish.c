@@ -9,12 +9,20 @@
     last-wins rule makes it the id without re-encoding the message.
 
     REPLY messages queue (at most `window`, the credit granted) and are
-    written one at a time; after each write completes the edge sends
-    CREDIT 1, so a slow client slows the agent down.  FINISH ends the call
-    with the router's status once the queue is written.  A client that
-    goes away (RECV_CLOSE_ON_SERVER cancelled) becomes CANCEL.  A response
-    message with a non-zero status_code and no payload only carries the
-    status, which FINISH brings too: it is not written to the client.
+    written one at a time; the queue is the call's send queue, so while a
+    backlog lasts the CQ thread starts each next write itself (the send
+    chain, edge_internal.h).  Written messages are given back as credit in
+    batches, as HTTP/2 does with WINDOW_UPDATE: one CREDIT once half the
+    window has been written (so the responder always has the other half
+    to go on with), and none for what is written after FINISH came.  A
+    slow client still slows the agent down.  The batch is at most half the
+    window, and the window at most the router's max_credit, so the router
+    never runs out of credit while the edge sits on a batch.  FINISH ends
+    the call with the router's status once the queue is written.  A client
+    that goes away (RECV_CLOSE_ON_SERVER cancelled) becomes CANCEL.  A
+    response message with a non-zero status_code and no payload only
+    carries the status, which FINISH brings too: it is not written to the
+    client (it counts as written for credit).
     =========================================================================
 */
 #include "edge_internal.h"
@@ -27,9 +35,10 @@ typedef struct
     gw_call_t base;          //  common header, first
     char *request_id;        //  owned
     char *agent_id;          //  owned
-    zlistx_t *queue;         //  zframe_t * AgentResponse bytes; owned
     bool router_knows;       //  PUBLISH sent and no FINISH yet
     bool finish_pending;     //  FINISH came; write the queue, then end
+    uint32_t unacked;        //  messages written, not yet given back as
+                             //  credit
     grpc_status_code status; //  from FINISH
     char *message;           //  from FINISH; owned
 } gw_publish_t;
@@ -54,15 +63,32 @@ s_log_failure (gw_publish_t *self, int status, const char *message)
         status, tlog_quote (message ? message : "", text, sizeof text));
 }
 
+//  `count` more response messages are done with (written, or dropped as a
+//  status-only message): give credit back once half the window is done.
 static void
-s_send_credit (gw_publish_t *self)
+s_send_credit (gw_publish_t *self, uint32_t count)
 {
+    self->unacked += count;
+    uint32_t window = self->base.edge->cfg->window;
+    uint32_t batch = window > 1 ? window / 2 : 1;
+    if (self->unacked < batch)
+        return;
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__CREDIT;
     env.handle = self->base.handle;
     env.request_id = self->request_id;
-    env.credit = 1;
+    env.credit = self->unacked;
+    self->unacked = 0;
     gw_router_send (self->base.edge, &env, NULL);
+}
+
+//  Drop what is queued.  Only while the owner holds the send path.
+static void
+s_drop_queue (gw_publish_t *self)
+{
+    zframe_t *frame;
+    while ((frame = gw_sendq_pop (self->base.sendq)))
+        zframe_destroy (&frame);
 }
 
 //  Write what is queued; end the call once FINISH came and all is written.
@@ -72,8 +98,8 @@ s_pump (gw_publish_t *self)
     gw_call_t *call = &self->base;
     if (call->closed || call->finish_started)
         return;
-    while (!call->send_busy && zlistx_size (self->queue) > 0) {
-        zframe_t *frame = (zframe_t *) zlistx_detach (self->queue, NULL);
+    zframe_t *frame;
+    while (!call->send_busy && (frame = gw_sendq_pop (call->sendq))) {
         int rc = gw_call_send (call, &frame);
         if (rc) {
             gw_call_abort (call, GRPC_STATUS_INTERNAL, "write failed");
@@ -145,10 +171,11 @@ s_arrived (gw_call_t *call)
 {
     gw_publish_t *self = (gw_publish_t *) call;
     edge_t *edge = call->edge;
-    self->queue = zlistx_new ();
-    assert (self->queue);
-    zlistx_set_destructor (self->queue,
-                           (zlistx_destructor_fn *) zframe_destroy);
+    //  Room for the window and one more, which the overrun check in
+    //  edge_publish_router allows.
+    call->sendq = gw_sendq_new (edge->cfg->window + 1);
+    uint32_t window = edge->cfg->window;
+    call->progress_every = window > 1 ? window / 2 : 1;
 
     zframe_t *frame = gw_call_take_message (call);
     Tether__V1__AgentRequest *req = NULL;
@@ -248,13 +275,23 @@ s_completed (gw_call_t *call, gw_op_kind_t op, bool ok)
                 grpc_byte_buffer_destroy (call->send_buf);
                 call->send_buf = NULL;
             }
-            if (ok && self->router_knows)
-                s_send_credit (self);
+            //  Messages written: this one, or what a send chain wrote.
+            if (call->written && self->router_knows)
+                s_send_credit (self, call->written);
             if (ok)
                 s_pump (self);
+            else
+                s_drop_queue (self);
+            break;
+        case GW_OP_PROGRESS:
+            if (call->written && self->router_knows)
+                s_send_credit (self, call->written);
             break;
         case GW_OP_CLOSE:
-            zlistx_purge (self->queue);
+            //  While a send is in flight the queue belongs to the send
+            //  path; the failed send (or the call's end) empties it.
+            if (!call->send_busy)
+                s_drop_queue (self);
             if (call->cancelled && self->router_knows) {
                 Wire__Envelope env = WIRE__ENVELOPE__INIT;
                 env.command = WIRE__COMMAND__CANCEL;
@@ -290,7 +327,6 @@ static void
 s_cleanup (gw_call_t *call)
 {
     gw_publish_t *self = (gw_publish_t *) call;
-    zlistx_destroy (&self->queue);
     free (self->request_id);
     free (self->agent_id);
     free (self->message);
@@ -324,22 +360,31 @@ edge_publish_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
     switch (env->command) {
         case WIRE__COMMAND__REPLY:
             if (!*payload_p || call->closed || call->finish_started
-                || self->finish_pending)
+                || self->finish_pending || !call->sendq)
                 break;
             if (s_status_only (*payload_p)) {
                 if (self->router_knows)
-                    s_send_credit (self);
+                    s_send_credit (self, 1);
                 break;
             }
-            if (zlistx_size (self->queue) > edge->cfg->window) {
-                //  The router sent beyond the credit we gave.
+            //  A snapshot: the CQ thread may be taking messages out, which
+            //  only makes the real backlog smaller.
+            if (gw_sendq_size (call->sendq) >= edge->cfg->window
+                || gw_sendq_push (call->sendq, payload_p)) {
+                //  The router sent beyond the credit we gave: dropping
+                //  the message would show the client a gap and then OK,
+                //  so the call ends INTERNAL (the close becomes CANCEL).
+                char request[128];
                 tlog (TLOG_WARN, "response window overrun",
-                      "handle=%" PRIu64 " window=%" PRIu32, call->handle,
+                      "handle=%" PRIu64 " request=%s window=%" PRIu32,
+                      call->handle,
+                      tlog_quote (self->request_id ? self->request_id : "",
+                                  request, sizeof request),
                       edge->cfg->window);
+                gw_call_abort (call, GRPC_STATUS_INTERNAL,
+                               "response window overrun");
                 break;
             }
-            zlistx_add_end (self->queue, *payload_p);
-            *payload_p = NULL;
             s_pump (self);
             break;
         case WIRE__COMMAND__FINISH: {

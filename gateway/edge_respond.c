@@ -20,6 +20,7 @@
     =========================================================================
 */
 #include "edge_internal.h"
+#include "tether_ids.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -228,6 +229,13 @@ s_arrived (gw_call_t *call)
             s_refuse_input (self, why);
             return;
         }
+        if (!tether_request_id_valid (
+                value, len,
+                call->edge->cfg->embedded.core.max_request_id_len)) {
+            s_refuse_input (self, "x-request-id may hold only "
+                                  TETHER_REQUEST_ID_CHARS);
+            return;
+        }
         self->request_id = (char *) malloc (len + 1);
         assert (self->request_id);
         memcpy (self->request_id, value, len);
@@ -238,6 +246,32 @@ s_arrived (gw_call_t *call)
         self->state = RESP_FIRST;
         s_recv (self);
     }
+}
+
+//  The first message is invalid, but names its request by a request_id
+//  that is itself fine: claim the request (BIND) so that the refusal's
+//  END INTERNAL reaches the client now rather than at its first-response
+//  deadline.  A request_id that is the field at fault is not trusted
+//  (protobuf-c would read "r-1\0x" as another request's "r-1").
+static void
+s_bind_to_refuse (gw_respond_t *self, zframe_t *frame, const char *invalid)
+{
+    if (strstr (invalid, "request_id"))
+        return;
+    Tether__V1__AgentResponse *resp = tether__v1__agent_response__unpack (
+        NULL, zframe_size (frame), zframe_data (frame));
+    char why[160];
+    if (resp && *resp->request_id
+        && edge_parse_request_id (
+               resp->request_id, strlen (resp->request_id),
+               self->base.edge->cfg->embedded.core.max_request_id_len, why,
+               sizeof why)
+               == 0) {
+        self->request_id = s_strdup (resp->request_id);
+        s_bind (self);
+    }
+    if (resp)
+        tether__v1__agent_response__free_unpacked (resp, NULL);
 }
 
 static void
@@ -255,6 +289,8 @@ s_received (gw_respond_t *self)
     if (frame
         && edge_parse_message (EDGE_MSG_AGENT_RESPONSE, zframe_data (frame),
                                zframe_size (frame), invalid, sizeof invalid)) {
+        if (self->state == RESP_FIRST)
+            s_bind_to_refuse (self, frame, invalid);
         zframe_destroy (&frame);
         s_refuse_input (self, invalid);
         return;

@@ -19,6 +19,7 @@
     =========================================================================
 */
 #include "edge_internal.h"
+#include "tether_ids.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -50,7 +51,70 @@ s_quote (const char *value, char *buf, size_t size)
     return tlog_quote (value, buf, size);
 }
 
-//  Write queued requests, one SEND_MESSAGE at a time.
+//  The request id of an encoded AgentRequest (field 1; the last one wins,
+//  as the edge may have appended it) into `buf`, walking the top-level
+//  fields without copying the payload.  Returns false when there is none,
+//  it does not fit or the bytes are malformed.
+static bool
+s_peek_request_id (zframe_t *frame, char *buf, size_t size)
+{
+    const uint8_t *p = zframe_data (frame);
+    const uint8_t *end = p + zframe_size (frame);
+    bool found = false;
+    while (p < end) {
+        uint64_t key = 0;
+        for (int shift = 0; ; shift += 7) {
+            if (p >= end || shift > 63)
+                return false;
+            key |= (uint64_t) (*p & 0x7f) << shift;
+            if (!(*p++ & 0x80))
+                break;
+        }
+        uint64_t len = 0;
+        switch (key & 7) {
+            case 0:
+                while (p < end && (*p & 0x80))
+                    p++;
+                if (p++ >= end)
+                    return false;
+                break;
+            case 1:
+            case 5:
+                len = (key & 7) == 1 ? 8 : 4;
+                if ((uint64_t) (end - p) < len)
+                    return false;
+                p += len;
+                break;
+            case 2:
+                for (int shift = 0; ; shift += 7) {
+                    if (p >= end || shift > 63)
+                        return false;
+                    len |= (uint64_t) (*p & 0x7f) << shift;
+                    if (!(*p++ & 0x80))
+                        break;
+                }
+                if ((uint64_t) (end - p) < len)
+                    return false;
+                if ((key >> 3) == 1) {
+                    if (len >= size)
+                        return false;
+                    memcpy (buf, p, len);
+                    buf[len] = 0;
+                    found = len > 0;
+                }
+                p += len;
+                break;
+            default:
+                return false;
+        }
+    }
+    return found;
+}
+
+//  Write queued requests, one SEND_MESSAGE at a time.  A send that cannot
+//  start breaks the stream: that request goes back to the router as END
+//  UNAVAILABLE (not lost), and the stream ends; closing it returns the
+//  rest.
 static void
 s_pump (gw_subscribe_t *self)
 {
@@ -58,10 +122,64 @@ s_pump (gw_subscribe_t *self)
     while (!call->send_busy && !call->closed && !call->finish_started
            && zlistx_size (self->queue) > 0) {
         zframe_t *frame = (zframe_t *) zlistx_detach (self->queue, NULL);
-        int rc = gw_call_send (call, &frame);
-        if (rc)
-            break;
+        char rid[300];
+        bool named = s_peek_request_id (frame, rid, sizeof rid);
+        if (gw_call_send (call, &frame) == 0)
+            continue;
+        char agent[128], text[320];
+        tlog (TLOG_WARN, "agent stream write failed",
+              "agent=%s handle=%" PRIu64 " request=%s",
+              s_quote (self->info->agent_id, agent, sizeof agent),
+              call->handle, s_quote (named ? rid : "", text, sizeof text));
+        if (named) {
+            Wire__Envelope env = WIRE__ENVELOPE__INIT;
+            env.command = WIRE__COMMAND__END;
+            env.handle = call->handle;
+            env.request_id = rid;
+            env.status = GRPC_STATUS_UNAVAILABLE;
+            env.message = (char *) "agent stream write failed";
+            gw_router_send (call->edge, &env, NULL);
+        }
+        gw_call_abort (call, GRPC_STATUS_UNAVAILABLE, "write failed");
+        break;
     }
+}
+
+//  The stream is going (superseded or ended) with requests the edge never
+//  wrote: hand each back to the router as END UNAVAILABLE "superseded
+//  before delivery" on this (old) stream's handle, so the router delivers
+//  it again to the agent's current stream, or fails it when there is none.
+//  Cancel notices are dropped.  Empties the queue.
+static void
+s_return_unwritten (gw_subscribe_t *self)
+{
+    gw_call_t *call = &self->base;
+    zframe_t *frame = (zframe_t *) zlistx_first (self->queue);
+    while (frame) {
+        Tether__V1__AgentRequest *req = tether__v1__agent_request__unpack (
+            NULL, zframe_size (frame), zframe_data (frame));
+        if (req && !req->cancel && req->id && *req->id) {
+            char agent[128], text[256];
+            tlog (TLOG_DEBUG, "request returned",
+                  "request=%s agent=%s handle=%" PRIu64 " session=%" PRIu64,
+                  s_quote (req->id, text, sizeof text),
+                  s_quote (self->info->agent_id, agent, sizeof agent),
+                  call->handle, self->entry.session);
+            Wire__Envelope env = WIRE__ENVELOPE__INIT;
+            env.command = WIRE__COMMAND__END;
+            env.handle = call->handle;
+            env.session = self->entry.session;
+            env.request_id = req->id;
+            env.agent_id = self->info->agent_id;
+            env.status = GRPC_STATUS_UNAVAILABLE;
+            env.message = (char *) "superseded before delivery";
+            gw_router_send (call->edge, &env, NULL);
+        }
+        if (req)
+            tether__v1__agent_request__free_unpacked (req, NULL);
+        frame = (zframe_t *) zlistx_next (self->queue);
+    }
+    zlistx_purge (self->queue);
 }
 
 static void
@@ -139,6 +257,15 @@ s_arrived (gw_call_t *call)
         s_refuse (self, GRPC_STATUS_INVALID_ARGUMENT, why);
         return;
     }
+    //  The router's rule (common/tether_ids.h), checked before the initial
+    //  metadata tells the agent it is up.
+    if (!tether_agent_id_valid (self->info->agent_id,
+                                strlen (self->info->agent_id),
+                                cfg->embedded.core.max_agent_id_len)) {
+        s_refuse (self, GRPC_STATUS_INVALID_ARGUMENT,
+                  "agent_id may hold only " TETHER_AGENT_ID_CHARS);
+        return;
+    }
     if (edge->agents >= cfg->max_agents) {
         snprintf (why, sizeof why,
                   "this edge holds its maximum of %" PRIu32 " agents",
@@ -202,13 +329,14 @@ s_closed (gw_subscribe_t *self)
     edge_t *edge = call->edge;
     bool was_live = self->state == SUB_PENDING || self->state == SUB_LIVE;
     self->state = SUB_ENDED;
-    zlistx_purge (self->queue);
     if (self->counted) {
         self->counted = false;
         edge->agents--;
     }
-    if (!was_live || self->kicked)
+    if (!was_live || self->kicked) {
+        s_return_unwritten (self);
         return;
+    }
     char agent[128];
     tlog (TLOG_INFO, "agent down",
           "agent=%s handle=%" PRIu64 " session=%" PRIu64 " cancelled=%d",
@@ -221,8 +349,15 @@ s_closed (gw_subscribe_t *self)
         env.session = self->entry.session;
         env.agent_id = self->info->agent_id;
         gw_router_send (edge, &env, NULL);
-    } else if (gw_router_alive (edge) && !edge->stopping)
-        call->linger = true; //  until SUBSCRIBED tells the session
+    } else if (!edge->stopping)
+        //  Until SUBSCRIBED tells the session, whatever the router's
+        //  liveness: a SUBSCRIBE still queued reaches a router that was
+        //  only slow, and its SUBSCRIBED must be answered.  A router reset
+        //  frees it; a SUBSCRIBED that comes after is answered as unknown.
+        call->linger = true;
+    //  After UNSUBSCRIBE: with no newer stream the router has failed them
+    //  already; with one, it delivers them there.
+    s_return_unwritten (self);
 }
 
 static void
@@ -296,12 +431,45 @@ s_end_request (edge_t *edge,
     gw_router_send (edge, &env, NULL);
 }
 
+//  The router names a stream this edge no longer holds (it ended and was
+//  freed before the router learnt of it, e.g. while the router was
+//  paused): tell the router to forget it, and refuse a delivery, so no
+//  ghost agent stays registered under a dead handle.
+static void
+s_unknown_stream (edge_t *edge, Wire__Envelope *in)
+{
+    char agent[128], text[256];
+    tlog (TLOG_INFO, "unknown agent stream",
+          "command=%s handle=%" PRIu64 " session=%" PRIu64
+          " agent=%s request=%s",
+          wire_command_name (in->command), in->handle, in->session,
+          s_quote (in->agent_id ? in->agent_id : "", agent, sizeof agent),
+          s_quote (in->request_id ? in->request_id : "", text, sizeof text));
+    //  UNSUBSCRIBE first: the router then no longer takes this handle for
+    //  the agent's current stream, so the END cannot come back as another
+    //  delivery to it.
+    Wire__Envelope out = WIRE__ENVELOPE__INIT;
+    out.command = WIRE__COMMAND__UNSUBSCRIBE;
+    out.handle = in->handle;
+    out.session = in->session;
+    out.agent_id = in->agent_id;
+    gw_router_send (edge, &out, NULL);
+    if (in->command == WIRE__COMMAND__DELIVER && in->request_id
+        && *in->request_id)
+        s_end_request (edge, in, GRPC_STATUS_UNAVAILABLE,
+                       "agent stream gone");
+}
+
 void
 edge_subscribe_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
 {
     gw_call_t *call = gw_edge_lookup (edge, env->handle, GW_SUBSCRIBE);
     gw_subscribe_t *self = (gw_subscribe_t *) call;
     char agent[128], text[256];
+    if (!self && env->command != WIRE__COMMAND__KICK) {
+        s_unknown_stream (edge, env);
+        return;
+    }
     switch (env->command) {
         case WIRE__COMMAND__SUBSCRIBED:
             if (!self)
@@ -348,6 +516,7 @@ edge_subscribe_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
                   s_quote (self->info->agent_id, agent, sizeof agent),
                   call->handle, self->entry.session, (int) code,
                   s_quote (env->message, text, sizeof text));
+            s_return_unwritten (self);
             gw_call_abort (call, code, env->message);
             break;
         }

@@ -13,12 +13,18 @@
 */
 #include "router_config.h"
 
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #define S_SECOND    1000u
 #define S_HOUR      (3600u * S_SECOND)
 #define S_DAY       (24u * S_HOUR)
 #define S_MIB       (1024u * 1024u)
+//  Upper bound of every count: the shells pass some of them to APIs that
+//  take an int (ZeroMQ high-water marks), so none may exceed INT_MAX.
+#define S_COUNT_MAX ((uint32_t) INT_MAX)
 
 //  Fixed part of one option: everything but the target, which is filled
 //  in per call because it points into the caller's struct.
@@ -48,7 +54,7 @@ static const s_option_t s_core_options[] = {
      "--max-wait-for-agent", TCONFIG_DURATION, S_CORE (max_wait_ms), 0, S_DAY,
      "cap on x-wait-for-agent-ms (0 = requests never wait for an agent)"},
     {"router/max_timeout", "TETHER_MAX_TIMEOUT", "--max-timeout",
-     TCONFIG_DURATION, S_CORE (max_timeout_ms), 0, 0,
+     TCONFIG_DURATION, S_CORE (max_timeout_ms), 0, 24u * S_DAY,
      "cap on a client's own deadline (0 = no cap)"},
     {"router/edge_liveness", "TETHER_EDGE_LIVENESS", "--edge-liveness",
      TCONFIG_DURATION, S_CORE (edge_liveness_ms), 100, S_HOUR,
@@ -71,24 +77,26 @@ static const s_option_t s_core_options[] = {
      "--max-label-length", TCONFIG_UINT, S_CORE (max_label_len), 1, 65535,
      "longest label key or value, bytes"},
     {"router/max_agents", "TETHER_MAX_AGENTS", "--max-agents", TCONFIG_UINT,
-     S_CORE (max_agents), 1, 0, "agents connected at once, all edges"},
+     S_CORE (max_agents), 1, S_COUNT_MAX,
+     "agents connected at once, all edges"},
     {"router/max_requests", "TETHER_MAX_REQUESTS", "--max-requests",
-     TCONFIG_UINT, S_CORE (max_requests), 1, 0,
+     TCONFIG_UINT, S_CORE (max_requests), 1, S_COUNT_MAX,
      "requests in flight at once, all agents"},
     {"router/max_in_flight_per_agent", "TETHER_MAX_IN_FLIGHT_PER_AGENT",
      "--max-in-flight-per-agent", TCONFIG_UINT,
-     S_CORE (max_in_flight_per_agent), 1, 0, "requests in flight per agent"},
+     S_CORE (max_in_flight_per_agent), 1, S_COUNT_MAX,
+     "requests in flight per agent"},
     {"router/max_edges", "TETHER_MAX_EDGES", "--max-edges", TCONFIG_UINT,
-     S_CORE (max_edges), 1, 0, "edges known at once"},
+     S_CORE (max_edges), 1, S_COUNT_MAX, "edges known at once"},
     {"router/max_message_size", "TETHER_MAX_MESSAGE_SIZE",
      "--max-message-size", TCONFIG_SIZE, S_CORE (max_payload_bytes), 1,
      1024u * S_MIB,
      "largest AgentRequest or AgentResponse message, bytes"},
     {"router/max_credit", "TETHER_MAX_CREDIT", "--max-credit", TCONFIG_UINT,
-     S_CORE (max_credit), 1, 0,
+     S_CORE (max_credit), 1, S_COUNT_MAX,
      "response messages a client's edge may have outstanding per request"},
     {"router/max_list", "TETHER_MAX_LIST", "--max-list", TCONFIG_UINT,
-     S_CORE (max_list), 1, 0, "agents in one ListAgents answer"},
+     S_CORE (max_list), 1, S_COUNT_MAX, "agents in one ListAgents answer"},
 };
 
 static const s_option_t s_self_options[] = {
@@ -99,10 +107,10 @@ static const s_option_t s_self_options[] = {
      S_SELF (monitor), 0, 0,
      "PUB endpoint(s) for monitor events, comma-separated; empty = none"},
     {"router/monitor_hwm", "TETHER_MONITOR_HWM", "--monitor-hwm",
-     TCONFIG_UINT, S_SELF (monitor_hwm), 1, 0,
+     TCONFIG_UINT, S_SELF (monitor_hwm), 1, S_COUNT_MAX,
      "events queued per monitor subscriber before they are dropped"},
     {"router/edge_hwm", "TETHER_EDGE_HWM", "--edge-hwm", TCONFIG_UINT,
-     S_SELF (edge_hwm), 1, 0,
+     S_SELF (edge_hwm), 1, S_COUNT_MAX,
      "messages queued per edge; an edge that falls this far behind is dead"},
     {"router/batch", "TETHER_ROUTER_BATCH", "--batch", TCONFIG_UINT,
      S_SELF (batch), 1, 1000000,
@@ -191,6 +199,23 @@ router_config_copy (router_config_t *dst, const router_config_t *src)
     dst->log_level = s_strdup_or_null (src->log_level);
     dst->curve_secret_key_file = s_strdup_or_null (src->curve_secret_key_file);
     dst->curve_allow_dir = s_strdup_or_null (src->curve_allow_dir);
+}
+
+int
+router_config_check (const router_config_t *cfg, char *err, size_t size)
+{
+    assert (cfg);
+    assert (err || size == 0);
+    const core_config_t *core = &cfg->core;
+    if ((uint64_t) core->heartbeat_ms * 2 > core->edge_liveness_ms) {
+        if (size)
+            snprintf (err, size, "--heartbeat (router/heartbeat, %" PRIu32
+                      "ms) must be at most half of --edge-liveness "
+                      "(router/edge_liveness, %" PRIu32 "ms)",
+                      core->heartbeat_ms, core->edge_liveness_ms);
+        return -1;
+    }
+    return 0;
 }
 
 size_t

@@ -45,6 +45,15 @@ void
 void
     router_config_copy (router_config_t *dst, const router_config_t *src);
 
+//  Check the settings against each other (each one's own range is checked
+//  by tconfig_load): the heartbeat must be at most half the edge liveness
+//  window, or edges would be declared dead between two heartbeats.
+//  Returns 0 when they are consistent, else -1 with a message for the
+//  operator in `err` (room for `size` bytes).  tether-router and
+//  tether-edge (for its in-process router) call it after loading.
+int
+    router_config_check (const router_config_t *cfg, char *err, size_t size);
+
 //  Write the options for the core limits and timings of `cfg` into
 //  `options` (room for `max`).  Returns how many were written.  The
 //  options point into `cfg`.

@@ -99,6 +99,11 @@ typedef enum {
     BY_AGENT_STREAM             //  END from the agent's stream
 } end_cause_t;
 
+//  Largest session an edge may report.  Sessions start at the wall clock
+//  in microseconds (about 2^51), so this leaves the counter room to grow
+//  for ever while a reported session can never make it wrap.
+#define SESSION_MAX ((uint64_t) INT64_MAX)
+
 #define LOG_MALFORMED_FIRST 10      //  malformed inputs logged each...
 #define LOG_MALFORMED_EVERY 1000    //  ...then one in this many
 
@@ -108,10 +113,14 @@ struct _core_edge_t {
     char *key;                  //  routing id in hex, for logs
     zframe_t *routing_id;       //  prefix of every message to it; the
                                 //  key in core->edges
-    char *name;                 //  its edge_id
+    char *name;                 //  its edge_id, or edge_id#N when another
+                                //  live edge held that name (see
+                                //  s_edge_claim_name)
+    char *asked;                //  the edge_id it said in HELLO
     uint64_t incarnation;       //  its incarnation
     int64_t up_ms;              //  when it said HELLO
     int64_t last_heard;         //  when it last sent anything
+    uint64_t serial;            //  never reused: names it in requests
     bool dead;                  //  lost; in the graveyard
     zlistx_t *agents;           //  agent_t whose current stream is here
     zhashx_t *by_handle;        //  stream handle (hex) -> agent_t
@@ -151,7 +160,12 @@ typedef struct {
     void *resp_item;            //  handle in resp_edge->resp_reqs
     zlistx_t *wait_list;        //  the waiting bucket it is parked in
     void *wait_item;            //  handle in wait_list
-    zframe_t *payload;          //  the AgentRequest while parked
+    zframe_t *payload;          //  the AgentRequest, kept until a
+                                //  response call binds it (so it can be
+                                //  delivered again, see core_on_end)
+    uint64_t stream_edge;       //  serial of the edge of the stream it was
+                                //  last sent down
+    uint64_t stream_handle;     //  that stream's handle
     uint32_t credit;            //  response messages the responder may send
     timers_node_t activity;     //  first response / idle
     timers_node_t deadline;     //  client's deadline
@@ -179,6 +193,7 @@ struct _core_t {
     core_config_t cfg;          //  limits and timings
     uint64_t incarnation;       //  this router's
     uint64_t next_session;      //  next session to hand out
+    uint64_t next_edge_serial;  //  next edge_t serial
     int log_level;              //  lowest level logged
     core_stats_t stats;         //  counters
     int64_t now;                //  time of the current input
@@ -666,6 +681,44 @@ s_request_destroy (request_t **req_p)
     }
 }
 
+//  Count a request's end and publish `request.end`, for every request
+//  that ends: finished by s_request_finish, or `rejected` by PUBLISH
+//  before it existed (then only its ids, client edge and start time are
+//  set, and the event says "rejected" instead of the fields that need a
+//  delivery).  `status` is within 0..ST_MAX.
+static void
+s_request_account_end (core_t *self, request_t *req, int status,
+                       const char *message, bool rejected)
+{
+    self->stats.requests_finished++;
+    self->stats.requests_by_status [status]++;
+    json_t json;
+    s_json_begin (self, &json);
+    s_json_str (&json, "request_id", req->id);
+    s_json_str (&json, "agent_id", req->agent_id);
+    s_json_int (&json, "status", status);
+    s_json_str (&json, "code", s_status_name [status]);
+    s_json_str (&json, "message", message);
+    s_json_int (&json, "duration_ms", self->now - req->start_ms);
+    s_json_uint (&json, "bytes_to_agent", req->bytes_to_agent);
+    s_json_uint (&json, "bytes_to_client", req->bytes_to_client);
+    if (rejected) {
+        s_json_str (&json, "client_edge", req->client_edge->name);
+        s_json_bool (&json, "rejected", true);
+    }
+    else {
+        s_json_uint (&json, "responses", req->responses);
+        s_json_uint (&json, "session", req->session);
+        s_json_str (&json, "client_edge", req->client_edge->name);
+        s_json_str (&json, "agent_edge",
+                    req->agent_edge ? req->agent_edge : "");
+        s_json_str (&json, "responder_edge",
+                    req->resp_edge ? req->resp_edge->name : "");
+        s_json_str (&json, "state", s_req_state_name [req->state]);
+    }
+    s_json_emit (self, &json, "request.end");
+}
+
 //  End `req` with `status`: tell the parties still there that did not end
 //  it, publish request.end, unlink it everywhere and bury it.
 static void
@@ -695,26 +748,7 @@ s_request_finish (core_t *self, request_t *req, int status,
 
     //  Account
     int64_t duration = self->now - req->start_ms;
-    self->stats.requests_finished++;
-    self->stats.requests_by_status [status]++;
-    json_t json;
-    s_json_begin (self, &json);
-    s_json_str (&json, "request_id", req->id);
-    s_json_str (&json, "agent_id", req->agent_id);
-    s_json_int (&json, "status", status);
-    s_json_str (&json, "code", s_status_name [status]);
-    s_json_str (&json, "message", message);
-    s_json_int (&json, "duration_ms", duration);
-    s_json_uint (&json, "bytes_to_agent", req->bytes_to_agent);
-    s_json_uint (&json, "bytes_to_client", req->bytes_to_client);
-    s_json_uint (&json, "responses", req->responses);
-    s_json_uint (&json, "session", req->session);
-    s_json_str (&json, "client_edge", req->client_edge->name);
-    s_json_str (&json, "agent_edge", req->agent_edge ? req->agent_edge : "");
-    s_json_str (&json, "responder_edge",
-                req->resp_edge ? req->resp_edge->name : "");
-    s_json_str (&json, "state", s_req_state_name [req->state]);
-    s_json_emit (self, &json, "request.end");
+    s_request_account_end (self, req, status, message, false);
     if (self->log_level <= TLOG_DEBUG) {
         char qid [160], qmsg [160];
         s_log (self, TLOG_DEBUG, "request end", "request=%s agent=%s "
@@ -753,16 +787,16 @@ s_request_finish (core_t *self, request_t *req, int status,
     zlistx_add_end (self->dead_requests, req);
 }
 
-//  Send `req` down `agent`'s current stream.
+//  Send DELIVER for `req` (already in `agent`'s list) down the agent's
+//  current stream.  The request keeps its payload: a copy goes out.
 static void
-s_request_deliver (core_t *self, request_t *req, agent_t *agent)
+s_request_send (core_t *self, request_t *req, agent_t *agent)
 {
-    req->agent = agent;
-    req->agent_item = zlistx_add_end (agent->requests, req);
     req->session = agent->session;
+    req->stream_edge = agent->edge->serial;
+    req->stream_handle = agent->handle;
     s_set_agent_edge_name (req, agent->edge->name);
-    req->bytes_to_agent = zframe_size (req->payload);
-    self->stats.bytes_to_agents += req->bytes_to_agent;
+    self->stats.bytes_to_agents += zframe_size (req->payload);
 
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__DELIVER;
@@ -770,11 +804,23 @@ s_request_deliver (core_t *self, request_t *req, agent_t *agent)
     env.session = agent->session;
     env.request_id = req->id;
     env.agent_id = agent->id;
-    s_send (self, agent->edge, &env, &req->payload);
-    s_req_set_state (self, req, REQ_DELIVERED);
+    zframe_t *copy = zframe_dup (req->payload);
+    assert (copy);
+    s_send (self, agent->edge, &env, &copy);
     if (self->cfg.first_response_ms)
         timers_arm (self->timers, &req->activity,
                     self->now + self->cfg.first_response_ms);
+}
+
+//  Send `req` down `agent`'s current stream.
+static void
+s_request_deliver (core_t *self, request_t *req, agent_t *agent)
+{
+    req->agent = agent;
+    req->agent_item = zlistx_add_end (agent->requests, req);
+    req->bytes_to_agent = zframe_size (req->payload);
+    s_request_send (self, req, agent);
+    s_req_set_state (self, req, REQ_DELIVERED);
 }
 
 //  Deliver the requests parked for `agent`'s id.
@@ -905,11 +951,10 @@ s_agent_remove (core_t *self, agent_t *agent, const char *reason)
 }
 
 //  Accept one agent stream on `edge`, from SUBSCRIBE or a HELLO entry.
-//  With `resync`, a non-zero entry session is kept unless the agent is
+//  A non-zero entry session (a re-sync) is kept unless the agent is
 //  known with a session at least as new.  Answers SUBSCRIBED or KICK.
 static void
-s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry,
-             bool resync)
+s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
 {
     const char *id = entry->agent_id ? entry->agent_id : "";
     uint64_t handle = entry->handle;
@@ -922,6 +967,12 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry,
     int refusal_status = ST_INVALID_ARGUMENT;
     if (!s_agent_id_valid (self, id))
         refusal = "invalid agent id";
+    else
+    if (entry->session > SESSION_MAX) {
+        //  Keeping it could wrap next_session to 0
+        refusal = "session out of range";
+        self->stats.sessions_refused++;
+    }
     else
     if (entry->n_labels > self->cfg.max_labels)
         refusal = "too many labels";
@@ -967,7 +1018,7 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry,
     }
 
     uint64_t session;
-    if (resync && entry->session) {
+    if (entry->session) {
         if (agent && agent->session >= entry->session) {
             //  A newer session holds the id: this stream is the older one
             self->stats.agents_superseded++;
@@ -1148,6 +1199,7 @@ s_edge_destroy (edge_t **edge_p)
         zlistx_destroy (&edge->resp_reqs);
         zframe_destroy (&edge->routing_id);
         free (edge->name);
+        free (edge->asked);
         free (edge->key);
         free (edge);
         *edge_p = NULL;
@@ -1181,6 +1233,56 @@ s_clock (core_t *self, int64_t now_ms)
 }
 
 
+//  The name an edge (`edge`, NULL when it is new) saying HELLO with
+//  edge_id `asked` is known by.  Another routing id holding that name is
+//  the same edge reconnected (same incarnation) or an older incarnation
+//  that died (silent for over two heartbeats): it is lost and the name
+//  taken over.  A holder still talking is another live edge with the same
+//  name, a configuration error: the newcomer is accepted as `asked#N`
+//  (the smallest free N from 2) and an ERROR logged, so that neither edge
+//  replaces the other back and forth.  Returns a heap string (caller
+//  owns).
+static char *
+s_edge_claim_name (core_t *self, edge_t *edge, const char *asked,
+                   uint64_t incarnation)
+{
+    edge_t *holder = (edge_t *) zhashx_lookup (self->edge_names, asked);
+    char *name = NULL;
+    if (!holder || holder == edge) {
+        name = strdup (asked);
+        assert (name);
+        return name;
+    }
+    int64_t silent = self->now - holder->last_heard;
+    if (holder->incarnation == incarnation
+    ||  silent > 2 * (int64_t) self->cfg.heartbeat_ms) {
+        s_edge_lost (self, holder, holder->incarnation == incarnation
+                                   ? "reconnected with a new routing id"
+                                   : "replaced by a new incarnation", false);
+        name = strdup (asked);
+        assert (name);
+        return name;
+    }
+    for (unsigned int n = 2; ; n++) {
+        free (name);
+        int rc = asprintf (&name, "%s#%u", asked, n);
+        assert (rc > 0);
+        if (!zhashx_lookup (self->edge_names, name))
+            break;
+    }
+    self->stats.edge_name_conflicts++;
+    char qasked [160], qname [170];
+    s_log (self, TLOG_ERROR, "edge name already used by a live edge",
+           "edge=%s incarnation=%" PRIx64 " routing_id=%s "
+           "other_incarnation=%" PRIx64 " other_routing_id=%s "
+           "other_silent_ms=%" PRId64 " registered_as=%s",
+           s_q (asked, qasked, sizeof qasked), incarnation,
+           edge ? edge->key : "new", holder->incarnation, holder->key,
+           silent, s_q (name, qname, sizeof qname));
+    return name;
+}
+
+
 //  ---------------------------------------------------------------------
 //  Handlers (wire_commands.c dispatches to them)
 
@@ -1189,13 +1291,14 @@ core_on_hello (core_t *self, core_input_t *in)
 {
     Wire__Envelope *env = in->env;
     char *key = zframe_strhex (in->routing_id);
-    const char *name = env->edge_id && *env->edge_id ? env->edge_id : key;
+    const char *asked = env->edge_id && *env->edge_id ? env->edge_id : key;
     edge_t *edge = in->edge;
 
-    //  An older incarnation of this edge (another routing id) is dead
-    edge_t *older = (edge_t *) zhashx_lookup (self->edge_names, name);
-    if (older && older != edge)
-        s_edge_lost (self, older, "replaced by a new incarnation", false);
+    //  The name it is known by; NULL: a known edge keeps its own
+    char *claimed = NULL;
+    if (!edge || !streq (edge->asked, asked))
+        claimed = s_edge_claim_name (self, edge, asked, env->incarnation);
+    const char *name = claimed ? claimed : edge->name;
 
     if (!edge) {
         if (zhashx_size (self->edges) >= self->cfg.max_edges) {
@@ -1203,6 +1306,7 @@ core_on_hello (core_t *self, core_input_t *in)
             s_log (self, TLOG_WARN, "edge refused", "edge=%s "
                    "reason=\"edge limit reached\"",
                    s_q (name, qedge, sizeof qedge));
+            free (claimed);
             free (key);
             return;
         }
@@ -1210,11 +1314,15 @@ core_on_hello (core_t *self, core_input_t *in)
         assert (edge);
         edge->key = strdup (key);
         edge->routing_id = zframe_dup (in->routing_id);
-        edge->name = strdup (name);
-        assert (edge->key && edge->name);
+        edge->name = claimed;
+        claimed = NULL;
+        name = edge->name;
+        edge->asked = strdup (asked);
+        assert (edge->key && edge->asked);
         edge->incarnation = env->incarnation;
         edge->up_ms = in->now_ms;
         edge->last_heard = in->now_ms;
+        edge->serial = ++self->next_edge_serial;
         edge->agents = zlistx_new ();
         edge->by_handle = zhashx_new ();
         edge->client_reqs = zlistx_new ();
@@ -1240,13 +1348,16 @@ core_on_hello (core_t *self, core_input_t *in)
     }
     else {
         //  The same edge again: its agent set is replaced by the list
-        if (!streq (edge->name, name)) {
+        if (claimed) {
             if (zhashx_lookup (self->edge_names, edge->name) == edge)
                 zhashx_delete (self->edge_names, edge->name);
             free (edge->name);
-            edge->name = strdup (name);
-            assert (edge->name);
-            zhashx_update (self->edge_names, name, edge);
+            edge->name = claimed;
+            claimed = NULL;
+            free (edge->asked);
+            edge->asked = strdup (asked);
+            assert (edge->asked);
+            zhashx_update (self->edge_names, edge->name, edge);
         }
         edge->incarnation = env->incarnation;
         zhashx_t *listed = zhashx_new ();
@@ -1269,6 +1380,7 @@ core_on_hello (core_t *self, core_input_t *in)
         zlistx_destroy (&gone);
         zhashx_destroy (&listed);
     }
+    free (claimed);
     free (key);
 
     Wire__Envelope welcome = WIRE__ENVELOPE__INIT;
@@ -1277,11 +1389,13 @@ core_on_hello (core_t *self, core_input_t *in)
     s_send (self, edge, &welcome, NULL);
 
     //  No session handed out from here on may be at or below a reported one
+    //  (sessions above SESSION_MAX are refused by s_subscribe)
     for (size_t i = 0; i < env->n_agents; i++)
-        if (env->agents [i]->session >= self->next_session)
+        if (env->agents [i]->session >= self->next_session
+        &&  env->agents [i]->session <= SESSION_MAX)
             self->next_session = env->agents [i]->session + 1;
     for (size_t i = 0; i < env->n_agents; i++)
-        s_subscribe (self, edge, env->agents [i], true);
+        s_subscribe (self, edge, env->agents [i]);
 }
 
 //  BYE: the edge is shutting down cleanly.  Forget it now, as if it had
@@ -1316,7 +1430,10 @@ core_on_subscribe (core_t *self, core_input_t *in)
                in->edge->key);
         return;
     }
-    s_subscribe (self, in->edge, in->env->agent, false);
+    //  A non-zero session is a stream the edge held under an earlier
+    //  router (or before an earlier HELLO): kept like a HELLO entry's, so
+    //  an edge may re-sync with a short HELLO and then SUBSCRIBEs
+    s_subscribe (self, in->edge, in->env->agent);
 }
 
 void
@@ -1374,21 +1491,11 @@ core_on_publish (core_t *self, core_input_t *in)
     if (status != ST_OK) {
         //  Refused before it existed: only the client hears of it
         s_send_finish (self, in->edge, env->handle, rid, status, why);
-        self->stats.requests_finished++;
-        self->stats.requests_by_status [status]++;
-        json_t json;
-        s_json_begin (self, &json);
-        s_json_str (&json, "request_id", rid);
-        s_json_str (&json, "agent_id", aid);
-        s_json_int (&json, "status", status);
-        s_json_str (&json, "code", s_status_name [status]);
-        s_json_str (&json, "message", why);
-        s_json_int (&json, "duration_ms", 0);
-        s_json_uint (&json, "bytes_to_agent", 0);
-        s_json_uint (&json, "bytes_to_client", 0);
-        s_json_str (&json, "client_edge", in->edge->name);
-        s_json_bool (&json, "rejected", true);
-        s_json_emit (self, &json, "request.end");
+        request_t refused = {
+            .id = (char *) rid, .agent_id = (char *) aid,
+            .client_edge = in->edge, .start_ms = self->now
+        };
+        s_request_account_end (self, &refused, status, why, true);
         return;
     }
 
@@ -1535,6 +1642,7 @@ core_on_bind (core_t *self, core_input_t *in)
     req->resp_edge = in->edge;
     req->resp_handle = in->env->handle;
     req->resp_item = zlistx_add_end (in->edge->resp_reqs, req);
+    zframe_destroy (&req->payload);     //  never delivered again
     s_req_set_state (self, req, REQ_BOUND);
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__BOUND;
@@ -1601,9 +1709,27 @@ core_on_end (core_t *self, core_input_t *in)
     if (s_is_responder (req, in))
         cause = BY_RESPONDER;
     else
-    if (req->state == REQ_DELIVERED && req->agent
-    &&  req->agent->edge == in->edge && req->agent->handle == in->env->handle)
-        cause = BY_AGENT_STREAM;        //  its queue refused the delivery
+    if (req->state == REQ_DELIVERED && req->stream_edge == in->edge->serial
+    &&  req->stream_handle == in->env->handle) {
+        //  The stream it was sent down did not take it: its queue was full
+        //  (the current stream), or it was superseded or ended before
+        //  writing it.  A newer stream gets it again, since the device
+        //  may still answer.
+        agent_t *agent = req->agent;
+        if (agent && agent->edge && req->payload
+        &&  !(agent->edge == in->edge && agent->handle == in->env->handle)) {
+            if (self->log_level <= TLOG_DEBUG) {
+                char qid [160];
+                s_log (self, TLOG_DEBUG, "request delivered again",
+                       "request=%s agent=%s session=%" PRIu64,
+                       s_q (req->id, qid, sizeof qid), agent->id,
+                       agent->session);
+            }
+            s_request_send (self, req, agent);
+            return;
+        }
+        cause = BY_AGENT_STREAM;
+    }
     else {
         s_unexpected (self, in, req);
         return;
@@ -1642,6 +1768,18 @@ core_on_credit (core_t *self, core_input_t *in)
     if (was_empty && req->state == REQ_STREAMING && self->cfg.idle_ms)
         timers_arm (self->timers, &req->activity,
                     in->now_ms + self->cfg.idle_ms);
+}
+
+//  Bytes of `value` as a protobuf varint.
+static size_t
+s_varint_size (uint64_t value)
+{
+    size_t size = 1;
+    while (value >= 0x80) {
+        value >>= 7;
+        size++;
+    }
+    return size;
 }
 
 static int
@@ -1689,7 +1827,13 @@ core_on_list (core_t *self, core_input_t *in)
         = (Tether__V1__AgentInfo__LabelsEntry **) calloc (
             n_labels + 1, sizeof (Tether__V1__AgentInfo__LabelsEntry *));
     assert (infos && info_ptrs && labels && label_ptrs);
+    //  The answer must fit one public message: agents are added, in id
+    //  order, while the packed response stays within max_payload_bytes
+    //  (each AgentInfo costs its own size plus a tag byte and a length).
+    //  The client narrows the prefix or limit to see the rest.
     size_t next_label = 0;
+    size_t packed = 0;
+    size_t fitting = 0;
     for (size_t i = 0; i < count; i++) {
         agent = matches [i];
         Tether__V1__AgentInfo *info = &infos [i];
@@ -1708,11 +1852,25 @@ core_on_list (core_t *self, core_input_t *in)
             entry->value = agent->label_values [j];
             label_ptrs [next_label++] = entry;
         }
-        info_ptrs [i] = info;
+        size_t one = tether__v1__agent_info__get_packed_size (info);
+        size_t framed = 1 + s_varint_size (one) + one;
+        if (packed + framed > self->cfg.max_payload_bytes)
+            break;
+        packed += framed;
+        info_ptrs [fitting++] = info;
     }
+    if (fitting < count) {
+        char qprefix [160];
+        s_log (self, TLOG_INFO, "agent list cut to the message size",
+               "prefix=%s matching=%zu sent=%zu max_message_size=%" PRIu32,
+               s_q (prefix, qprefix, sizeof qprefix), count, fitting,
+               self->cfg.max_payload_bytes);
+    }
+    count = fitting;
     response.n_agents = count;
     response.agents = info_ptrs;
     size_t size = tether__v1__list_agents_response__get_packed_size (&response);
+    assert (size == packed);
     zframe_t *payload = zframe_new (NULL, size);
     assert (payload);
     tether__v1__list_agents_response__pack (&response, zframe_data (payload));
@@ -1741,7 +1899,7 @@ s_on_unknown_edge (core_t *self, core_input_t *in)
     s_send_to (self, in->routing_id, &pong, NULL);
     int command = in->env->command;
     if (command == WIRE__COMMAND__PUBLISH || command == WIRE__COMMAND__BIND
-    ||  command == WIRE__COMMAND__RESPONSE) {
+    ||  command == WIRE__COMMAND__RESPONSE || command == WIRE__COMMAND__LIST) {
         Wire__Envelope env = WIRE__ENVELOPE__INIT;
         env.command = WIRE__COMMAND__FINISH;
         env.handle = in->env->handle;

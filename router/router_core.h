@@ -74,6 +74,9 @@ typedef struct {
     uint64_t bytes_to_clients;      //  response payload bytes routed
     uint64_t agents_superseded;
     uint64_t edges_lost;            //  edges declared dead
+    uint64_t edge_name_conflicts;   //  HELLOs naming a live edge's name
+    uint64_t sessions_refused;      //  agent entries with a session too
+                                    //  large to keep (above 2^63 - 1)
     uint64_t events_published;      //  monitor events emitted
 } core_stats_t;
 

@@ -69,6 +69,11 @@ main (int argc, char **argv)
         s_usage (stdout, options, count);
         goto cleanup;
     }
+    if (router_config_check (&cfg, error, sizeof error)) {
+        fprintf (stderr, "tether-router: %s\n", error);
+        rc = 2;
+        goto cleanup;
+    }
     tlog_level_t level;
     if (tlog_level_parse (cfg.log_level, &level)) {
         fprintf (stderr,

@@ -18,7 +18,7 @@ static const wire_command_t s_commands [] = {
     { WIRE__COMMAND__RESPONSE,    "RESPONSE",    2, 2, true,  core_on_response },
     { WIRE__COMMAND__END,         "END",         1, 1, true,  core_on_end },
     { WIRE__COMMAND__CREDIT,      "CREDIT",      1, 1, true,  core_on_credit },
-    { WIRE__COMMAND__LIST,        "LIST",        1, 1, false, core_on_list },
+    { WIRE__COMMAND__LIST,        "LIST",        1, 1, true,  core_on_list },
     { WIRE__COMMAND__BYE,         "BYE",         1, 1, false, core_on_bye },
 };
 

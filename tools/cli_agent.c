@@ -22,6 +22,7 @@
 #include "cli_parse.h"
 #include "tlog.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -117,6 +118,7 @@ s_agent_usage (FILE *out)
         "                    [--edge host:port[,host:port...]]\n"
         "                    [--backoff-initial 500ms] [--backoff-max 30s]\n"
         "                    [--superseded-delay 10s] [--handler-timeout 0]\n"
+        "                    [--max-handlers %d] [--rotate-delay 1s]\n"
         "                    [--keepalive 30s]\n"
         "                    [--log-level info]\n"
         "\n"
@@ -128,9 +130,14 @@ s_agent_usage (FILE *out)
         "  X      DIR/X from --handlers, when X matches [A-Za-z0-9._-]+:\n"
         "         payload on stdin, stdout streamed back; exit 0 -> OK,\n"
         "         exit 11..26 -> gRPC status (exit - 10), else UNKNOWN;\n"
-        "         SIGTERM then SIGKILL on cancel or --handler-timeout\n"
+        "         SIGTERM then SIGKILL on cancel or --handler-timeout;\n"
+        "         at most --max-handlers at once, more are answered\n"
+        "         RESOURCE_EXHAUSTED\n"
+        "After a stable stream ends UNAVAILABLE (edge shutting down) it\n"
+        "moves to the next address after a random 0..--rotate-delay.\n"
         "Anything else is answered UNIMPLEMENTED.  SIGINT/SIGTERM stop it.\n"
-        CLI_SECURITY_USAGE);
+        CLI_SECURITY_USAGE,
+        CLI_EXEC_MAX_HANDLERS_DEFAULT);
 }
 
 int
@@ -146,6 +153,8 @@ cli_agent_main (int argc, char **argv)
         {"superseded-delay", required_argument, NULL, 's'},
         {"handler-timeout", required_argument, NULL, 't'},
         {"keepalive", required_argument, NULL, 'k'},
+        {"max-handlers", required_argument, NULL, 'm'},
+        {"rotate-delay", required_argument, NULL, 'r'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         CLI_SECURITY_OPTIONS,
@@ -153,6 +162,8 @@ cli_agent_main (int argc, char **argv)
     const char *id = NULL, *handlers = NULL, *edge = cli_default_edge ();
     uint32_t backoff_initial = 500, backoff_max = 30000, superseded = 10000;
     uint32_t handler_timeout = 0, keepalive = 30000;
+    uint32_t rotate_delay = TETHER_ROTATE_DELAY_DEFAULT_MS;
+    unsigned long max_handlers = CLI_EXEC_MAX_HANDLERS_DEFAULT;
     tlog_level_t level = TLOG_INFO;
     const char *labels[128];
     size_t label_count = 0;
@@ -161,7 +172,7 @@ cli_agent_main (int argc, char **argv)
     int opt;
     optind = 1;
     while (
-        (opt = getopt_long (argc, argv, "i:l:H:e:b:B:s:t:k:L:h", options, NULL))
+        (opt = getopt_long (argc, argv, "i:l:H:e:b:B:s:t:k:m:r:L:h", options, NULL))
         != -1) {
         uint32_t *duration = NULL;
         switch (opt) {
@@ -202,6 +213,23 @@ cli_agent_main (int argc, char **argv)
             case 'k':
                 duration = &keepalive;
                 break;
+            case 'r':
+                duration = &rotate_delay;
+                break;
+            case 'm': {
+                char *end = NULL;
+                errno = 0;
+                max_handlers = strtoul (optarg, &end, 10);
+                if (errno || end == optarg || *end || *optarg == '-'
+                    || max_handlers == 0 || max_handlers > 100000) {
+                    fprintf (stderr,
+                             "tether agent: bad --max-handlers '%s' "
+                             "(1..100000)\n",
+                             optarg);
+                    return CLI_EXIT_USAGE;
+                }
+                break;
+            }
             case 'L':
                 if (tlog_level_parse (optarg, &level) == -1) {
                     fprintf (stderr, "tether agent: bad --log-level '%s'\n",
@@ -257,6 +285,7 @@ cli_agent_main (int argc, char **argv)
     }
     tether_agent_set_superseded_delay (self.agent, superseded);
     tether_agent_set_keepalive (self.agent, keepalive);
+    tether_agent_set_rotate_delay (self.agent, rotate_delay);
     tether_agent_set_log (self.agent, (tether_log_level_t) level, NULL, NULL);
     for (size_t i = 0; i < label_count; i++) {
         char key[256], value[1024];
@@ -264,7 +293,8 @@ cli_agent_main (int argc, char **argv)
         tether_agent_set_label (self.agent, key, value);
     }
     if (handlers)
-        self.exec = cli_exec_new (handlers, handler_timeout, 2000);
+        self.exec = cli_exec_new (handlers, handler_timeout, 2000,
+                                  (size_t) max_handlers);
     tether_agent_set_handler (self.agent, s_handle, &self);
 
     pthread_t signal_thread;

@@ -40,6 +40,7 @@
 */
 #include "cli_bench.h"
 #include "cli_parse.h"
+#include "tstatus.h"
 
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -465,26 +466,9 @@ s_deadline_at (int64_t at_ns)
 static const char *
 s_status_name (int code)
 {
-    static const char *names[] = {"OK",
-                                  "CANCELLED",
-                                  "UNKNOWN",
-                                  "INVALID_ARGUMENT",
-                                  "DEADLINE_EXCEEDED",
-                                  "NOT_FOUND",
-                                  "ALREADY_EXISTS",
-                                  "PERMISSION_DENIED",
-                                  "RESOURCE_EXHAUSTED",
-                                  "FAILED_PRECONDITION",
-                                  "ABORTED",
-                                  "OUT_OF_RANGE",
-                                  "UNIMPLEMENTED",
-                                  "INTERNAL",
-                                  "UNAVAILABLE",
-                                  "DATA_LOSS",
-                                  "UNAUTHENTICATED"};
-    return code >= 0 && code <= 16 ? names[code] : "UNKNOWN";
+    const char *name = tstatus_name (code);
+    return name ? name : "UNKNOWN";
 }
-
 static void
 s_fail (bench_t *self, const char *why)
 {

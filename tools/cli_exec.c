@@ -35,6 +35,7 @@ struct _cli_exec_t
     char *dir;             //  Handler directory
     uint32_t timeout_ms;   //  Local bound per run, 0 = none
     uint32_t grace_ms;     //  SIGTERM -> SIGKILL
+    size_t max_running;    //  Limit on running, > 0
     pthread_mutex_t mutex; //  Guards running
     pthread_cond_t cond;   //  Signalled when running drops
     size_t running;        //  Threads alive
@@ -58,15 +59,21 @@ s_now_ms (void)
 }
 
 cli_exec_t *
-cli_exec_new (const char *dir, uint32_t timeout_ms, uint32_t grace_ms)
+cli_exec_new (const char *dir,
+              uint32_t timeout_ms,
+              uint32_t grace_ms,
+              size_t max_running)
 {
     assert (dir);
+    if (max_running == 0)
+        return NULL;
     cli_exec_t *self = (cli_exec_t *) calloc (1, sizeof *self);
     assert (self);
     self->dir = strdup (dir);
     assert (self->dir);
     self->timeout_ms = timeout_ms;
     self->grace_ms = grace_ms;
+    self->max_running = max_running;
     pthread_mutex_init (&self->mutex, NULL);
     pthread_cond_init (&self->cond, NULL);
     return self;
@@ -277,12 +284,26 @@ s_kill (cli_exec_t *self, pid_t pid, int pidfd, int *status_p)
     waitpid (pid, status_p, 0);
 }
 
+//  One handler thread fewer; wakes cli_exec_destroy.
+static void
+s_running_drop (cli_exec_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    self->running--;
+    pthread_cond_broadcast (&self->cond);
+    pthread_mutex_unlock (&self->mutex);
+}
+
 static void *
 s_job_run (void *arg)
 {
     s_job_t *job = (s_job_t *) arg;
     cli_exec_t *self = job->exec;
     tether_request_t *request = job->request;
+    //  Here rather than before the thread starts: a cancel that came
+    //  earlier runs s_on_cancel now, and a thread that failed to start
+    //  leaves no callback behind.
+    tether_request_set_cancel_fn (request, s_on_cancel, job);
     char quoted[2][128];
     tlog_quote (tether_request_id (request), quoted[0], sizeof quoted[0]);
     tlog_quote (tether_request_call (request), quoted[1], sizeof quoted[1]);
@@ -399,11 +420,22 @@ s_job_run (void *arg)
 
 cleanup:
     s_job_destroy (&job);
-    pthread_mutex_lock (&self->mutex);
-    self->running--;
-    pthread_cond_broadcast (&self->cond);
-    pthread_mutex_unlock (&self->mutex);
+    s_running_drop (self);
     return NULL;
+}
+
+//  Ends a request that could not get a handler, logging why.
+static void
+s_refuse (tether_request_t **request_p, int code, const char *message, int err)
+{
+    char quoted[2][128];
+    tlog (TLOG_WARN, message, "request=%s call=%s err=%d",
+          tlog_quote (tether_request_id (*request_p), quoted[0],
+                      sizeof quoted[0]),
+          tlog_quote (tether_request_call (*request_p), quoted[1],
+                      sizeof quoted[1]),
+          err);
+    tether_request_end (request_p, code, message);
 }
 
 void
@@ -412,6 +444,23 @@ cli_exec_start (cli_exec_t *self,
                 tether_request_t **request_p)
 {
     assert (self && request_p && *request_p);
+    pthread_mutex_lock (&self->mutex);
+    bool full = self->running >= self->max_running;
+    if (!full)
+        self->running++;
+    pthread_mutex_unlock (&self->mutex);
+    if (full) {
+        s_refuse (request_p, TETHER_RESOURCE_EXHAUSTED,
+                  "too many handlers running", 0);
+        return;
+    }
+    int wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd < 0) {
+        s_refuse (request_p, TETHER_INTERNAL,
+                  "cannot start handler: no eventfd", errno);
+        s_running_drop (self);
+        return;
+    }
     s_job_t *job = (s_job_t *) calloc (1, sizeof *job);
     assert (job);
     job->exec = self;
@@ -419,18 +468,20 @@ cli_exec_start (cli_exec_t *self,
     *request_p = NULL;
     job->path = s_path (self, tether_request_call (job->request));
     job->env = s_env_new (agent_id, job->request);
-    job->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
-    assert (job->wake_fd >= 0);
-    tether_request_set_cancel_fn (job->request, s_on_cancel, job);
+    job->wake_fd = wake_fd;
 
-    pthread_mutex_lock (&self->mutex);
-    self->running++;
-    pthread_mutex_unlock (&self->mutex);
     pthread_attr_t attr;
     pthread_attr_init (&attr);
     pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
     pthread_t thread;
     int rc = pthread_create (&thread, &attr, s_job_run, job);
     pthread_attr_destroy (&attr);
-    assert (rc == 0);
+    if (rc != 0) {
+        tether_request_t *request = job->request;
+        job->request = NULL;
+        s_job_destroy (&job);
+        s_refuse (&request, TETHER_INTERNAL,
+                  "cannot start handler: no thread", rc);
+        s_running_drop (self);
+    }
 }

@@ -17,7 +17,11 @@
     group gets SIGTERM, then SIGKILL after a grace period.
 
     Each request runs on a detached thread; cli_exec_t counts them so the
-    agent can wait for all to finish before it exits.
+    agent can wait for all to finish before it exits.  At most
+    `max_running` run at once: a request beyond that is answered
+    RESOURCE_EXHAUSTED "too many handlers running".  When the system
+    refuses a thread, an eventfd, a pipe or a process, the request ends
+    INTERNAL with a message saying which, and the agent carries on.
     =========================================================================
 */
 #ifndef CLI_EXEC_H_INCLUDED
@@ -25,13 +29,19 @@
 
 #include "tether.h"
 
+//  Default limit on handlers running at once (`--max-handlers`).
+#define CLI_EXEC_MAX_HANDLERS_DEFAULT 64
+
 typedef struct _cli_exec_t cli_exec_t;
 
 //  Create a runner for handlers in directory `dir`.  `timeout_ms` bounds
 //  each run (0 = no local bound); `grace_ms` is the wait between SIGTERM
-//  and SIGKILL.  Caller owns it.
-cli_exec_t *
-cli_exec_new (const char *dir, uint32_t timeout_ms, uint32_t grace_ms);
+//  and SIGKILL; `max_running` limits handlers running at once.  Returns
+//  NULL when max_running is 0.  Caller owns it.
+cli_exec_t *cli_exec_new (const char *dir,
+                          uint32_t timeout_ms,
+                          uint32_t grace_ms,
+                          size_t max_running);
 
 //  Wait for running handlers to finish, then destroy.
 void cli_exec_destroy (cli_exec_t **self_p);
@@ -41,7 +51,8 @@ void cli_exec_destroy (cli_exec_t **self_p);
 bool cli_exec_has (cli_exec_t *self, const char *name);
 
 //  Run DIR/<call> for the request on a new thread.  Takes ownership of the
-//  request and sets *request_p to NULL; the thread ends it.
+//  request and sets *request_p to NULL; the thread ends it, or, when the
+//  limit is reached or the thread cannot start, this call does.
 void cli_exec_start (cli_exec_t *self,
                      const char *agent_id,
                      tether_request_t **request_p);

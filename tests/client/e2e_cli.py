@@ -289,6 +289,38 @@ class CliTest(unittest.TestCase):
                    "handler processes gone")
         agent.wait_line(r"killing handler.*reason=cancelled")
 
+    def test_max_handlers(self):
+        #   Two slow handlers fill --max-handlers 2: two more calls are
+        #   answered RESOURCE_EXHAUSTED at once; the agent keeps serving.
+        aid = self.new_id()
+        agent = self.agent(aid, "--max-handlers", "2")
+        self.connected(aid)
+        calls = [subprocess.Popen(
+            [TETHER, "call", aid, "slow", "--data", self.tmp, "--timeout",
+             "8s", "--edge", self.edge.address],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for _ in range(4)]
+        try:
+            codes = []
+            for c in calls:
+                c.wait(30)
+                codes.append(c.returncode)
+        finally:
+            for c in calls:
+                if c.poll() is None:
+                    c.kill()
+                c.wait()
+                c.stderr.close()
+        self.assertEqual(sorted(codes), [14, 14, 18, 18])  # DEADLINE, RESOURCE_EXHAUSTED
+        self.assertEqual(agent.count(r"too many handlers running"), 2)
+        wait_until(lambda: agent.count(r"handler done") == 2, 15,
+                   "slow handlers killed")
+        rc, out, err = tether("call", aid, "fail", "--edge", self.edge.address)
+        self.assertEqual((rc, out), (15, b"failing\n"), err)
+        rc, out, err = tether("call", aid, "echo", "--data", "still here",
+                              "--edge", self.edge.address)
+        self.assertEqual((rc, out), (0, b"still here"), err)
+
     def test_reconnect_after_edge_restart(self):
         aid = self.new_id()
         agent = self.agent(aid)
@@ -339,14 +371,16 @@ class CliTest(unittest.TestCase):
                                                  other.address))
         self.connected(aid)
         #   Stable (it carried a request), then its edge shuts down: the
-        #   agent goes to the next edge at once, without a backoff.
+        #   agent goes to the next edge after a short random wait (at most
+        #   --rotate-delay, default 1 s), without a backoff.
         rc, out, err = tether("call", aid, "echo", "--data", "x", "--edge",
                               self.edge.address)
         self.assertEqual((rc, out), (0, b"x"), err)
         self.edge.stop()
         self.procs.remove(self.edge)
         self.connected(aid, other)
-        agent.wait_line(r"edge went away.*retry_ms=0")
+        m = agent.wait_line(r"edge went away.*retry_ms=(\d+)")
+        self.assertLessEqual(int(m.group(1)), 1000)
         rc, out, err = tether("call", aid, "echo", "--data", "y", "--edge",
                               other.address)
         self.assertEqual((rc, out), (0, b"y"), err)

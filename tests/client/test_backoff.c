@@ -113,6 +113,29 @@ test_floor_for_superseded (void **state)
     tether_backoff_destroy (&backoff);
 }
 
+//  The rotate delay after an edge shutdown: uniform in [0, bound], without
+//  counting a failure.
+static void
+test_random_for_rotation (void **state)
+{
+    tether_backoff_t *backoff =
+        tether_backoff_new (100, 3000, 2.0, TETHER_JITTER_FULL, 7);
+    assert_int_equal (tether_backoff_random (backoff, 0), 0);
+    uint64_t low = UINT64_MAX, high = 0, sum = 0;
+    for (int i = 0; i < 2000; i++) {
+        uint64_t delay = tether_backoff_random (backoff, 1000);
+        assert_true (delay <= 1000);
+        low = delay < low ? delay : low;
+        high = delay > high ? delay : high;
+        sum += delay;
+    }
+    assert_true (low < 50);
+    assert_true (high > 950);
+    assert_in_range (sum / 2000, 400, 600);
+    assert_int_equal (tether_backoff_failures (backoff), 0);
+    tether_backoff_destroy (&backoff);
+}
+
 int
 main (void)
 {
@@ -123,6 +146,7 @@ main (void)
         cmocka_unit_test (test_equal_jitter_bounds),
         cmocka_unit_test (test_same_seed_same_schedule),
         cmocka_unit_test (test_floor_for_superseded),
+        cmocka_unit_test (test_random_for_rotation),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

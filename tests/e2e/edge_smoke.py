@@ -9,6 +9,7 @@ Usage: edge_smoke.py --edge PATH --router PATH [unittest args]
 
 import concurrent.futures
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -139,6 +140,45 @@ class EdgeLimits(e2e.GatewayTestCase):
             next(it)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INTERNAL)
 
+    def test_invalid_first_response_message_is_internal_at_once(self):
+        #   No x-request-id: the first message names the request but has
+        #   a status_message that is not UTF-8.  The client gets INTERNAL
+        #   at once, not DEADLINE_EXCEEDED at the first-response timeout.
+        a = self.agent()
+        it = self.stub().AgentRequestPublish(
+            e2e.pb.AgentRequest(agent_id=a.agent_id, call="never"),
+            timeout=30)
+        (rid,) = a.wait_request(1)
+        raw = a.channel.stream_unary(
+            "/tether.v1.AgentGateway/AgentResponsePublish",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b)
+        bad = e2e.pb.AgentResponse(request_id=rid).SerializeToString() \
+            + b"\x22\x01\xff"
+        with self.assertRaises(grpc.RpcError) as cm:
+            raw(iter([bad]), timeout=10)
+        self.assertEqual(cm.exception.code(),
+                         grpc.StatusCode.INVALID_ARGUMENT)
+        t0 = time.monotonic()
+        with self.assertRaises(grpc.RpcError) as cm:
+            next(it)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INTERNAL)
+        self.assertLess(time.monotonic() - t0, 5)
+
+    def test_bad_agent_id_refused_before_metadata(self):
+        #   The edge applies the router's id rule itself: the agent is
+        #   refused naming the rule, and never told it is up.
+        edge = self.gw.edges[0].proc
+        mark = edge.line_count()
+        a = self.agent("bad id %d" % time.monotonic_ns(), subscribe=False)
+        a.subscribe(wait=False)
+        code, details = a.wait_ended()
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
+        self.assertIn("A-Z a-z 0-9", details)
+        edge.wait_line(r'msg="agent refused"', 5, start=mark)
+        self.assertFalse(any('msg="agent up"' in line
+                             for line in edge.lines[mark:]))
+
 
 class EdgeRouterAway(e2e.GatewayTestCase):
     EXTERNAL = True
@@ -164,6 +204,70 @@ class EdgeRouterAway(e2e.GatewayTestCase):
         self.assertEqual(health(ch), SERVING)
         r = call(self.stub(), a.agent_id, "echo", b"back")
         self.assertEqual(r.payloads, [b"back"], r)
+
+    def test_no_ghost_agent_after_router_pause(self):
+        #   An agent that comes and goes while the router is paused: its
+        #   SUBSCRIBE reaches the router late, and the edge must answer the
+        #   SUBSCRIBED (and any DELIVER) for the dead stream with
+        #   UNSUBSCRIBE, so the agent is not listed forever.
+        edge = self.gw.edges[0].proc
+        mark = edge.line_count()
+        self.gw.router.signal(signal.SIGSTOP)
+        try:
+            edge.wait_line(r'msg="router lost"', 10, start=mark)
+            a = self.agent(subscribe=False)
+            a.subscribe(wait=False)
+            edge.wait_line(r'msg="agent up".*agent=%s' % a.agent_id, 10,
+                           start=mark)
+            a.close()
+            edge.wait_line(r'msg="agent down".*agent=%s' % a.agent_id, 10,
+                           start=mark)
+        finally:
+            self.gw.router.signal(signal.SIGCONT)
+        edge.wait_line(r'msg="router back"', 10, start=mark)
+        e2e.wait_until(lambda: health(self.gw.edges[0].channel) == SERVING,
+                       10, what="edge serving")
+        e2e.wait_until(lambda: self.gw.edges[0].list_agents(
+            prefix=a.agent_id) == [], 10, what="no ghost agent")
+        r = call(self.stub(), a.agent_id, "echo", b"x", timeout=5)
+        self.assertEqual(r.code, grpc.StatusCode.NOT_FOUND, r)
+
+
+class EdgeSupersedeQueued(e2e.GatewayTestCase):
+    """Requests still queued on the edge for a stream that is superseded
+    go back to the router, which delivers them to the new stream."""
+    EDGE_ARGS = ("--log-level", "debug")
+    CORE_ARGS = ("--first-response-timeout", "3s")
+
+    def test_queued_requests_move_to_new_stream(self):
+        agent_id = self.unique("sup")
+        edge = self.gw.edges[0]
+        deaf = e2e.pb_grpc.AgentGatewayStub(self.gw.channel())
+        old = deaf.AgentRequestSubscribe(
+            e2e.pb.SubscriberInfo(agent_id=agent_id), wait_for_ready=True)
+        try:
+            e2e.wait_until(lambda: edge.list_agents(prefix=agent_id), 10,
+                           what="the deaf agent listed")
+            mark = edge.proc.line_count()
+            ids = [self.unique("q") for _ in range(10)]
+            with concurrent.futures.ThreadPoolExecutor(10) as pool:
+                futs = [pool.submit(call, self.stub(), agent_id, "echo",
+                                    b"x" * (3 << 20), id=rid, timeout=20)
+                        for rid in ids]
+                for rid in ids:
+                    edge.proc.wait_line(r'request=%s .*to=DELIVERED' % rid,
+                                        10, start=mark)
+                self.agent(agent_id)
+                results = [f.result() for f in futs]
+        finally:
+            old.cancel()
+        ok = [r for r in results if r.code == grpc.StatusCode.OK]
+        #   Those written before the stream was superseded (into the old
+        #   agent's transport window, a few MiB) count as delivered and
+        #   wait for an answer; none of the queued ones may be lost.
+        self.assertGreaterEqual(len(ok), len(ids) - 3, results)
+        for r in ok:
+            self.assertLess(r.elapsed, 3, r)
 
 
 class EdgeMessageSize(e2e.GatewayTestCase):

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "router_config.h"
 #include "router_core.h"
 #include "wire_envelope.h"
 #include "tether.pb-c.h"
@@ -636,6 +637,77 @@ test_supersession_moves_requests (void **state)
 //  ---------------------------------------------------------------------
 //  Every way a request ends
 
+//  Requests the superseded stream's edge never wrote to the device come
+//  back as END from that stream: they go down the newer stream again.
+static void
+test_superseded_before_delivery (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    s_cast (fx);
+    s_hello (fx, "B", "b");
+    s_publish (fx, "C", 10, "r1", "dev-1");
+    EXPECT (fx, "A", DELIVER, 1, ANY);
+    s_publish (fx, "C", 11, "r2", "dev-1");
+    EXPECT (fx, "A", DELIVER, 1, ANY);
+    s_publish (fx, "C", 12, "r3", "dev-1");
+    EXPECT (fx, "A", DELIVER, 1, ANY);
+    s_subscribe_send (fx, "B", 5, "dev-1");
+    EXPECT (fx, "A", KICK, 1, ABORTED);
+    out_t *out = POP (fx, "B", SUBSCRIBED, 5, ANY);
+    uint64_t new_session = out->env->session;
+    s_out_destroy (&out);
+    //  r2 was bound before the END arrives: the END is not accepted
+    s_simple (fx, "R", WIRE__COMMAND__BIND, 21, "r2");
+    EXPECT (fx, "R", BOUND, 21, ANY);
+    //  The old edge gives back r1 and r2
+    s_end (fx, "A", 1, "r1", UNAVAILABLE, "superseded before delivery");
+    out = POP (fx, "B", DELIVER, 5, ANY);
+    assert_string_equal (out->env->request_id, "r1");
+    assert_int_equal (out->env->session, new_session);
+    assert_non_null (out->payload);
+    assert_true (zframe_streq (out->payload, "request-bytes"));
+    s_out_destroy (&out);
+    uint64_t unexpected = core_stats (fx->core)->unexpected;
+    s_end (fx, "A", 1, "r2", UNAVAILABLE, "superseded before delivery");
+    EXPECT_NONE (fx);
+    //  A second END from the old stream for r1 is stale now
+    s_end (fx, "A", 1, "r1", UNAVAILABLE, "superseded before delivery");
+    EXPECT_NONE (fx);
+    assert_int_equal (core_stats (fx->core)->unexpected, unexpected + 2);
+    assert_int_equal (core_request_count (fx->core), 3);
+    //  The device answers r1 through its new stream
+    s_simple (fx, "R", WIRE__COMMAND__BIND, 20, "r1");
+    EXPECT (fx, "R", BOUND, 20, ANY);
+    s_response (fx, "R", 20, "r1", "answer");
+    EXPECT (fx, "C", REPLY, 10, ANY);
+    s_end (fx, "R", 20, "r1", OK, "");
+    EXPECT (fx, "C", FINISH, 10, OK);
+    //  The new stream's queue is full for r3: that END ends it
+    s_end (fx, "A", 1, "r3", UNAVAILABLE, "superseded before delivery");
+    EXPECT (fx, "B", DELIVER, 5, ANY);
+    s_end (fx, "B", 5, "r3", RESOURCE_EXHAUSTED, "agent queue full");
+    EXPECT (fx, "C", FINISH, 12, RESOURCE_EXHAUSTED);
+    EXPECT_NONE (fx);
+    s_end (fx, "R", 21, "r2", OK, "");
+    EXPECT (fx, "C", FINISH, 11, OK);
+    EXPECT_NONE (fx);
+    s_assert_empty (fx);
+    //  On the same edge: stream 5 superseded by stream 6
+    s_publish (fx, "C", 13, "r4", "dev-1");
+    EXPECT (fx, "B", DELIVER, 5, ANY);
+    s_subscribe_send (fx, "B", 6, "dev-1");
+    EXPECT (fx, "B", KICK, 5, ABORTED);
+    EXPECT (fx, "B", SUBSCRIBED, 6, ANY);
+    s_end (fx, "B", 5, "r4", UNAVAILABLE, "superseded before delivery");
+    EXPECT (fx, "B", DELIVER, 6, ANY);
+    //  ... and the stream ends with no newer one: r4 fails at once
+    s_unsubscribe (fx, "B", 6, 0);
+    EXPECT (fx, "C", FINISH, 13, UNAVAILABLE);
+    s_end (fx, "B", 6, "r4", UNAVAILABLE, "superseded before delivery");
+    EXPECT_NONE (fx);
+    s_assert_empty (fx);
+}
+
 static void
 test_end_agent_error (void **state)
 {
@@ -923,13 +995,16 @@ test_agent_edge_dead (void **state)
     s_publish_and_bind (fx, 4, 0);          //  r1 bound from R: goes on
     s_publish (fx, "C", 11, "r2", "dev-1"); //  r2 delivered: fails
     EXPECT (fx, "A", DELIVER, 1, ANY);
-    //  A restarts: a new incarnation (routing id A2) replaces A at once
+    //  A restarts: once A has been silent for over two heartbeats, a new
+    //  incarnation (routing id A2) replaces it at once
+    s_forget (fx, "A");
+    s_advance (fx, 2500);
+    EXPECT_NONE (fx);
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__HELLO;
     env.edge_id = "agent-edge";
     env.incarnation = 43;
     s_in (fx, "A2", &env, NULL);
-    s_forget (fx, "A");
     s_keep_alive (fx, "A2");
     EXPECT (fx, "C", FINISH, 11, UNAVAILABLE);
     EXPECT (fx, "A2", WELCOME, ANY, ANY);
@@ -954,6 +1029,88 @@ s_bye (fx_t *fx, const char *from)
     env.edge_id = (char *) from;
     env.incarnation = 42;
     s_in (fx, from, &env, NULL);
+}
+
+static void
+s_hello_inc (fx_t *fx, const char *from, const char *name,
+             uint64_t incarnation)
+{
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__HELLO;
+    env.edge_id = (char *) name;
+    env.incarnation = incarnation;
+    s_in (fx, from, &env, NULL);
+}
+
+//  Two live edges with the same name do not replace each other: the
+//  second is known as name#2; a reconnect of the same incarnation, or a
+//  new incarnation after the old one went silent, takes the name over.
+static void
+test_edge_name_conflict (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    s_hello (fx, "C", "client-edge");
+    s_hello_inc (fx, "A", "edge", 1);
+    EXPECT (fx, "A", WELCOME, ANY, ANY);
+    s_keep_alive (fx, "A");
+    s_subscribe (fx, "A", 1, "dev-1");
+    s_hello_inc (fx, "B", "edge", 2);
+    EXPECT (fx, "B", WELCOME, ANY, ANY);
+    s_keep_alive (fx, "B");
+    s_subscribe (fx, "B", 1, "dev-2");
+    assert_int_equal (core_stats (fx->core)->edge_name_conflicts, 1);
+    assert_int_equal (core_edge_count (fx->core), 3);
+    assert_int_equal (s_events (fx, "edge.up", "\"edge\":\"edge#2\""), 1);
+    //  Both keep talking, HELLO again: nothing flaps
+    for (int i = 0; i < 3; i++) {
+        s_hello_inc (fx, "A", "edge", 1);
+        EXPECT (fx, "A", WELCOME, ANY, ANY);
+        s_hello_inc (fx, "B", "edge", 2);
+        EXPECT (fx, "B", WELCOME, ANY, ANY);
+        s_advance (fx, 1000);
+    }
+    EXPECT_NONE (fx);
+    assert_int_equal (core_edge_count (fx->core), 3);
+    assert_int_equal (core_agent_count (fx->core), 0);   //  HELLOs listed none
+    assert_int_equal (core_stats (fx->core)->edge_name_conflicts, 1);
+    assert_int_equal (core_stats (fx->core)->edges_lost, 0);
+    Tether__V1__ListAgentsResponse *list;
+    s_subscribe (fx, "B", 1, "dev-2");
+    list = s_list (fx, "", 0);
+    assert_int_equal (list->n_agents, 1);
+    assert_string_equal (list->agents [0]->edge, "edge#2");
+    tether__v1__list_agents_response__free_unpacked (list, NULL);
+    //  A third one is edge#3
+    s_hello_inc (fx, "D", "edge", 3);
+    EXPECT (fx, "D", WELCOME, ANY, ANY);
+    assert_int_equal (s_events (fx, "edge.up", "\"edge\":\"edge#3\""), 1);
+    s_bye (fx, "D");
+    //  A's incarnation reconnects under a new routing id: A goes at once
+    s_forget (fx, "A");
+    s_hello_inc (fx, "A2", "edge", 1);
+    EXPECT (fx, "A2", WELCOME, ANY, ANY);
+    s_keep_alive (fx, "A2");
+    assert_int_equal (core_stats (fx->core)->edges_lost, 2);
+    assert_int_equal (core_edge_count (fx->core), 3);
+    //  B (edge#2) restarts: it asks for "edge", held by a live A2
+    s_forget (fx, "B");
+    s_advance (fx, 2500);
+    s_hello_inc (fx, "B2", "edge", 4);
+    EXPECT (fx, "B2", WELCOME, ANY, ANY);
+    s_keep_alive (fx, "B2");
+    assert_int_equal (core_stats (fx->core)->edge_name_conflicts, 3);
+    //  A2 dies; a new incarnation after its silence takes the name
+    s_forget (fx, "A2");
+    s_advance (fx, 2500);
+    s_hello_inc (fx, "A3", "edge", 5);
+    EXPECT (fx, "A3", WELCOME, ANY, ANY);
+    s_keep_alive (fx, "A3");
+    assert_int_equal (core_stats (fx->core)->edge_name_conflicts, 3);
+    assert_int_equal (s_events (fx, "edge.down",
+                                "\"reason\":\"replaced by a new "
+                                "incarnation\""), 1);
+    s_advance (fx, 3000);
+    EXPECT_NONE (fx);
 }
 
 //  BYE: the edge is forgotten at once, as a dead edge is after the
@@ -1346,6 +1503,92 @@ test_hello_resync (void **state)
 }
 
 static void
+s_subscribe_session (fx_t *fx, const char *from, uint64_t handle,
+                     const char *agent_id, uint64_t session)
+{
+    Wire__AgentEntry entry = WIRE__AGENT_ENTRY__INIT;
+    entry.handle = handle;
+    entry.agent_id = (char *) agent_id;
+    entry.session = session;
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__SUBSCRIBE;
+    env.agent = &entry;
+    s_in (fx, from, &env, NULL);
+}
+
+//  An edge re-syncs with a HELLO that lists no agents, then one SUBSCRIBE
+//  per agent carrying its session: sessions are kept as in a HELLO.
+static void
+test_resync_by_subscribe (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    s_hello (fx, "A", "a");
+    s_subscribe_session (fx, "A", 1, "dev-1", 5000);
+    out_t *out = POP (fx, "A", SUBSCRIBED, 1, ANY);
+    assert_int_equal (out->env->session, 5000);
+    s_out_destroy (&out);
+    s_subscribe_session (fx, "A", 2, "dev-2", 3000);
+    out = POP (fx, "A", SUBSCRIBED, 2, ANY);
+    assert_int_equal (out->env->session, 3000);
+    s_out_destroy (&out);
+    //  New sessions are above every one reported
+    uint64_t s3 = s_subscribe (fx, "A", 3, "dev-3");
+    assert_true (s3 > 5000);
+    //  Another edge re-syncing dev-2 with an older session loses ...
+    s_hello (fx, "B", "b");
+    s_subscribe_session (fx, "B", 8, "dev-2", 2000);
+    EXPECT (fx, "B", KICK, 8, ABORTED);
+    //  ... with a newer one it wins
+    s_subscribe_session (fx, "B", 9, "dev-2", 4000);
+    EXPECT (fx, "A", KICK, 2, ABORTED);
+    out = POP (fx, "B", SUBSCRIBED, 9, ANY);
+    assert_int_equal (out->env->session, 4000);
+    s_out_destroy (&out);
+    EXPECT_NONE (fx);
+    assert_int_equal (core_agent_count (fx->core), 3);
+}
+
+//  A session above 2^63 - 1 could wrap the session counter: refused.
+static void
+test_session_out_of_range (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    s_hello (fx, "A", "a");
+    s_subscribe_session (fx, "A", 1, "dev-1", UINT64_MAX);
+    out_t *out = POP (fx, "A", KICK, 1, INVALID_ARGUMENT);
+    assert_string_equal (out->env->message, "session out of range");
+    s_out_destroy (&out);
+    Wire__AgentEntry e1 = WIRE__AGENT_ENTRY__INIT;
+    e1.handle = 2;
+    e1.agent_id = "dev-2";
+    e1.session = UINT64_MAX;
+    Wire__AgentEntry e2 = WIRE__AGENT_ENTRY__INIT;
+    e2.handle = 3;
+    e2.agent_id = "dev-3";
+    e2.session = (uint64_t) INT64_MAX;
+    Wire__AgentEntry *entries [2] = { &e1, &e2 };
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__HELLO;
+    env.edge_id = "b";
+    env.n_agents = 2;
+    env.agents = entries;
+    s_in (fx, "B", &env, NULL);
+    s_keep_alive (fx, "B");
+    EXPECT (fx, "B", WELCOME, ANY, ANY);
+    EXPECT (fx, "B", KICK, 2, INVALID_ARGUMENT);
+    out = POP (fx, "B", SUBSCRIBED, 3, ANY);
+    assert_true (out->env->session == (uint64_t) INT64_MAX);
+    s_out_destroy (&out);
+    s_subscribe_session (fx, "B", 4, "dev-4", (uint64_t) INT64_MAX + 1);
+    EXPECT (fx, "B", KICK, 4, INVALID_ARGUMENT);
+    assert_int_equal (core_stats (fx->core)->sessions_refused, 3);
+    assert_int_equal (core_agent_count (fx->core), 1);
+    //  The counter goes on above the largest kept session
+    uint64_t next = s_subscribe (fx, "B", 5, "dev-5");
+    assert_true (next == (uint64_t) INT64_MAX + 1);
+}
+
+static void
 test_liveness_and_ping (void **state)
 {
     fx_t *fx = (fx_t *) *state;
@@ -1467,6 +1710,113 @@ test_list (void **state)
     tether__v1__list_agents_response__free_unpacked (list, NULL);
     s_simple (fx, "C", WIRE__COMMAND__CANCEL, 10, "r1");
     EXPECT (fx, "A", ABORT, 1, ANY);
+}
+
+//  A ListAgents answer never exceeds max_message_size; a LIST from an
+//  unknown edge ends the call.
+static void
+test_list_size_bound (void **state)
+{
+    (void) state;
+    core_config_t cfg;
+    core_config_defaults (&cfg);
+    cfg.stats_interval_ms = 0;
+    cfg.max_payload_bytes = 1024;
+    fx_t *fx = s_fx_new (&cfg);
+    s_hello (fx, "C", "c");
+    char id [32];
+    for (int i = 0; i < 200; i++) {
+        snprintf (id, sizeof id, "dev-%03d", i);
+        s_subscribe (fx, "C", (uint64_t) i + 1, id);
+    }
+    Tether__V1__ListAgentsResponse *list = s_list (fx, "", 0);
+    assert_true (list->n_agents > 0 && list->n_agents < 200);
+    size_t size = tether__v1__list_agents_response__get_packed_size (list);
+    assert_true (size <= 1024);
+    //  Nearly full: one more agent would not have fitted
+    assert_true (size + 30 > 1024);
+    assert_string_equal (list->agents [0]->agent_id, "dev-000");
+    tether__v1__list_agents_response__free_unpacked (list, NULL);
+    //  A narrower prefix pages through the rest
+    list = s_list (fx, "dev-19", 0);
+    assert_int_equal (list->n_agents, 10);
+    assert_string_equal (list->agents [9]->agent_id, "dev-199");
+    tether__v1__list_agents_response__free_unpacked (list, NULL);
+    //  Unknown edge: PONG known=false and FINISH UNAVAILABLE, no AGENTS
+    size_t pongs = fx->pongs;
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__LIST;
+    env.handle = 77;
+    s_in (fx, "X", &env, NULL);
+    assert_int_equal (fx->pongs, pongs + 1);
+    EXPECT (fx, "X", FINISH, 77, UNAVAILABLE);
+    EXPECT_NONE (fx);
+    s_fx_destroy (&fx);
+}
+
+//  Settings checked against each other: heartbeat at most half the edge
+//  liveness window.
+static void
+test_config_check (void **state)
+{
+    (void) state;
+    router_config_t cfg;
+    router_config_defaults (&cfg);
+    char err [256] = "";
+    assert_int_equal (router_config_check (&cfg, err, sizeof err), 0);
+    cfg.core.heartbeat_ms = 1500;
+    cfg.core.edge_liveness_ms = 3000;
+    assert_int_equal (router_config_check (&cfg, err, sizeof err), 0);
+    cfg.core.heartbeat_ms = 1501;
+    assert_int_equal (router_config_check (&cfg, err, sizeof err), -1);
+    assert_non_null (strstr (err, "--heartbeat"));
+    assert_non_null (strstr (err, "--edge-liveness"));
+    cfg.core.heartbeat_ms = 5000;
+    assert_int_equal (router_config_check (&cfg, NULL, 0), -1);
+    cfg.core.heartbeat_ms = UINT32_MAX;
+    cfg.core.edge_liveness_ms = UINT32_MAX;
+    assert_int_equal (router_config_check (&cfg, err, sizeof err), -1);
+    //  Counts handed to int APIs are bounded by INT_MAX
+    tconfig_option_t options [64];
+    size_t count = router_config_options (&cfg, options, 64);
+    assert_true (count > 0 && count < 64);
+    for (size_t i = 0; i < count; i++)
+        if (options [i].type == TCONFIG_UINT)
+            assert_true (options [i].max > 0
+                         && options [i].max <= (uint32_t) INT32_MAX);
+    router_config_clear (&cfg);
+}
+
+//  A request refused at PUBLISH and one that finished publish request.end
+//  through the same code: same leading fields, "rejected" only on the
+//  first.
+static void
+test_rejected_event (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    s_hello (fx, "C", "c");
+    s_publish (fx, "C", 10, "r1", "nobody");
+    EXPECT (fx, "C", FINISH, 10, NOT_FOUND);
+    assert_int_equal (s_events (fx, "request.end",
+                                "\"request_id\":\"r1\",\"agent_id\":\"nobody\","
+                                "\"status\":5,\"code\":\"NOT_FOUND\","
+                                "\"message\":\"agent not connected\","
+                                "\"duration_ms\":0,\"bytes_to_agent\":0,"
+                                "\"bytes_to_client\":0,\"client_edge\":\"c\","
+                                "\"rejected\":true}"), 1);
+    assert_int_equal (core_stats (fx->core)->requests_by_status [NOT_FOUND],
+                      1);
+    s_publish_full (fx, "C", 11, "r2", "nobody", 0, 100, 1, NULL);
+    s_advance (fx, 100);
+    EXPECT (fx, "C", FINISH, 11, NOT_FOUND);
+    assert_int_equal (s_events (fx, "request.end",
+                                "\"request_id\":\"r2\",\"agent_id\":\"nobody\","
+                                "\"status\":5,\"code\":\"NOT_FOUND\","
+                                "\"message\":\"agent not connected\","
+                                "\"duration_ms\":100,"), 1);
+    assert_int_equal (s_events (fx, "request.end", "rejected"), 1);
+    assert_int_equal (core_stats (fx->core)->requests_finished, 2);
+    s_assert_empty (fx);
 }
 
 static void
@@ -2068,6 +2418,7 @@ main (void)
         T (test_reconnect_race_subscribe_first),
         T (test_reconnect_race_unsubscribe_first),
         T (test_supersession_moves_requests),
+        T (test_superseded_before_delivery),
         T (test_end_agent_error),
         T (test_end_client_cancel),
         T (test_end_first_response_timeout),
@@ -2081,6 +2432,7 @@ main (void)
         T (test_responder_edge_dead),
         T (test_agent_edge_dead),
         T (test_edge_bye),
+        T (test_edge_name_conflict),
         T (test_credit),
         T (test_credit_before_bind_and_cap),
         T (test_bind_refusals),
@@ -2088,11 +2440,16 @@ main (void)
         T (test_publish_refusals),
         T (test_subscribe_refusals),
         T (test_hello_resync),
+        T (test_resync_by_subscribe),
+        T (test_session_out_of_range),
         T (test_liveness_and_ping),
         T (test_list),
+        T (test_list_size_bound),
         T (test_stats_event),
         T (test_stats_incarnation_and_rate),
         T (test_malformed),
+        T (test_config_check),
+        T (test_rejected_event),
         T (test_random_interleavings),
 #undef T
     };

@@ -1,0 +1,223 @@
+/*  =========================================================================
+    edge_router - the embedded router, run on the edge's owner thread
+
+    With no external router configured, the edge runs router_core itself,
+    on its owner thread, instead of behind a router actor thread and an
+    inproc DEALER/ROUTER pair.  The core is pure (core_handle, core_tick,
+    core_outbox_pop), so this is another shell around the same state
+    machine, not another router: every message still goes through the wire
+    encoding and core_handle, and the core cannot tell this edge from one
+    connected over TCP.  What it saves is two thread wake-ups per router
+    message (owner -> router thread -> owner), which on a small machine
+    cost more than the routing itself.
+
+    Messages from the core to the edge are not handled at once: they wait
+    in `inbox` until the owner's loop takes them (edge_router_recv), so a
+    call handler that sends to the router is never re-entered by the
+    answer.  Monitor events go to an XPUB, as in router_actor: written
+    with DONTWAIT only, and not built at all while no monitor subscribes.
+
+    THREAD SAFETY: the owner thread only.
+    =========================================================================
+*/
+#include "edge_internal.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+struct _edge_router_t {
+    core_t *core;               //  the state machine; owned
+    zframe_t *edge_id;          //  the routing id the core knows us by
+    zlistx_t *inbox;            //  zmsg_t * [envelope][payload?] for us
+    zsock_t *monitor;           //  XPUB for events, or NULL; owned
+    int64_t subscriptions;      //  topics subscribed on the XPUB
+    uint64_t event_send_failed; //  events the XPUB refused
+};
+
+//  Bind `sock` to each of the comma-separated `endpoints`.  Returns 0, or
+//  -1 with the reason in `err`.
+static int
+s_bind_all (zsock_t *sock, const char *endpoints, char *err, size_t size)
+{
+    char *list = strdup (endpoints);
+    assert (list);
+    int rc = 0, count = 0;
+    char *save = NULL;
+    for (char *endpoint = strtok_r (list, ", \t", &save); endpoint && rc == 0;
+         endpoint = strtok_r (NULL, ", \t", &save)) {
+        if (zsock_bind (sock, "%s", endpoint) == -1) {
+            snprintf (err, size, "cannot bind %s: %s", endpoint,
+                      zmq_strerror (zmq_errno ()));
+            rc = -1;
+        } else
+            count++;
+    }
+    if (rc == 0 && count == 0) {
+        snprintf (err, size, "no endpoint in '%s'", endpoints);
+        rc = -1;
+    }
+    free (list);
+    return rc;
+}
+
+edge_router_t *
+edge_router_new (const router_config_t *cfg, const char *monitor,
+                 const void *edge_id, size_t edge_id_size, char *err,
+                 size_t err_size)
+{
+    edge_router_t *self = (edge_router_t *) calloc (1, sizeof *self);
+    assert (self);
+    zuuid_t *uuid = zuuid_new ();
+    assert (uuid);
+    uint64_t incarnation;
+    memcpy (&incarnation, zuuid_data (uuid), sizeof incarnation);
+    zuuid_destroy (&uuid);
+    self->core = core_new (&cfg->core, incarnation ? incarnation : 1,
+                           (uint64_t) zclock_time () * 1000);
+    assert (self->core);
+    //  The core does not even format lines the log would drop.
+    int level = TLOG_DEBUG;
+    while (level < TLOG_OFF && !tlog_enabled ((tlog_level_t) level))
+        level++;
+    core_set_log_level (self->core, level);
+    core_set_events (self->core, false);
+    self->edge_id = zframe_new (edge_id, edge_id_size);
+    self->inbox = zlistx_new ();
+    assert (self->edge_id && self->inbox);
+    zlistx_set_destructor (self->inbox, (zlistx_destructor_fn *) zmsg_destroy);
+    if (monitor && *monitor) {
+        self->monitor = zsock_new (ZMQ_XPUB);
+        assert (self->monitor);
+        zsock_set_sndhwm (self->monitor, (int) cfg->monitor_hwm);
+        zsock_set_linger (self->monitor, 0);
+        if (s_bind_all (self->monitor, monitor, err, err_size)) {
+            edge_router_destroy (&self);
+            return NULL;
+        }
+    }
+    return self;
+}
+
+void
+edge_router_destroy (edge_router_t **self_p)
+{
+    assert (self_p);
+    edge_router_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy (&self->monitor);
+    zlistx_destroy (&self->inbox);
+    zframe_destroy (&self->edge_id);
+    core_destroy (&self->core);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Take what the core produced: messages for us into the inbox, events to
+//  the XPUB, log lines to the log.
+static void
+s_flush (edge_router_t *self)
+{
+    core_out_t kind;
+    zmsg_t *msg;
+    while ((msg = core_outbox_pop (self->core, &kind))) {
+        if (kind == CORE_OUT_EDGE) {
+            //  [routing id][envelope][payload?]: there is only us.
+            zframe_t *to = zmsg_pop (msg);
+            zframe_destroy (&to);
+            zlistx_add_end (self->inbox, msg);
+            continue;
+        }
+        if (kind == CORE_OUT_EVENT && self->monitor) {
+            zframe_t *frame = zmsg_pop (msg);
+            while (frame) {
+                zframe_t *next = zmsg_pop (msg);
+                int flags = ZFRAME_DONTWAIT | (next ? ZFRAME_MORE : 0);
+                if (zframe_send (&frame, self->monitor, flags) == -1) {
+                    self->event_send_failed++;
+                    zframe_destroy (&frame);
+                    zframe_destroy (&next);
+                }
+                frame = next;
+            }
+        } else if (kind == CORE_OUT_LOG) {
+            zframe_t *level_frame = zmsg_first (msg);
+            tlog_level_t level = TLOG_INFO;
+            if (level_frame && zframe_size (level_frame) >= 1) {
+                char digit = (char) zframe_data (level_frame)[0];
+                if (digit >= '0' && digit <= '3')
+                    level = (tlog_level_t) (digit - '0');
+            }
+            if (tlog_enabled (level)) {
+                level_frame = zmsg_pop (msg);
+                zframe_destroy (&level_frame);
+                char *text = zmsg_popstr (msg);
+                char *fields = zmsg_popstr (msg);
+                if (fields && *fields)
+                    tlog (level, text ? text : "", "%s", fields);
+                else
+                    tlog (level, text ? text : "", NULL);
+                zstr_free (&text);
+                zstr_free (&fields);
+            }
+        }
+        zmsg_destroy (&msg);
+    }
+}
+
+void
+edge_router_send (edge_router_t *self, zmsg_t **msg_p, int64_t now)
+{
+    core_handle (self->core, self->edge_id, msg_p, now);
+    s_flush (self);
+}
+
+void
+edge_router_tick (edge_router_t *self, int64_t now)
+{
+    int64_t due = core_next_due (self->core);
+    if (due >= 0 && due <= now) {
+        core_tick (self->core, now);
+        s_flush (self);
+    }
+}
+
+long
+edge_router_timeout (edge_router_t *self, int64_t now)
+{
+    if (zlistx_size (self->inbox) > 0)
+        return 0;
+    int64_t due = core_next_due (self->core);
+    if (due < 0)
+        return -1;
+    return due > now ? (long) (due - now) : 0;
+}
+
+zmsg_t *
+edge_router_recv (edge_router_t *self)
+{
+    return (zmsg_t *) zlistx_detach (self->inbox, NULL);
+}
+
+void *
+edge_router_monitor (edge_router_t *self)
+{
+    return self->monitor ? zsock_resolve (self->monitor) : NULL;
+}
+
+void
+edge_router_monitor_ready (edge_router_t *self)
+{
+    if (!self->monitor)
+        return;
+    void *handle = zsock_resolve (self->monitor);
+    byte head[1];
+    int size;
+    while ((size = zmq_recv (handle, head, sizeof head, ZMQ_DONTWAIT)) >= 0) {
+        if (size >= 1 && head[0] == 1)
+            self->subscriptions++;
+        else if (size >= 1 && head[0] == 0 && self->subscriptions > 0)
+            self->subscriptions--;
+    }
+    core_set_events (self->core, self->subscriptions > 0);
+}
