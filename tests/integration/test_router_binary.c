@@ -234,6 +234,10 @@ test_bad_settings (void **state)
         {{file_arg, NULL}, {NULL}, file},
         {{"--config", "/nonexistent/router.cfg", NULL}, {NULL},
          "/nonexistent/router.cfg"},
+        {{"--heartbeat", "2s", NULL}, {NULL}, "--heartbeat"},
+        {{"--edge-liveness", "1s", NULL}, {"TETHER_HEARTBEAT=600ms", NULL},
+         "--edge-liveness"},
+        {{"--edge-hwm", "3000000000", NULL}, {NULL}, "--edge-hwm"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         child_t child;
