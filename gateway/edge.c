@@ -52,8 +52,6 @@
 #include "router_actor.h"
 #include <grpc/support/alloc.h>
 
-//  Requested calls kept posted per method.
-#define S_POSTED_PER_KIND 4
 //  Events handled per wake-up before looking at the other sockets.
 #define S_BATCH 512
 
@@ -481,10 +479,25 @@ gw_router_send (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
         return;
     }
     if (zmsg_send (&msg, edge->dealer) == -1) {
+        //  The DEALER is full (or broken): the router will never see this
+        //  END, UNSUBSCRIBE or CREDIT, so its view of us is wrong.  Treat
+        //  it as a router restart: s_timers fails the client calls and
+        //  sends HELLO (deferred: our caller may be iterating calls).
         edge->send_failed++;
-        if (edge->send_failed % 1000 == 1)
-            tlog (TLOG_WARN, "router send failed", "command=%s failed=%" PRIu64,
-                  wire_command_name (env->command), edge->send_failed);
+        if (!edge->rs.resync || edge->send_failed % 1000 == 1) {
+            char request[160], agent[160];
+            tlog (TLOG_WARN, "router send failed",
+                  "command=%s handle=%" PRIu64 " session=%" PRIu64
+                  " request=%s agent=%s errno=%d failed=%" PRIu64,
+                  wire_command_name (env->command), env->handle,
+                  env->session,
+                  tlog_quote (env->request_id ? env->request_id : "",
+                              request, sizeof request),
+                  tlog_quote (env->agent_id ? env->agent_id : "", agent,
+                              sizeof agent),
+                  zmq_errno (), edge->send_failed);
+        }
+        edge->rs.resync = true;
         zmsg_destroy (&msg);
     }
 }
@@ -701,7 +714,18 @@ s_handle_event (edge_t *self, void *tag, int ok, uint32_t written)
             s_post (self, call->kind);
         call->handle = ++self->next_handle;
         zhashx_insert (self->calls, &call->handle, call);
-        if (self->stopping || gw_call_post_close (call)) {
+        if (zhashx_size (self->calls) > self->cfg->max_calls
+            && !self->stopping) {
+            tlog (TLOG_INFO, "call refused",
+                  "kind=%s handle=%" PRIu64 " calls=%zu status=%d "
+                  "reason=\"edge call limit reached\"",
+                  s_class (call->kind)->name, call->handle,
+                  zhashx_size (self->calls) - 1,
+                  GRPC_STATUS_RESOURCE_EXHAUSTED);
+            gw_call_abort (call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                           "edge call limit reached");
+            call->done = true;
+        } else if (self->stopping || gw_call_post_close (call)) {
             gw_call_abort (call, GRPC_STATUS_UNAVAILABLE, "edge shutting down");
             call->done = true;
         } else
@@ -900,6 +924,10 @@ s_start_server (edge_t *self)
         {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          (int) cfg->min_ping_interval_ms},
         {GRPC_ARG_HTTP2_MAX_PING_STRIKES, (int) cfg->max_ping_strikes},
+        //  Calls: a client waits for a stream beyond this (HTTP/2
+        //  SETTINGS); the edge-wide --max-calls refuses.
+        {GRPC_ARG_MAX_CONCURRENT_STREAMS,
+         (int) cfg->max_streams_per_connection},
     };
     enum { S_SETTINGS = sizeof settings / sizeof settings[0] };
     grpc_arg args[S_SETTINGS];
@@ -955,7 +983,7 @@ s_start_server (edge_t *self)
     snprintf (self->listen, sizeof self->listen, "%.*s:%d",
               (int) (colon - cfg->listen), cfg->listen, self->port);
     for (int kind = GW_SUBSCRIBE; kind < GW_KIND_COUNT; kind++)
-        for (int i = 0; i < S_POSTED_PER_KIND; i++)
+        for (uint32_t i = 0; i < cfg->posted_per_kind; i++)
             s_post (self, (gw_kind_t) kind);
     return 0;
 }
@@ -1006,10 +1034,10 @@ s_connect_dealer (edge_t *self)
     routing_id[0] |= 0x80; //  ids starting with 0 are reserved
     zmq_setsockopt (zsock_resolve (self->dealer), ZMQ_ROUTING_ID, routing_id,
                     sizeof routing_id);
-    zsock_set_sndhwm (self->dealer, 100000);
-    zsock_set_rcvhwm (self->dealer, 100000);
+    zsock_set_sndhwm (self->dealer, (int) self->cfg->dealer_sndhwm);
+    zsock_set_rcvhwm (self->dealer, (int) self->cfg->dealer_rcvhwm);
     zsock_set_sndtimeo (self->dealer, 0);
-    zsock_set_linger (self->dealer, 500);
+    zsock_set_linger (self->dealer, (int) self->cfg->dealer_linger_ms);
     if (edge_auth_curve (self, self->dealer))
         return -1;
     if (zsock_connect (self->dealer, "%s", self->router_endpoint)) {
@@ -1167,6 +1195,15 @@ static long
 s_timers (edge_t *self, int64_t now)
 {
     const edge_config_t *cfg = self->cfg;
+    //  A message the router never got (gw_router_send): once it is
+    //  reachable, start again as after its restart; at most once per
+    //  heartbeat, as that HELLO may not get through either.
+    if (self->rs.resync && self->rs.alive && !self->said_bye
+        && now - self->hello_sent_at
+               >= (int64_t) cfg->embedded.core.heartbeat_ms) {
+        self->rs.resync = false;
+        s_router_reset (self, "send-failed");
+    }
     if (now >= self->next_ping) {
         s_send_ping (self);
         self->next_ping = now + cfg->embedded.core.heartbeat_ms;

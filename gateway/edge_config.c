@@ -16,10 +16,16 @@
 #include "edge_config.h"
 
 #include <czmq.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <string.h>
 #include "tlog.h"
 
 #define S_MAX_OPTIONS 80
+//  Upper bounds.  Every number ends up in an int somewhere (gRPC channel
+//  arguments, ZeroMQ socket options), so none may exceed INT_MAX.
+#define S_COUNT_MAX     ((uint32_t) INT_MAX)
+#define S_DAY_MS        (24u * 3600u * 1000u)
 
 static char *
 s_dup (const char *text)
@@ -42,9 +48,16 @@ edge_config_defaults (edge_config_t *cfg)
     cfg->log_level = s_dup ("info");
     cfg->max_agents = 10000;
     cfg->queue_depth = 256;
+    cfg->queue_bytes = 16u * 1024u * 1024u;
     cfg->window = 16;
     cfg->router_liveness_ms = 3000;
     cfg->shutdown_grace_ms = 5000;
+    cfg->dealer_sndhwm = 100000;
+    cfg->dealer_rcvhwm = 100000;
+    cfg->dealer_linger_ms = 500;
+    cfg->posted_per_kind = 4;
+    cfg->max_calls = 100000;
+    cfg->max_streams_per_connection = 10000;
     cfg->stream_window = 64 * 1024;
     cfg->bdp_probe = false;
     cfg->keepalive_time_ms = 30000;
@@ -103,11 +116,14 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
         {"edge/log_level", "TETHER_LOG_LEVEL", "--log-level", TCONFIG_STRING,
          &cfg->log_level, 0, 0, "debug, info, warn, error or off"},
         {"edge/max_agents", "TETHER_EDGE_MAX_AGENTS", "--max-agents",
-         TCONFIG_UINT, &cfg->max_agents, 1, 0,
+         TCONFIG_UINT, &cfg->max_agents, 1, S_COUNT_MAX,
          "agent streams this edge holds at once"},
         {"edge/queue_depth", "TETHER_QUEUE_DEPTH", "--queue-depth",
          TCONFIG_UINT, &cfg->queue_depth, 1, 1000000,
          "requests queued per agent stream before RESOURCE_EXHAUSTED"},
+        {"edge/queue_bytes", "TETHER_QUEUE_BYTES", "--queue-bytes",
+         TCONFIG_SIZE, &cfg->queue_bytes, 1024, 1024u * 1024u * 1024u,
+         "request bytes queued per agent stream before RESOURCE_EXHAUSTED"},
         {"edge/window", "TETHER_WINDOW", "--window", TCONFIG_UINT, &cfg->window,
          1, 65536, "response messages in flight per client call (credit)"},
         {"edge/router_liveness", "TETHER_ROUTER_LIVENESS", "--router-liveness",
@@ -116,6 +132,25 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
         {"edge/shutdown_grace", "TETHER_SHUTDOWN_GRACE", "--shutdown-grace",
          TCONFIG_DURATION, &cfg->shutdown_grace_ms, 0, 600u * 1000u,
          "longest wait for calls to end when shutting down"},
+        {"edge/dealer_sndhwm", "TETHER_DEALER_SNDHWM", "--dealer-sndhwm",
+         TCONFIG_UINT, &cfg->dealer_sndhwm, 1, S_COUNT_MAX,
+         "messages queued to an external router before sends fail"},
+        {"edge/dealer_rcvhwm", "TETHER_DEALER_RCVHWM", "--dealer-rcvhwm",
+         TCONFIG_UINT, &cfg->dealer_rcvhwm, 1, S_COUNT_MAX,
+         "messages queued from an external router before it must wait"},
+        {"edge/dealer_linger", "TETHER_DEALER_LINGER", "--dealer-linger",
+         TCONFIG_DURATION, &cfg->dealer_linger_ms, 0, 60u * 1000u,
+         "at exit, how long unsent messages to the router (BYE) may wait"},
+        {"edge/posted_per_kind", "TETHER_POSTED_PER_KIND",
+         "--posted-per-kind", TCONFIG_UINT, &cfg->posted_per_kind, 1, 1024,
+         "calls of each method kept requested from gRPC (accept backlog)"},
+        {"edge/max_calls", "TETHER_MAX_CALLS", "--max-calls", TCONFIG_UINT,
+         &cfg->max_calls, 1, S_COUNT_MAX,
+         "calls of every kind held at once; more get RESOURCE_EXHAUSTED"},
+        {"edge/max_streams_per_connection",
+         "TETHER_MAX_STREAMS_PER_CONNECTION", "--max-streams-per-connection",
+         TCONFIG_UINT, &cfg->max_streams_per_connection, 1, S_COUNT_MAX,
+         "HTTP/2 streams open at once on one connection (clients wait)"},
         {"edge/stream_window", "TETHER_STREAM_WINDOW", "--stream-window",
          TCONFIG_SIZE, &cfg->stream_window, 1024, 256u * 1024u * 1024u,
          "HTTP/2 bytes a peer may send ahead per stream (receive buffer)"},
@@ -123,16 +158,19 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
          &cfg->bdp_probe, 0, 0,
          "let gRPC grow HTTP/2 windows by BDP probing (unbounds buffers)"},
         {"edge/keepalive_time", "TETHER_KEEPALIVE_TIME", "--keepalive-time",
-         TCONFIG_DURATION, &cfg->keepalive_time_ms, 1000, 0,
+         TCONFIG_DURATION, &cfg->keepalive_time_ms, 1000, S_DAY_MS,
          "ping each connection after this long without traffic"},
         {"edge/keepalive_timeout", "TETHER_KEEPALIVE_TIMEOUT",
          "--keepalive-timeout", TCONFIG_DURATION, &cfg->keepalive_timeout_ms,
-         100, 0, "close a connection whose ping is not answered this long"},
+         100, S_DAY_MS,
+         "close a connection whose ping is not answered this long"},
         {"edge/min_ping_interval", "TETHER_MIN_PING_INTERVAL",
          "--min-ping-interval", TCONFIG_DURATION, &cfg->min_ping_interval_ms,
-         0, 0, "shortest interval between client keepalive pings accepted"},
+         0, S_DAY_MS,
+         "shortest interval between client keepalive pings accepted"},
         {"edge/max_ping_strikes", "TETHER_MAX_PING_STRIKES",
-         "--max-ping-strikes", TCONFIG_UINT, &cfg->max_ping_strikes, 0, 0,
+         "--max-ping-strikes", TCONFIG_UINT, &cfg->max_ping_strikes, 0,
+         1000000,
          "too-early client pings tolerated before GOAWAY; 0 = no limit"},
         {"edge/tls_cert", "TETHER_TLS_CERT", "--tls-cert", TCONFIG_STRING,
          &cfg->tls_cert, 0, 0,
@@ -230,6 +268,22 @@ edge_config_load (edge_config_t *cfg,
                   cfg->monitor);
         return -1;
     }
+    //  The edge PINGs every --heartbeat and declares the router lost after
+    //  --router-liveness of silence: two PINGs must fit in that window.
+    if ((uint64_t) cfg->embedded.core.heartbeat_ms * 2
+        > cfg->router_liveness_ms) {
+        snprintf (err, err_size,
+                  "--heartbeat (router/heartbeat, %" PRIu32 "ms) must be at "
+                  "most half of --router-liveness (edge/router_liveness, "
+                  "%" PRIu32 "ms)",
+                  cfg->embedded.core.heartbeat_ms, cfg->router_liveness_ms);
+        return -1;
+    }
+    //  The embedded router's own settings must agree with each other; an
+    //  external router checks its own.
+    if (!*cfg->router_endpoint
+        && router_config_check (&cfg->embedded, err, err_size))
+        return -1;
     if (cfg->window > cfg->embedded.core.max_credit
         && cfg->embedded.core.max_credit) {
         snprintf (err, err_size, "--window %u is above --max-credit %u",

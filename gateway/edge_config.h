@@ -28,9 +28,16 @@ typedef struct {
     char *log_level;            //  debug, info, warn, error, off
     uint32_t max_agents;        //  agent streams held by this edge
     uint32_t queue_depth;       //  requests queued per agent stream
+    uint32_t queue_bytes;       //  bytes queued per agent stream
     uint32_t window;            //  response messages in flight per call
     uint32_t router_liveness_ms;    //  no PONG this long: router lost
     uint32_t shutdown_grace_ms; //  longest wait for calls to end at exit
+    uint32_t dealer_sndhwm;     //  DEALER to an external router: send HWM
+    uint32_t dealer_rcvhwm;     //  and receive HWM, messages
+    uint32_t dealer_linger_ms;  //  its linger at exit
+    uint32_t posted_per_kind;   //  requested calls kept posted per method
+    uint32_t max_calls;         //  calls (streams included) held at once
+    uint32_t max_streams_per_connection;    //  HTTP/2 concurrent streams
     //  HTTP/2 (docs/configuration.md, "Edge").
     uint32_t stream_window;     //  bytes a peer may send ahead on one
                                 //  stream beyond what the edge reads

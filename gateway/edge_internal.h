@@ -131,6 +131,7 @@ typedef struct {
     uint64_t incarnation;       //  the router's, from WELCOME/PONG; 0 = none
     bool alive;                 //  heard from within the liveness window
     int64_t last_heard;         //  zclock_mono of the last router message
+    bool resync;                //  a send to it failed: HELLO again
 } gw_router_state_t;
 
 struct _edge_t {

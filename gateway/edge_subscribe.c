@@ -6,12 +6,13 @@
     the agent id, sends the initial metadata at once (the agent sees the
     stream is up) and SUBSCRIBE to the router.  SUBSCRIBED gives the
     session; KICK ends the stream with the router's status (superseded:
-    ABORTED).  DELIVER and ABORT go into a bounded per-stream queue written
-    one message at a time (gRPC allows one send in flight); a full queue
-    answers the router with END RESOURCE_EXHAUSTED so that request fails
-    at once.  When the stream ends (agent gone, cancelled, kicked, edge
-    shutting down) the edge sends UNSUBSCRIBE with the session, so the
-    router removes the agent only if that session is still the current one.
+    ABORTED).  DELIVER and ABORT go into a per-stream queue bounded by
+    count (queue_depth) and bytes (queue_bytes), written one message at a
+    time (gRPC allows one send in flight); a full queue answers the router
+    with END RESOURCE_EXHAUSTED so that request fails at once.  When the
+    stream ends (agent gone, cancelled, kicked, edge shutting down) the
+    edge sends UNSUBSCRIBE with the session, so the router removes the
+    agent only if that session is still the current one.
 
     A stream that ends before SUBSCRIBED came lingers (done, no ops) until
     the router answers, so its UNSUBSCRIBE can carry the session; a KICK or
@@ -43,6 +44,7 @@ typedef struct
     zlistx_t *queue; //  zframe_t * AgentRequest bytes; owned
     bool counted;    //  counted in edge->agents
     bool kicked;     //  the router ended it: no UNSUBSCRIBE
+    size_t queued_bytes;    //  bytes of the frames in `queue`
 } gw_subscribe_t;
 
 static const char *
@@ -122,6 +124,7 @@ s_pump (gw_subscribe_t *self)
     while (!call->send_busy && !call->closed && !call->finish_started
            && zlistx_size (self->queue) > 0) {
         zframe_t *frame = (zframe_t *) zlistx_detach (self->queue, NULL);
+        self->queued_bytes -= zframe_size (frame);
         char rid[300];
         bool named = s_peek_request_id (frame, rid, sizeof rid);
         if (gw_call_send (call, &frame) == 0)
@@ -180,6 +183,7 @@ s_return_unwritten (gw_subscribe_t *self)
         frame = (zframe_t *) zlistx_next (self->queue);
     }
     zlistx_purge (self->queue);
+    self->queued_bytes = 0;
 }
 
 static void
@@ -524,7 +528,12 @@ edge_subscribe_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
             if (!self || self->state == SUB_ENDED || call->closed
                 || !s_session_matches (self, env->session) || !*payload_p)
                 break; //  UNSUBSCRIBE is on its way to the router
-            if (zlistx_size (self->queue) >= edge->cfg->queue_depth) {
+            //  Full by count, or by bytes (an empty queue takes any
+            //  request, so every message within max_message_size fits).
+            if (zlistx_size (self->queue) >= edge->cfg->queue_depth
+                || (zlistx_size (self->queue) > 0
+                    && self->queued_bytes + zframe_size (*payload_p)
+                           > edge->cfg->queue_bytes)) {
                 tlog (TLOG_INFO, "request refused",
                       "request=%s agent=%s status=%d reason=\"agent queue "
                       "full\"",
@@ -535,6 +544,7 @@ edge_subscribe_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
                                "agent queue full");
                 break;
             }
+            self->queued_bytes += zframe_size (*payload_p);
             zlistx_add_end (self->queue, *payload_p);
             *payload_p = NULL;
             s_pump (self);
@@ -554,6 +564,7 @@ edge_subscribe_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
             zframe_t *frame = zframe_new (NULL, size);
             assert (frame);
             tether__v1__agent_request__pack (&req, zframe_data (frame));
+            self->queued_bytes += zframe_size (frame);
             zlistx_add_end (self->queue, frame);
             s_pump (self);
             break;

@@ -180,9 +180,71 @@ class EdgeLimits(e2e.GatewayTestCase):
                              for line in edge.lines[mark:]))
 
 
+class EdgeQueueBytes(e2e.GatewayTestCase):
+    #   The count limit (256) is far away: only the byte limit can refuse.
+    EDGE_ARGS = ("--queue-bytes", "1KiB")
+
+    def test_agent_queue_full_by_bytes(self):
+        #   A stalled agent: one 256 KiB request may be in the agent's
+        #   stream and one queued (an empty queue takes any request), the
+        #   next would exceed 1 KiB of queue and is refused at once.
+        agent_id = self.unique("stalled")
+        edge = self.gw.edges[0]
+        stub = e2e.pb_grpc.AgentGatewayStub(self.gw.channel())
+        sub = stub.AgentRequestSubscribe(
+            e2e.pb.SubscriberInfo(agent_id=agent_id), wait_for_ready=True)
+        try:
+            e2e.wait_until(lambda: edge.list_agents(prefix=agent_id), 10,
+                           what="the stalled agent listed")
+            with concurrent.futures.ThreadPoolExecutor(12) as pool:
+                results = list(pool.map(
+                    lambda i: call(self.stub(), agent_id, "echo",
+                                   b"x" * (256 << 10), timeout=5),
+                    range(40)))
+            full = [r for r in results
+                    if r.code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+            self.assertTrue(full, [r.code for r in results])
+            self.assertEqual(full[0].details, "agent queue full")
+        finally:
+            sub.cancel()
+
+
+class EdgeMaxCalls(e2e.GatewayTestCase):
+    #   One accept slot per method and a tiny call limit.
+    EDGE_ARGS = ("--max-calls", "7", "--posted-per-kind", "1")
+
+    def test_calls_beyond_max_calls_refused(self):
+        a = self.agent()                    # call 1: the agent's stream
+        held = [self.stub().AgentRequestPublish(
+                    e2e.pb.AgentRequest(agent_id=a.agent_id, call="never"),
+                    timeout=20) for i in range(6)]     # calls 2 to 7
+        a.wait_request(6)
+        r = call(self.stub(), a.agent_id, "echo", b"one too many",
+                 timeout=5)
+        self.assertEqual(r.code, grpc.StatusCode.RESOURCE_EXHAUSTED, r)
+        self.assertEqual(r.details, "edge call limit reached")
+        for it in held:
+            it.cancel()
+        #   Room again once the held calls are gone.
+        e2e.wait_until(lambda: call(self.stub(), a.agent_id, "echo",
+                                    b"x", timeout=5).code
+                       == grpc.StatusCode.OK, 10, what="a call fits")
+
+    def test_one_accept_slot_serves_concurrent_calls(self):
+        a = self.agent()
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(
+                lambda i: call(self.stub(), a.agent_id, "echo", b"%d" % i,
+                               timeout=10), range(6)))
+        #   At most 5 calls at once: the agent's stream and two echoes
+        #   (each a client call and the agent's response call).
+        self.assertEqual([r.code for r in results],
+                         [grpc.StatusCode.OK] * 6, results)
+
+
 class EdgeRouterAway(e2e.GatewayTestCase):
     EXTERNAL = True
-    EDGE_ARGS = ("--router-liveness", "1s")
+    EDGE_ARGS = ("--router-liveness", "1s", "--heartbeat", "250ms")
 
     def test_router_lost_keeps_agents(self):
         a = self.agent()
@@ -233,10 +295,43 @@ class EdgeRouterAway(e2e.GatewayTestCase):
         self.assertEqual(r.code, grpc.StatusCode.NOT_FOUND, r)
 
 
+class EdgeRouterSendFails(e2e.GatewayTestCase):
+    #   A one-message DEALER queue fills as soon as the paused router's
+    #   TCP buffers do; the liveness window stays far away.
+    EXTERNAL = True
+    EDGE_ARGS = ("--dealer-sndhwm", "1", "--router-liveness", "20s")
+
+    def test_full_dealer_is_router_loss(self):
+        a = self.agent()
+        edge = self.gw.edges[0].proc
+        mark = edge.line_count()
+        self.gw.router.signal(signal.SIGSTOP)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                futures = [pool.submit(call, self.stub(), a.agent_id, "echo",
+                                       b"x" * 4000000, timeout=10)
+                           for i in range(40)]
+                edge.wait_line(r'msg="router send failed".*command=',
+                               20, start=mark)
+                self.gw.router.signal(signal.SIGCONT)
+                codes = [f.result().code for f in futures]
+        finally:
+            self.gw.router.signal(signal.SIGCONT)
+        #   The router's view was reset: client calls in flight failed
+        #   UNAVAILABLE, HELLO re-registered the agent.
+        edge.wait_line(r'msg="router restarted".*reason=send-failed', 20,
+                       start=mark)
+        self.assertIn(grpc.StatusCode.UNAVAILABLE, codes)
+        a.wait_listed(timeout=20)
+        r = call(self.stub(), a.agent_id, "echo", b"back")
+        self.assertEqual(r.payloads, [b"back"], r)
+
+
 class EdgeSupersedeQueued(e2e.GatewayTestCase):
     """Requests still queued on the edge for a stream that is superseded
     go back to the router, which delivers them to the new stream."""
-    EDGE_ARGS = ("--log-level", "debug")
+    #   Ten 3 MB requests must fit in the queue (default 16 MiB).
+    EDGE_ARGS = ("--log-level", "debug", "--queue-bytes", "64MiB")
     CORE_ARGS = ("--first-response-timeout", "3s")
 
     def test_queued_requests_move_to_new_stream(self):
@@ -383,6 +478,42 @@ class EdgeCommandLine(e2e.unittest.TestCase):
         p = self.run_edge(env={"TETHER_QUEUE_DEPTH": "0"})
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("TETHER_QUEUE_DEPTH", p.stderr)
+
+    def test_settings_bounded_by_int_max(self):
+        #   Values cast to int for gRPC or ZeroMQ: above INT_MAX (or a
+        #   sane bound below it) they are refused, not wrapped negative.
+        for flag, value in (("--keepalive-time", "3000000000"),
+                            ("--keepalive-timeout", "25d"),
+                            ("--min-ping-interval", "3000000000"),
+                            ("--max-ping-strikes", "4294967295"),
+                            ("--max-agents", "4294967295")):
+            p = self.run_edge(flag, value)
+            self.assertEqual(p.returncode, 2, (flag, p.stderr))
+            self.assertIn(flag, p.stderr)
+
+    def test_heartbeat_above_half_router_liveness_exits_2(self):
+        p = self.run_edge("--heartbeat", "2s", "--router-liveness", "3s")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--heartbeat", p.stderr)
+        self.assertIn("--router-liveness", p.stderr)
+
+    def test_heartbeat_above_half_edge_liveness_exits_2(self):
+        #   The embedded router checks its own settings too.
+        p = self.run_edge("--heartbeat", "1s", "--router-liveness", "10s",
+                          "--edge-liveness", "1500ms")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--edge-liveness", p.stderr)
+
+    def test_limits_out_of_range_exit_2(self):
+        for flag, value in (("--queue-bytes", "512"),
+                            ("--posted-per-kind", "0"),
+                            ("--dealer-sndhwm", "0"),
+                            ("--dealer-linger", "2m"),
+                            ("--max-calls", "0"),
+                            ("--max-streams-per-connection", "0")):
+            p = self.run_edge(flag, value)
+            self.assertEqual(p.returncode, 2, (flag, p.stderr))
+            self.assertIn(flag, p.stderr)
 
     def test_unknown_flag_exits_2(self):
         p = self.run_edge("--frobnicate")

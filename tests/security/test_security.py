@@ -521,8 +521,8 @@ class CurveTest(Base):
         #   never hears from the router.
         for args in (["--router-public-key", router_public,
                       "--curve-cert-file", stranger_cert + "_secret",
-                      "--router-liveness", "300ms"],
-                     ["--router-liveness", "300ms"]):
+                      "--heartbeat", "100ms", "--router-liveness", "300ms"],
+                     ["--heartbeat", "100ms", "--router-liveness", "300ms"]):
             proc, target = start_edge(args, router=endpoint)
             proc.wait_line(r'msg="router lost"', 10)
             with self.assertRaises(grpc.RpcError) as cm:
