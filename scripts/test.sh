@@ -67,7 +67,7 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
         run_ctest asan "$asan_dir" --no-tests=ignore "${asan_args[@]}"
         if [ "${SKIP_ASAN_E2E:-0}" != 1 ]; then
             run_ctest asan-e2e "$asan_dir" --no-tests=ignore \
-                -R '^e2e_(gateway|cluster|lifecycle)'
+                -R '^(e2e_(gateway|cluster|lifecycle|edge_smoke)|security_)'
         fi
     else
         echo "tether: sanitizer build failed in $asan_dir"
