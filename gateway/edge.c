@@ -5,11 +5,21 @@
     and forward each (tag, ok) over an inproc PAIR (HWM 0: a blocked CQ
     thread would stop all gRPC I/O; the bounds are in the calls' own
     queues).  The owner thread (edge_run) polls that PAIR, the DEALER to
-    the router and a signalfd; it owns every call struct and starts every
-    batch.  So no call state is shared and nothing is locked.  Each event
+    an external router (or, with the embedded router, which runs on this
+    thread (edge_router.c), its monitor socket) and a signalfd; it owns
+    every call struct and starts every batch (but see the send chain
+    below).  So no call state is shared and nothing is locked.  Each event
     crosses the PAIR as one fixed-size struct {tag, ok} (a plain zmq_send:
     no picture formatting on the CQ thread, whose only job is to keep
     gRPC's completions flowing).
+
+    With the embedded router there is no CQ thread at all ("direct"): the
+    owner has no socket to wait on but the monitor's subscriptions and
+    the signalfd, so it waits in grpc_completion_queue_next itself, at most
+    S_DIRECT_WAIT_MS at a time (or until its next timer), and looks at the
+    signalfd and the monitor without waiting after each batch of events.
+    A gRPC event then costs no thread hop at all, as in a plain
+    single-threaded gRPC server; a signal is seen within S_DIRECT_WAIT_MS.
 
     The send chain (edge_internal.h): a call with a send queue lets the CQ
     thread start its next queued SEND_MESSAGE as soon as the previous one
@@ -27,7 +37,10 @@
     in-flight client calls (publish, respond, list) with UNAVAILABLE and
     keeps agent streams.  A PONG with known=false or a new router
     incarnation means the router lost our state: fail the client calls too
-    and send HELLO with every agent stream.
+    and send HELLO with every agent stream.  So does a send to the router
+    that fails (the DEALER at its --dealer-sndhwm): the router would never
+    see that END, UNSUBSCRIBE or CREDIT, so its view of us is wrong; the
+    reset waits until the router is heard from.
 
     Shutdown (the order GRPC-CORE-NOTES.md found clean): say BYE to the
     router (it forgets our agents and requests at once; we send nothing
@@ -54,6 +67,8 @@
 
 //  Events handled per wake-up before looking at the other sockets.
 #define S_BATCH 512
+//  Direct mode: longest wait in the completion queue, ms.
+#define S_DIRECT_WAIT_MS 50
 
 //  What the CQ thread forwards for each event.
 typedef struct
@@ -772,6 +787,33 @@ s_drain_local (edge_t *self, int64_t now)
     }
 }
 
+//  Direct mode: handle completion-queue events on this thread, waiting at
+//  most `timeout_ms` for the first, up to a batch.
+static void
+s_drain_cq (edge_t *self, long timeout_ms)
+{
+    gpr_timespec deadline =
+        timeout_ms > 0
+            ? gpr_time_add (gpr_now (GPR_CLOCK_MONOTONIC),
+                            gpr_time_from_millis (timeout_ms, GPR_TIMESPAN))
+            : gpr_time_0 (GPR_CLOCK_MONOTONIC);
+    for (int i = 0; i < S_BATCH && !self->cq_done; i++) {
+        grpc_event ev = grpc_completion_queue_next (self->cq, deadline, NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT)
+            break;
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) {
+            self->cq_done = true;
+            break;
+        }
+        uint32_t written = 0;
+        if (ev.tag != &self->shutdown_op
+            && ((gw_op_t *) ev.tag)->kind == GW_OP_SEND)
+            written = ev.success ? 1 : 0;
+        s_handle_event (self, ev.tag, ev.success, written);
+        deadline = gpr_time_0 (GPR_CLOCK_MONOTONIC);
+    }
+}
+
 static void
 s_drain_dealer (edge_t *self, int64_t now)
 {
@@ -1124,9 +1166,12 @@ edge_new (const edge_config_t *cfg)
     assert (rc == 0);
 
     self->cq = grpc_completion_queue_create_for_next (NULL);
-    rc = pthread_create (&self->pump, NULL, s_pump, self);
-    assert (rc == 0);
-    self->pump_running = true;
+    self->direct = !*cfg->router_endpoint;
+    if (!self->direct) {
+        rc = pthread_create (&self->pump, NULL, s_pump, self);
+        assert (rc == 0);
+        self->pump_running = true;
+    }
     if (edge_auth_setup (self) || s_start_server (self) || s_start_router (self)
         || s_connect_router (self)) {
         edge_destroy (&self);
@@ -1262,7 +1307,16 @@ edge_run (edge_t *self)
         }
         if (self->stopping && stop_deadline - now < timeout)
             timeout = (long) (stop_deadline - now);
-        int rc = zmq_poll (items, 3, timeout);
+        int rc;
+        if (self->direct) {
+            //  Wait on gRPC; then the monitor and signals, without waiting.
+            if (timeout < 0 || timeout > S_DIRECT_WAIT_MS)
+                timeout = S_DIRECT_WAIT_MS;
+            s_drain_cq (self, timeout);
+            items[0].revents = 0;
+            rc = zmq_poll (items + 1, 2, 0);
+        } else
+            rc = zmq_poll (items, 3, timeout);
         if (rc == -1) {
             if (errno == EINTR)
                 continue;
@@ -1313,7 +1367,9 @@ edge_destroy (edge_t **self_p)
             zpoller_t *poller = zpoller_new (self->pump_rx, NULL);
             int64_t until = zclock_mono () + 10000;
             while (!self->server_shutdown && zclock_mono () < until) {
-                if (zpoller_wait (poller, 100))
+                if (self->direct)
+                    s_drain_cq (self, 100);
+                else if (zpoller_wait (poller, 100))
                     s_drain_pump (self);
             }
             zpoller_destroy (&poller);
@@ -1333,6 +1389,9 @@ edge_destroy (edge_t **self_p)
             zpoller_destroy (&poller);
             pthread_join (self->pump, NULL);
         }
+        //  Direct: drain to GRPC_QUEUE_SHUTDOWN here.
+        while (self->direct && !self->cq_done)
+            s_drain_cq (self, 1000);
         grpc_completion_queue_destroy (self->cq);
         self->cq = NULL;
     }

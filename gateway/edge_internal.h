@@ -21,7 +21,9 @@
       the owner while send_busy is false, the CQ thread while it is true.
       The CQ thread touches only sendq's consumer side, send_buf,
       chain_written and the gRPC call then; the owner keeps every other
-      field.
+      field.  With the embedded router there is no CQ thread ("direct",
+      edge.c): the owner drains the completion queue itself, and the
+      send chain never runs.
     - pending_ops counts batches started and not yet completed; it is
       incremented before grpc_call_start_batch and decremented at once when
       the start fails (no completion will come).
@@ -155,6 +157,10 @@ struct _edge_t {
     zsock_t *pump_tx;           //  the CQ thread's end
     pthread_t pump;             //  the CQ thread
     bool pump_running;          //  the CQ thread was started
+    bool direct;                //  no CQ thread: the owner drains the
+                                //  completion queue itself (embedded
+                                //  router; edge.c)
+    bool cq_done;               //  direct: GRPC_QUEUE_SHUTDOWN was seen
     int sigfd;                  //  signalfd for SIGINT/SIGTERM
     gw_router_state_t rs;       //  router liveness
     int64_t next_ping;          //  zclock_mono of the next PING

@@ -11,8 +11,9 @@
 
     Start it with zactor_new (router_actor, cfg), where cfg is a
     router_config_t * (borrowed until the actor has signalled; it is
-    copied).  The same code runs in tether-router and, on inproc://
-    endpoints, inside tether-edge.
+    copied).  This is tether-router's shell; tether-edge's embedded
+    router runs the same core on the edge's own thread instead
+    (gateway/edge_router.c).
 
     Pipe commands (zstr):
       "STATUS" -> replies "is": 0 and "" when the actor is bound and
