@@ -855,8 +855,7 @@ s_chain_next (void *sock, gw_call_t *call, bool ok)
     memset (&op, 0, sizeof op);
     op.op = GRPC_OP_SEND_MESSAGE;
     op.data.send_message.send_message = call->send_buf;
-    if (grpc_call_start_batch (call->call, &op, 1, &call->ops[GW_OP_SEND],
-                               NULL)
+    if (grpc_call_start_batch (call->call, &op, 1, &call->ops[GW_OP_SEND], NULL)
         != GRPC_CALL_OK) {
         grpc_byte_buffer_destroy (call->send_buf);
         call->send_buf = NULL;
@@ -881,8 +880,7 @@ s_pump (void *args)
     while (true) {
         grpc_event ev = grpc_completion_queue_next (
             self->cq, gpr_inf_future (GPR_CLOCK_REALTIME), NULL);
-        s_event_t out = {ev.tag, ev.success, ev.type == GRPC_QUEUE_SHUTDOWN,
-                         0};
+        s_event_t out = {ev.tag, ev.success, ev.type == GRPC_QUEUE_SHUTDOWN, 0};
         if (ev.type == GRPC_QUEUE_TIMEOUT)
             continue;
         if (ev.type == GRPC_OP_COMPLETE && ev.tag != &self->shutdown_op
@@ -1040,8 +1038,7 @@ s_start_router (edge_t *self)
         return 0;
     }
     //  Embedded: the router core runs on this thread (edge_router.c).
-    snprintf (self->router_endpoint, sizeof self->router_endpoint,
-              "embedded");
+    snprintf (self->router_endpoint, sizeof self->router_endpoint, "embedded");
     uint8_t routing_id[16];
     uint64_t a = s_random_u64 (), b = s_random_u64 ();
     memcpy (routing_id, &a, 8);

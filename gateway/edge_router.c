@@ -25,7 +25,8 @@
 #include <inttypes.h>
 #include <string.h>
 
-struct _edge_router_t {
+struct _edge_router_t
+{
     core_t *core;               //  the state machine; owned
     zframe_t *edge_id;          //  the routing id the core knows us by
     zlistx_t *inbox;            //  zmsg_t * [envelope][payload?] for us
@@ -61,8 +62,11 @@ s_bind_all (zsock_t *sock, const char *endpoints, char *err, size_t size)
 }
 
 edge_router_t *
-edge_router_new (const router_config_t *cfg, const char *monitor,
-                 const void *edge_id, size_t edge_id_size, char *err,
+edge_router_new (const router_config_t *cfg,
+                 const char *monitor,
+                 const void *edge_id,
+                 size_t edge_id_size,
+                 char *err,
                  size_t err_size)
 {
     edge_router_t *self = (edge_router_t *) calloc (1, sizeof *self);
