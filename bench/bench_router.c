@@ -26,41 +26,46 @@
 #include "tlog.h"
 #include "wire_envelope.h"
 
-typedef struct {
-    zsock_t *sock;              //  DEALER
-    bool agent;                 //  agent edge, else client edge
-    uint64_t next_handle;       //  handles of calls on this edge
-    int in_flight;              //  client: requests not finished yet
-    uint64_t sent;              //  client: requests published
+typedef struct
+{
+    zsock_t *sock;        //  DEALER
+    bool agent;           //  agent edge, else client edge
+    uint64_t next_handle; //  handles of calls on this edge
+    int in_flight;        //  client: requests not finished yet
+    uint64_t sent;        //  client: requests published
 } sim_edge_t;
 
-typedef struct {
-    long requests;              //  total requests to route
-    int window;                 //  in flight per client edge
-    int agents;                 //  agent edges, one agent each
-    int clients;                //  client edges
-    size_t payload;             //  bytes of each request and response
-    const char *connect;        //  external router, or NULL
+typedef struct
+{
+    long requests;       //  total requests to route
+    int window;          //  in flight per client edge
+    int agents;          //  agent edges, one agent each
+    int clients;         //  client edges
+    size_t payload;      //  bytes of each request and response
+    const char *connect; //  external router, or NULL
 } options_t;
 
-typedef struct {
-    uint64_t messages;          //  sent plus received by the edges
-    uint64_t finished;          //  FINISH OK seen by clients
-    uint64_t failed;            //  FINISH with another status
-    uint64_t published;         //  PUBLISH sent
+typedef struct
+{
+    uint64_t messages;  //  sent plus received by the edges
+    uint64_t finished;  //  FINISH OK seen by clients
+    uint64_t failed;    //  FINISH with another status
+    uint64_t published; //  PUBLISH sent
 } counters_t;
 
 static void
-s_send (sim_edge_t *edge, Wire__Envelope *env, const void *payload,
-        size_t size, counters_t *counters)
+s_send (sim_edge_t *edge,
+        Wire__Envelope *env,
+        const void *payload,
+        size_t size,
+        counters_t *counters)
 {
     zframe_t *frame = wire_envelope_encode (env);
     if (payload) {
         zframe_send (&frame, edge->sock, ZFRAME_MORE);
         zframe_t *body = zframe_new (payload, size);
         zframe_send (&body, edge->sock, 0);
-    }
-    else
+    } else
         zframe_send (&frame, edge->sock, 0);
     counters->messages++;
 }
@@ -97,15 +102,19 @@ s_expect (sim_edge_t *edge, Wire__Command command, counters_t *counters)
 }
 
 static void
-s_publish (sim_edge_t *client, int client_index, const options_t *opt,
-           const uint8_t *payload, counters_t *counters)
+s_publish (sim_edge_t *client,
+           int client_index,
+           const options_t *opt,
+           const uint8_t *payload,
+           counters_t *counters)
 {
     char request_id[48];
     char agent_id[32];
     snprintf (request_id, sizeof request_id, "c%d-%" PRIu64, client_index,
               client->sent);
     snprintf (agent_id, sizeof agent_id, "bench-%" PRIu64,
-              (client->sent + (uint64_t) client_index) % (uint64_t) opt->agents);
+              (client->sent + (uint64_t) client_index)
+                  % (uint64_t) opt->agents);
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__PUBLISH;
     env.handle = ++client->next_handle;
@@ -119,11 +128,14 @@ s_publish (sim_edge_t *client, int client_index, const options_t *opt,
 }
 
 static void
-s_on_agent_message (sim_edge_t *edge, Wire__Envelope *in,
-                    const uint8_t *payload, size_t size, counters_t *counters)
+s_on_agent_message (sim_edge_t *edge,
+                    Wire__Envelope *in,
+                    const uint8_t *payload,
+                    size_t size,
+                    counters_t *counters)
 {
     if (in->command != WIRE__COMMAND__DELIVER)
-        return;                 //  BOUND, FINISH of the respond call, GRANT
+        return; //  BOUND, FINISH of the respond call, GRANT
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.handle = ++edge->next_handle;
     env.request_id = in->request_id;
@@ -136,8 +148,7 @@ s_on_agent_message (sim_edge_t *edge, Wire__Envelope *in,
 }
 
 static void
-s_on_client_message (sim_edge_t *edge, Wire__Envelope *in,
-                     counters_t *counters)
+s_on_client_message (sim_edge_t *edge, Wire__Envelope *in, counters_t *counters)
 {
     if (in->command == WIRE__COMMAND__REPLY) {
         //  The edge wrote the response to its client: one more credit.
@@ -147,9 +158,7 @@ s_on_client_message (sim_edge_t *edge, Wire__Envelope *in,
         env.request_id = in->request_id;
         env.credit = 1;
         s_send (edge, &env, NULL, 0, counters);
-    }
-    else
-    if (in->command == WIRE__COMMAND__FINISH) {
+    } else if (in->command == WIRE__COMMAND__FINISH) {
         edge->in_flight--;
         if (in->status == 0)
             counters->finished++;
@@ -166,26 +175,20 @@ s_parse (int argc, char **argv, options_t *opt)
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (streq (arg, "--connect") && value)
             opt->connect = value;
-        else
-        if (streq (arg, "--requests") && value)
+        else if (streq (arg, "--requests") && value)
             opt->requests = atol (value);
-        else
-        if (streq (arg, "--window") && value)
+        else if (streq (arg, "--window") && value)
             opt->window = atoi (value);
-        else
-        if (streq (arg, "--agents") && value)
+        else if (streq (arg, "--agents") && value)
             opt->agents = atoi (value);
-        else
-        if (streq (arg, "--clients") && value)
+        else if (streq (arg, "--clients") && value)
             opt->clients = atoi (value);
-        else
-        if (streq (arg, "--payload") && value)
+        else if (streq (arg, "--payload") && value)
             opt->payload = (size_t) atol (value);
         else {
-            fprintf (stderr,
-                     "usage: bench_router [--requests N] [--window W] "
-                     "[--agents A] [--clients C] [--payload BYTES] "
-                     "[--connect ENDPOINT]\n");
+            fprintf (stderr, "usage: bench_router [--requests N] [--window W] "
+                             "[--agents A] [--clients C] [--payload BYTES] "
+                             "[--connect ENDPOINT]\n");
             return -1;
         }
         i++;
@@ -229,8 +232,8 @@ main (int argc, char **argv)
 
     counters_t counters = {0, 0, 0, 0};
     int edges = opt.agents + opt.clients;
-    sim_edge_t *edge = (sim_edge_t *) zmalloc (sizeof (sim_edge_t)
-                                               * (size_t) edges);
+    sim_edge_t *edge =
+        (sim_edge_t *) zmalloc (sizeof (sim_edge_t) * (size_t) edges);
     zpoller_t *poller = zpoller_new (NULL);
     for (int i = 0; i < edges; i++) {
         edge[i].agent = i < opt.agents;
@@ -249,8 +252,8 @@ main (int argc, char **argv)
         hello.edge_id = edge_id;
         hello.incarnation = (uint64_t) zclock_time () * 100 + (uint64_t) i;
         s_send (&edge[i], &hello, NULL, 0, &counters);
-        Wire__Envelope *welcome = s_expect (&edge[i], WIRE__COMMAND__WELCOME,
-                                            &counters);
+        Wire__Envelope *welcome =
+            s_expect (&edge[i], WIRE__COMMAND__WELCOME, &counters);
         wire_envelope_free (&welcome);
         if (edge[i].agent) {
             char agent_id[32];
@@ -262,8 +265,8 @@ main (int argc, char **argv)
             subscribe.command = WIRE__COMMAND__SUBSCRIBE;
             subscribe.agent = &agent;
             s_send (&edge[i], &subscribe, NULL, 0, &counters);
-            Wire__Envelope *subscribed = s_expect (
-                &edge[i], WIRE__COMMAND__SUBSCRIBED, &counters);
+            Wire__Envelope *subscribed =
+                s_expect (&edge[i], WIRE__COMMAND__SUBSCRIBED, &counters);
             wire_envelope_free (&subscribed);
         }
     }
@@ -283,8 +286,9 @@ main (int argc, char **argv)
         void *which = zpoller_wait (poller, 2000);
         if (!which) {
             if (++idle_polls == 5) {
-                fprintf (stderr, "bench_router: stalled at %" PRIu64 "/%" PRIu64
-                         "\n", done, total);
+                fprintf (stderr,
+                         "bench_router: stalled at %" PRIu64 "/%" PRIu64 "\n",
+                         done, total);
                 break;
             }
             continue;

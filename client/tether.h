@@ -198,7 +198,7 @@ void tether_agent_set_rotate_delay (tether_agent_t *self, uint32_t ms);
 //  returns -1 (and changes nothing) when bytes is 0 or above
 //  TETHER_MAX_RECEIVE_LIMIT.  Call before run.
 #define TETHER_MAX_RECEIVE_DEFAULT (64u * 1024 * 1024)
-#define TETHER_MAX_RECEIVE_LIMIT 0x7fffffffu
+#define TETHER_MAX_RECEIVE_LIMIT   0x7fffffffu
 int tether_agent_set_max_receive (tether_agent_t *self, uint32_t bytes);
 
 //  tether_request_end waits for the gateway to confirm the end of the

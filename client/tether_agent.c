@@ -391,7 +391,8 @@ s_handle_message (tether_agent_t *self,
                 tlog_quote (message->id, quoted[1], sizeof quoted[1]),
                 tlog_quote (message->call, quoted[2], sizeof quoted[2]),
                 message->payload.len);
-    tether_request_t *request = tether_request_new (&message, conn, self->end_wait_ms);
+    tether_request_t *request =
+        tether_request_new (&message, conn, self->end_wait_ms);
     if (self->request_count == self->request_max) {
         self->request_max = self->request_max ? self->request_max * 2 : 16;
         self->requests = (tether_request_t **) realloc (
@@ -573,9 +574,8 @@ tether_agent_run (tether_agent_t *self)
         tether_log (&self->log, TETHER_LOG_INFO, "connecting",
                     "agent=%s edge=%s attempt=%" PRIu64, quoted[0],
                     tlog_quote (address, quoted[1], sizeof quoted[1]), attempt);
-        tether_conn_t *conn =
-            tether_conn_new (address, self->keepalive_ms, self->max_receive,
-                             &self->sec);
+        tether_conn_t *conn = tether_conn_new (address, self->keepalive_ms,
+                                               self->max_receive, &self->sec);
         s_outcome_t outcome;
         s_attempt (self, conn, &outcome);
         tether_conn_unref (&conn);
@@ -594,8 +594,8 @@ tether_agent_run (tether_agent_t *self)
             what = "superseded by another subscription with this id";
         } else if (outcome.status == GRPC_STATUS_UNAVAILABLE
                    && outcome.stable) {
-            delay_ms = (uint32_t) tether_backoff_random (backoff,
-                                                         self->rotate_ms);
+            delay_ms =
+                (uint32_t) tether_backoff_random (backoff, self->rotate_ms);
             what = "edge went away, trying the next edge";
             tether_addrs_advance (self->addrs);
         } else {

@@ -32,11 +32,11 @@ typedef struct _tether_conn_t tether_conn_t;
 //  plaintext, no token.
 typedef struct
 {
-    bool tls;           //  speak TLS
-    char *ca_pem;       //  roots to verify the edge; NULL = gRPC's default
-    char *cert_pem;     //  client certificate chain, or NULL
-    char *key_pem;      //  its private key, or NULL
-    char *authorization;    //  "Bearer TOKEN", or NULL
+    bool tls;            //  speak TLS
+    char *ca_pem;        //  roots to verify the edge; NULL = gRPC's default
+    char *cert_pem;      //  client certificate chain, or NULL
+    char *key_pem;       //  its private key, or NULL
+    char *authorization; //  "Bearer TOKEN", or NULL
 } tether_security_t;
 
 //  Read the files into `sec` (any may be NULL or empty; TLS is on when

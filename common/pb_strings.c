@@ -30,19 +30,14 @@ pb_utf8_valid (const uint8_t *s, size_t size)
         if (c >= 0xc2 && c <= 0xdf) {
             extra = 1;
             code = c & 0x1f;
-        }
-        else
-        if (c >= 0xe0 && c <= 0xef) {
+        } else if (c >= 0xe0 && c <= 0xef) {
             extra = 2;
             code = c & 0x0f;
-        }
-        else
-        if (c >= 0xf0 && c <= 0xf4) {
+        } else if (c >= 0xf0 && c <= 0xf4) {
             extra = 3;
             code = c & 0x07;
-        }
-        else
-            return false;       //  continuation byte, overlong lead, > F4
+        } else
+            return false; //  continuation byte, overlong lead, > F4
         if (size - i <= extra)
             return false;
         for (size_t k = 1; k <= extra; k++) {
@@ -52,7 +47,7 @@ pb_utf8_valid (const uint8_t *s, size_t size)
         }
         if ((extra == 2 && code < 0x800) || (extra == 3 && code < 0x10000)
             || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff))
-            return false;       //  overlong, out of range, surrogate
+            return false; //  overlong, out of range, surrogate
         i += extra + 1;
     }
     return true;
@@ -77,8 +72,11 @@ s_varint (const uint8_t *data, size_t size, size_t *pos, uint64_t *value)
 }
 
 static int
-s_walk (const ProtobufCMessageDescriptor *desc, const uint8_t *data,
-        size_t size, int depth, const char **field)
+s_walk (const ProtobufCMessageDescriptor *desc,
+        const uint8_t *data,
+        size_t size,
+        int depth,
+        const char **field)
 {
     if (depth > PB_MAX_DEPTH) {
         *field = "message";
@@ -114,19 +112,19 @@ s_walk (const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                     *field = "message";
                     return -1;
                 }
-                const ProtobufCFieldDescriptor *fd = desc
-                    ? protobuf_c_message_descriptor_get_field (
+                const ProtobufCFieldDescriptor *fd =
+                    desc ? protobuf_c_message_descriptor_get_field (
                         desc, (unsigned) (tag >> 3))
-                    : NULL;
+                         : NULL;
                 if (fd && fd->type == PROTOBUF_C_TYPE_STRING
                     && !pb_utf8_valid (data + pos, (size_t) length)) {
                     *field = fd->name;
                     return -1;
                 }
                 if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE
-                    && s_walk ((const ProtobufCMessageDescriptor *)
-                                   fd->descriptor,
-                               data + pos, (size_t) length, depth + 1, field))
+                    && s_walk (
+                        (const ProtobufCMessageDescriptor *) fd->descriptor,
+                        data + pos, (size_t) length, depth + 1, field))
                     return -1;
                 pos += (size_t) length;
                 break;
@@ -140,8 +138,10 @@ s_walk (const ProtobufCMessageDescriptor *desc, const uint8_t *data,
 }
 
 int
-pb_strings_check (const ProtobufCMessageDescriptor *desc, const uint8_t *data,
-                  size_t size, const char **field)
+pb_strings_check (const ProtobufCMessageDescriptor *desc,
+                  const uint8_t *data,
+                  size_t size,
+                  const char **field)
 {
     const char *ignored;
     if (!field)

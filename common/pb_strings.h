@@ -20,16 +20,16 @@
 #include <stdint.h>
 
 //  Returns true when `data` is valid UTF-8 with no NUL byte.
-bool
-    pb_utf8_valid (const uint8_t *data, size_t size);
+bool pb_utf8_valid (const uint8_t *data, size_t size);
 
 //  Returns 0 when every string field of the message of type `desc` encoded
 //  in `data` is valid UTF-8 without NUL bytes, -1 otherwise (also for
 //  malformed wire format or nesting deeper than 16).  On -1, *field (when
 //  not NULL) is set to the name of the offending field, or "message" when
 //  the bytes themselves are malformed; borrowed, static storage.
-int
-    pb_strings_check (const ProtobufCMessageDescriptor *desc,
-                      const uint8_t *data, size_t size, const char **field);
+int pb_strings_check (const ProtobufCMessageDescriptor *desc,
+                      const uint8_t *data,
+                      size_t size,
+                      const char **field);
 
 #endif

@@ -38,14 +38,11 @@ tconfig_parse_duration (const char *text, uint32_t *ms)
     uint64_t scale;
     if (*unit == 0 || strcmp (unit, "ms") == 0)
         scale = 1;
-    else
-    if (strcmp (unit, "s") == 0)
+    else if (strcmp (unit, "s") == 0)
         scale = 1000;
-    else
-    if (strcmp (unit, "m") == 0)
+    else if (strcmp (unit, "m") == 0)
         scale = 60 * 1000;
-    else
-    if (strcmp (unit, "h") == 0)
+    else if (strcmp (unit, "h") == 0)
         scale = 3600 * 1000;
     else
         return -1;
@@ -62,12 +59,13 @@ tconfig_parse_size (const char *text, uint32_t *bytes)
     const char *unit;
     if (s_parse_uint (text, &v, &unit))
         return -1;
-    static const struct {
+    static const struct
+    {
         const char *name;
         uint64_t scale;
-    } units[] = {{"", 1},         {"B", 1},          {"K", 1024},
-                 {"KB", 1024},    {"KiB", 1024},     {"M", 1 << 20},
-                 {"MB", 1 << 20}, {"MiB", 1 << 20},  {"G", 1 << 30},
+    } units[] = {{"", 1},         {"B", 1},         {"K", 1024},
+                 {"KB", 1024},    {"KiB", 1024},    {"M", 1 << 20},
+                 {"MB", 1 << 20}, {"MiB", 1 << 20}, {"G", 1 << 30},
                  {"GB", 1 << 30}, {"GiB", 1 << 30}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (strcmp (unit, units[i].name) == 0) {
@@ -100,8 +98,11 @@ s_parse_bool (const char *text, bool *value)
 //  Set one option from text; `origin` says where the text came from, for
 //  the error message.
 static int
-s_apply (const tconfig_option_t *opt, const char *text, const char *origin,
-         char *err, size_t err_size)
+s_apply (const tconfig_option_t *opt,
+         const char *text,
+         const char *origin,
+         char *err,
+         size_t err_size)
 {
     const char *name = opt->flag ? opt->flag : opt->path;
     uint32_t number = 0;
@@ -152,8 +153,7 @@ s_apply (const tconfig_option_t *opt, const char *text, const char *origin,
     }
     if (number < opt->min || (opt->max && number > opt->max)) {
         snprintf (err, err_size,
-                  "%s (from %s): %s is out of range [%" PRIu32 ", %" PRIu32
-                  "]",
+                  "%s (from %s): %s is out of range [%" PRIu32 ", %" PRIu32 "]",
                   name, origin, text, opt->min,
                   opt->max ? opt->max : UINT32_MAX);
         return -1;
@@ -163,8 +163,11 @@ s_apply (const tconfig_option_t *opt, const char *text, const char *origin,
 }
 
 static int
-s_load_file (const tconfig_option_t *options, size_t count, const char *file,
-             char *err, size_t err_size)
+s_load_file (const tconfig_option_t *options,
+             size_t count,
+             const char *file,
+             char *err,
+             size_t err_size)
 {
     zconfig_t *root = zconfig_load (file);
     if (!root) {
@@ -187,8 +190,13 @@ s_load_file (const tconfig_option_t *options, size_t count, const char *file,
 }
 
 int
-tconfig_load (const tconfig_option_t *options, size_t count, int argc,
-              char **argv, const char *config_env, bool *help, char *err,
+tconfig_load (const tconfig_option_t *options,
+              size_t count,
+              int argc,
+              char **argv,
+              const char *config_env,
+              bool *help,
+              char *err,
               size_t err_size)
 {
     if (help)
@@ -202,9 +210,7 @@ tconfig_load (const tconfig_option_t *options, size_t count, int argc,
                 return -1;
             }
             file = argv[++i];
-        }
-        else
-        if (strncmp (argv[i], "--config=", 9) == 0)
+        } else if (strncmp (argv[i], "--config=", 9) == 0)
             file = argv[i] + 9;
     }
     if (file && *file && s_load_file (options, count, file, err, err_size))
@@ -241,8 +247,7 @@ tconfig_load (const tconfig_option_t *options, size_t count, int argc,
                 && strncmp (options[j].flag, arg, name_len) == 0)
                 opt = &options[j];
         if (!opt) {
-            snprintf (err, err_size, "unknown argument '%s' (try --help)",
-                      arg);
+            snprintf (err, err_size, "unknown argument '%s' (try --help)", arg);
             return -1;
         }
         const char *value = eq ? eq + 1 : NULL;

@@ -19,17 +19,15 @@
 #include <stddef.h>
 
 //  The rules in words, for status messages.
-#define TETHER_AGENT_ID_CHARS "A-Z a-z 0-9 . _ : @ / + = -"
+#define TETHER_AGENT_ID_CHARS   "A-Z a-z 0-9 . _ : @ / + = -"
 #define TETHER_REQUEST_ID_CHARS "printable ASCII 0x21-0x7E"
 
 //  True when `id` (`len` bytes, not necessarily NUL-terminated) is a valid
 //  agent id of at most `max_len` bytes.
-bool
-    tether_agent_id_valid (const char *id, size_t len, size_t max_len);
+bool tether_agent_id_valid (const char *id, size_t len, size_t max_len);
 
 //  True when `id` (`len` bytes) is a valid request id of at most `max_len`
 //  bytes.
-bool
-    tether_request_id_valid (const char *id, size_t len, size_t max_len);
+bool tether_request_id_valid (const char *id, size_t len, size_t max_len);
 
 #endif

@@ -72,9 +72,7 @@ tlog_quote (const char *value, char *buf, size_t size)
         if (*c == '"' || *c == '\\') {
             buf[n++] = '\\';
             buf[n++] = (char) *c;
-        }
-        else
-        if (*c < ' ' || *c == 0x7f)
+        } else if (*c < ' ' || *c == 0x7f)
             n += (size_t) snprintf (buf + n, size - n, "\\x%02x", *c);
         else
             buf[n++] = (char) *c;
@@ -95,8 +93,13 @@ s_filled (int rc, size_t room)
 }
 
 size_t
-tlog_vformat (char *line, size_t size, bool with_ts, tlog_level_t level,
-              const char *svc, const char *msg, const char *fields,
+tlog_vformat (char *line,
+              size_t size,
+              bool with_ts,
+              tlog_level_t level,
+              const char *svc,
+              const char *msg,
+              const char *fields,
               va_list args)
 {
     size_t n = 0;
@@ -105,12 +108,11 @@ tlog_vformat (char *line, size_t size, bool with_ts, tlog_level_t level,
         clock_gettime (CLOCK_REALTIME, &ts);
         struct tm tm;
         gmtime_r (&ts.tv_sec, &tm);
-        n += s_filled (snprintf (line, size,
-                                 "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
-                                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                                 tm.tm_hour, tm.tm_min, tm.tm_sec,
-                                 ts.tv_nsec / 1000000),
-                       size);
+        n += s_filled (
+            snprintf (line, size, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
+                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                      tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000),
+            size);
     }
     char quoted[512];
     n += s_filled (snprintf (line + n, size - n, "level=%s svc=%s msg=%s",
@@ -135,8 +137,8 @@ tlog (tlog_level_t level, const char *msg, const char *fields, ...)
     char line[2048];
     va_list args;
     va_start (args, fields);
-    size_t n =
-        tlog_vformat (line, sizeof line, true, level, s_ident, msg, fields, args);
+    size_t n = tlog_vformat (line, sizeof line, true, level, s_ident, msg,
+                             fields, args);
     va_end (args);
     line[n++] = '\n';
     //  One write per line, so lines from several threads never interleave.

@@ -16,7 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum {
+typedef enum
+{
     TLOG_DEBUG = 0,
     TLOG_INFO = 1,
     TLOG_WARN = 2,
@@ -26,23 +27,19 @@ typedef enum {
 
 //  Set the process-wide threshold and service name.  Call from main before
 //  starting threads.  `ident` is copied.
-void
-    tlog_setup (tlog_level_t level, const char *ident);
+void tlog_setup (tlog_level_t level, const char *ident);
 
 //  Parse "debug", "info", "warn", "error" or "off".  Returns 0 and sets
 //  *level, or -1 for any other string.
-int
-    tlog_level_parse (const char *name, tlog_level_t *level);
+int tlog_level_parse (const char *name, tlog_level_t *level);
 
 //  True when lines of `level` are printed.
-bool
-    tlog_enabled (tlog_level_t level);
+bool tlog_enabled (tlog_level_t level);
 
 //  Print one line: ts, level, svc, msg="`msg`", then the key=value pairs
 //  formatted from `fields` (may be NULL).  Thread-safe (one write per line).
-void
-    tlog (tlog_level_t level, const char *msg, const char *fields, ...)
-        __attribute__ ((format (printf, 3, 4)));
+void tlog (tlog_level_t level, const char *msg, const char *fields, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 //  Format one line into `line` (`size` >= 2 bytes): with `with_ts` the
 //  time first, then level, svc=`svc`, msg="`msg`" and the key=value pairs
@@ -50,15 +47,18 @@ void
 //  NUL-terminated, no newline.  Returns its length, at most size - 2, so
 //  that a newline still fits.  Reads no process-wide setting: libtether
 //  uses it with its own level and service name.
-size_t
-    tlog_vformat (char *line, size_t size, bool with_ts, tlog_level_t level,
-                  const char *svc, const char *msg, const char *fields,
-                  va_list args) __attribute__ ((format (printf, 7, 0)));
+size_t tlog_vformat (char *line,
+                     size_t size,
+                     bool with_ts,
+                     tlog_level_t level,
+                     const char *svc,
+                     const char *msg,
+                     const char *fields,
+                     va_list args) __attribute__ ((format (printf, 7, 0)));
 
 //  Write `value` into `buf` as a logfmt value: unchanged when it is a plain
 //  token, else double-quoted with \" and \\ escaped and control bytes as
 //  \xNN; truncated to fit.  Returns `buf`.
-const char *
-    tlog_quote (const char *value, char *buf, size_t size);
+const char *tlog_quote (const char *value, char *buf, size_t size);
 
 #endif

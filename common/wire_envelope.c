@@ -27,8 +27,8 @@ wire_envelope_decode (zframe_t *frame, Wire__Envelope **env_p)
     *env_p = NULL;
     if (!frame || zframe_size (frame) > WIRE_ENVELOPE_MAX)
         return -2;
-    Wire__Envelope *env = wire__envelope__unpack (
-        NULL, zframe_size (frame), zframe_data (frame));
+    Wire__Envelope *env =
+        wire__envelope__unpack (NULL, zframe_size (frame), zframe_data (frame));
     if (!env)
         return -2;
     if (env->version != WIRE_VERSION) {
@@ -52,8 +52,7 @@ wire_envelope_free (Wire__Envelope **env_p)
 const char *
 wire_command_name (int command)
 {
-    const ProtobufCEnumValue *value
-        = protobuf_c_enum_descriptor_get_value (&wire__command__descriptor,
-                                                command);
+    const ProtobufCEnumValue *value = protobuf_c_enum_descriptor_get_value (
+        &wire__command__descriptor, command);
     return value ? value->name : "UNKNOWN";
 }

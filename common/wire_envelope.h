@@ -23,24 +23,20 @@
 
 //  Pack `env` into a new frame, setting env->version to WIRE_VERSION.
 //  Returns the frame; caller owns it.
-zframe_t *
-    wire_envelope_encode (Wire__Envelope *env);
+zframe_t *wire_envelope_encode (Wire__Envelope *env);
 
 //  Unpack `frame`.  Returns 0 and sets *env_p (caller owns it; free with
 //  wire_envelope_free) when the frame is a well-formed envelope of
 //  WIRE_VERSION; returns -2 and sets *env_p to NULL when it is malformed,
 //  oversized or of another version.
-int
-    wire_envelope_decode (zframe_t *frame, Wire__Envelope **env_p);
+int wire_envelope_decode (zframe_t *frame, Wire__Envelope **env_p);
 
 //  Free an envelope returned by wire_envelope_decode and null the pointer.
 //  Does nothing when *env_p is NULL.
-void
-    wire_envelope_free (Wire__Envelope **env_p);
+void wire_envelope_free (Wire__Envelope **env_p);
 
 //  Returns the command's name, "HELLO", "DELIVER", ... or "UNKNOWN" for a
 //  value outside the enum.  Borrowed, static storage.
-const char *
-    wire_command_name (int command);
+const char *wire_command_name (int command);
 
 #endif

@@ -264,8 +264,8 @@ s_handle_event (self_t *self, zmsg_t *msg)
                   seq, qinc);
         if (notice & METRICS_EVENT_RESTART)
             tlog (TLOG_INFO, "router restarted",
-                  "seq=%" PRIu64 " incarnation=%s restarts=%" PRIu64, seq,
-                  qinc, metrics_router_restarts (self->metrics));
+                  "seq=%" PRIu64 " incarnation=%s restarts=%" PRIu64, seq, qinc,
+                  metrics_router_restarts (self->metrics));
         if (!self->router_up && !(notice & METRICS_EVENT_FIRST))
             tlog (TLOG_INFO, "router heard again", "seq=%" PRIu64, seq);
         self->router_up = true;

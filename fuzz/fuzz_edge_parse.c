@@ -28,13 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_CHECK(cond)                                                    \
-    do {                                                                 \
-        if (!(cond)) {                                                   \
-            fprintf (stderr, "fuzz_edge_parse: %s:%d: %s\n", __FILE__,   \
-                     __LINE__, #cond);                                   \
-            abort ();                                                    \
-        }                                                                \
+#define S_CHECK(cond)                                                          \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf (stderr, "fuzz_edge_parse: %s:%d: %s\n", __FILE__,         \
+                     __LINE__, #cond);                                         \
+            abort ();                                                          \
+        }                                                                      \
     } while (0)
 
 static const ProtobufCMessageDescriptor *s_descriptors[EDGE_MSG_COUNT] = {
@@ -58,7 +58,7 @@ s_message (edge_msg_t type, const uint8_t *data, size_t size)
     const ProtobufCMessageDescriptor *desc = s_descriptors[type];
     ProtobufCMessage *msg = protobuf_c_message_unpack (desc, NULL, size, data);
     if (!msg)
-        return;             //  wire types protobuf-c refuses: the edge too
+        return; //  wire types protobuf-c refuses: the edge too
     size_t packed_size = protobuf_c_message_get_packed_size (msg);
     uint8_t *packed = (uint8_t *) malloc (packed_size ? packed_size : 1);
     S_CHECK (packed);
@@ -98,14 +98,13 @@ s_request_id (const uint8_t *data, size_t size)
         return;
     size_t max_len = data[0];
     char why[100] = "";
-    int rc = edge_parse_request_id ((const char *) data + 1, size - 1,
-                                    max_len, why, sizeof why);
+    int rc = edge_parse_request_id ((const char *) data + 1, size - 1, max_len,
+                                    why, sizeof why);
     if (rc == 0) {
         S_CHECK (size - 1 >= 1 && size - 1 <= max_len);
         S_CHECK (memchr (data + 1, 0, size - 1) == NULL);
         S_CHECK (pb_utf8_valid (data + 1, size - 1));
-    }
-    else
+    } else
         S_CHECK (strlen (why) > 0);
 }
 
@@ -117,7 +116,7 @@ s_escape (const uint8_t *data, size_t size)
     size_t buf_size = (size_t) data[0] + 1;
     char *buf = (char *) malloc (buf_size + 1);
     S_CHECK (buf);
-    buf[buf_size] = '#';    //  a guard byte past the buffer
+    buf[buf_size] = '#'; //  a guard byte past the buffer
     const char *out = edge_parse_escape (data + 1, size - 1, buf, buf_size);
     S_CHECK (out == buf);
     S_CHECK (buf[buf_size] == '#');
@@ -129,8 +128,7 @@ s_escape (const uint8_t *data, size_t size)
     free (buf);
 }
 
-int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)

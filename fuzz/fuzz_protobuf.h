@@ -34,10 +34,8 @@ fuzz_has_unknown_fields (const ProtobufCMessage *msg)
             for (size_t j = 0; j < n; j++)
                 if (fuzz_has_unknown_fields (items[j]))
                     return true;
-        }
-        else
-        if (fuzz_has_unknown_fields (
-                *(const ProtobufCMessage *const *) (base + field->offset)))
+        } else if (fuzz_has_unknown_fields (*(
+                       const ProtobufCMessage *const *) (base + field->offset)))
             return true;
     }
     return false;

@@ -28,19 +28,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_CHECK(cond)                                                       \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf (stderr, "fuzz_public_messages: %s:%d: %s\n", __FILE__, \
-                     __LINE__, #cond);                                      \
-            abort ();                                                       \
-        }                                                                   \
+#define S_CHECK(cond)                                                          \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf (stderr, "fuzz_public_messages: %s:%d: %s\n", __FILE__,    \
+                     __LINE__, #cond);                                         \
+            abort ();                                                          \
+        }                                                                      \
     } while (0)
 
 static const char s_id[] = "0123456789abcdef0123456789abcdef";
 
 static void
-s_request_same (Tether__V1__AgentRequest *a, Tether__V1__AgentRequest *b,
+s_request_same (Tether__V1__AgentRequest *a,
+                Tether__V1__AgentRequest *b,
                 bool same_id)
 {
     if (same_id)
@@ -49,8 +50,7 @@ s_request_same (Tether__V1__AgentRequest *a, Tether__V1__AgentRequest *b,
     S_CHECK (strcmp (a->call, b->call) == 0);
     S_CHECK (a->payload.len == b->payload.len);
     S_CHECK (a->payload.len == 0
-             || memcmp (a->payload.data, b->payload.data, a->payload.len)
-                    == 0);
+             || memcmp (a->payload.data, b->payload.data, a->payload.len) == 0);
     S_CHECK (a->n_headers == b->n_headers);
     S_CHECK (a->cancel == b->cancel);
 }
@@ -155,8 +155,7 @@ s_list_request (const uint8_t *data, size_t size)
     tether__v1__list_agents_request__free_unpacked (req, NULL);
 }
 
-int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)

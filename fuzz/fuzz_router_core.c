@@ -40,19 +40,20 @@
 #define S_EDGES 3
 
 //  Stay on even when a build type defines NDEBUG: these are the checks.
-#define S_CHECK(cond)                                                       \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf (stderr, "fuzz_router_core: %s:%d: %s\n", __FILE__,     \
-                     __LINE__, #cond);                                      \
-            abort ();                                                       \
-        }                                                                   \
+#define S_CHECK(cond)                                                          \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf (stderr, "fuzz_router_core: %s:%d: %s\n", __FILE__,        \
+                     __LINE__, #cond);                                         \
+            abort ();                                                          \
+        }                                                                      \
     } while (0)
 
-typedef struct {
-    const uint8_t *data;        //  the input; borrowed
+typedef struct
+{
+    const uint8_t *data; //  the input; borrowed
     size_t size;
-    size_t pos;                 //  next byte to read
+    size_t pos; //  next byte to read
 } s_input_t;
 
 static uint8_t
@@ -74,8 +75,9 @@ s_more (s_input_t *in)
     return in->pos < in->size;
 }
 
-typedef struct {
-    core_t *core;               //  the core under test; owned
+typedef struct
+{
+    core_t *core; //  the core under test; owned
     core_config_t cfg;
     zframe_t *routing[S_EDGES]; //  the edges' routing ids; owned
     int64_t now;                //  the fake clock
@@ -114,9 +116,7 @@ s_drain (s_fixture_t *self)
             S_CHECK (env->command >= WIRE__COMMAND__WELCOME
                      && env->command <= WIRE__COMMAND__AGENTS);
             wire_envelope_free (&env);
-        }
-        else
-        if (kind == CORE_OUT_EVENT)
+        } else if (kind == CORE_OUT_EVENT)
             S_CHECK (frames == 2);
         else {
             S_CHECK (kind == CORE_OUT_LOG);
@@ -156,8 +156,7 @@ s_advance (s_fixture_t *self, int64_t ms)
 static void
 s_deliver (s_fixture_t *self, int edge, zmsg_t **msg_p)
 {
-    core_handle (self->core, self->routing[edge % S_EDGES], msg_p,
-                 self->now);
+    core_handle (self->core, self->routing[edge % S_EDGES], msg_p, self->now);
     S_CHECK (*msg_p == NULL);
     s_drain (self);
     s_check (self);
@@ -165,8 +164,11 @@ s_deliver (s_fixture_t *self, int edge, zmsg_t **msg_p)
 
 //  Send `env` (and a payload of `payload_size` bytes when >= 0).
 static void
-s_send_env (s_fixture_t *self, int edge, Wire__Envelope *env,
-            int payload_size, uint8_t fill)
+s_send_env (s_fixture_t *self,
+            int edge,
+            Wire__Envelope *env,
+            int payload_size,
+            uint8_t fill)
 {
     zmsg_t *msg = zmsg_new ();
     zframe_t *head = wire_envelope_encode (env);
@@ -181,8 +183,11 @@ s_send_env (s_fixture_t *self, int edge, Wire__Envelope *env,
 }
 
 static void
-s_hello (s_fixture_t *self, int edge, uint64_t incarnation,
-         Wire__AgentEntry **agents, size_t n_agents)
+s_hello (s_fixture_t *self,
+         int edge,
+         uint64_t incarnation,
+         Wire__AgentEntry **agents,
+         size_t n_agents)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__HELLO;
@@ -194,8 +199,11 @@ s_hello (s_fixture_t *self, int edge, uint64_t incarnation,
 }
 
 static void
-s_subscribe (s_fixture_t *self, int edge, uint64_t handle,
-             const char *agent_id, uint64_t session)
+s_subscribe (s_fixture_t *self,
+             int edge,
+             uint64_t handle,
+             const char *agent_id,
+             uint64_t session)
 {
     Wire__AgentEntry entry = WIRE__AGENT_ENTRY__INIT;
     entry.handle = handle;
@@ -301,9 +309,7 @@ s_op_envelope (s_fixture_t *self, s_input_t *in)
     if (env.command == WIRE__COMMAND__HELLO) {
         env.agents = list;
         env.n_agents = n > 3 ? 3 : n;
-    }
-    else
-    if (n)
+    } else if (n)
         env.agent = list[0];
     uint8_t payload = s_byte (in);
     int size = payload & 0x80 ? -1 : (payload & 0x7F) * 4;
@@ -322,8 +328,7 @@ s_op_list (s_fixture_t *self, s_input_t *in)
     s_send_env (self, edge, &env, -1, 0);
 }
 
-int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
@@ -374,9 +379,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
                 s_advance (&self, s_u16 (&in) % 2048);
                 break;
             case 3:
-                core_edge_unreachable (self.core,
-                                       self.routing[s_byte (&in) % S_EDGES],
-                                       self.now);
+                core_edge_unreachable (
+                    self.core, self.routing[s_byte (&in) % S_EDGES], self.now);
                 s_drain (&self);
                 s_check (&self);
                 break;
@@ -407,8 +411,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
                  st->unknown_edge, st->requests_started,
                  st->requests_by_status[0], st->requests_by_status[1],
                  st->requests_by_status[4], st->requests_by_status[14],
-                 st->responses_routed, st->agents_superseded,
-                 st->edges_lost);
+                 st->responses_routed, st->agents_superseded, st->edges_lost);
     }
     for (int i = 0; i < S_EDGES; i++)
         zframe_destroy (&self.routing[i]);

@@ -16,13 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_CHECK(cond)                                                       \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf (stderr, "fuzz_wire_envelope: %s:%d: %s\n", __FILE__,   \
-                     __LINE__, #cond);                                      \
-            abort ();                                                       \
-        }                                                                   \
+#define S_CHECK(cond)                                                          \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf (stderr, "fuzz_wire_envelope: %s:%d: %s\n", __FILE__,      \
+                     __LINE__, #cond);                                         \
+            abort ();                                                          \
+        }                                                                      \
     } while (0)
 
 static bool
@@ -60,8 +60,7 @@ s_same (Wire__Envelope *a, Wire__Envelope *b)
     S_CHECK ((a->agent == NULL) == (b->agent == NULL));
 }
 
-int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)

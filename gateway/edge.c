@@ -504,10 +504,9 @@ gw_router_send (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
             tlog (TLOG_WARN, "router send failed",
                   "command=%s handle=%" PRIu64 " session=%" PRIu64
                   " request=%s agent=%s errno=%d failed=%" PRIu64,
-                  wire_command_name (env->command), env->handle,
-                  env->session,
-                  tlog_quote (env->request_id ? env->request_id : "",
-                              request, sizeof request),
+                  wire_command_name (env->command), env->handle, env->session,
+                  tlog_quote (env->request_id ? env->request_id : "", request,
+                              sizeof request),
                   tlog_quote (env->agent_id ? env->agent_id : "", agent,
                               sizeof agent),
                   zmq_errno (), edge->send_failed);
@@ -939,8 +938,8 @@ s_start_server (edge_t *self)
     //  Public messages are at most --max-message-size; what the edge sends
     //  to an agent may hold the request id it appended (router_core.h).
     int max_size = (int) cfg->embedded.core.max_payload_bytes;
-    int max_send = (int) (cfg->embedded.core.max_payload_bytes
-                          + CORE_PAYLOAD_MARGIN);
+    int max_send =
+        (int) (cfg->embedded.core.max_payload_bytes + CORE_PAYLOAD_MARGIN);
     struct
     {
         const char *key;
@@ -969,7 +968,10 @@ s_start_server (edge_t *self)
         {GRPC_ARG_MAX_CONCURRENT_STREAMS,
          (int) cfg->max_streams_per_connection},
     };
-    enum { S_SETTINGS = sizeof settings / sizeof settings[0] };
+    enum
+    {
+        S_SETTINGS = sizeof settings / sizeof settings[0]
+    };
     grpc_arg args[S_SETTINGS];
     memset (args, 0, sizeof args);
     for (size_t i = 0; i < S_SETTINGS; i++) {

@@ -24,22 +24,18 @@ typedef struct _edge_t edge_t;
 //  `cfg` is borrowed and must outlive the edge.  Returns the edge (caller
 //  owns it), or NULL after logging why (port busy, router bind failed ...).
 //  REQUIRES: grpc_init has been called.
-edge_t *
-    edge_new (const edge_config_t *cfg);
+edge_t *edge_new (const edge_config_t *cfg);
 
 //  Serve until SIGINT or SIGTERM, then end every call (agents get
 //  UNAVAILABLE "edge shutting down", in-flight client calls UNAVAILABLE)
 //  and shut the gRPC server down.  Returns 0.
-int
-    edge_run (edge_t *self);
+int edge_run (edge_t *self);
 
 //  Destroy the edge and null the pointer.  Does nothing when *self_p is
 //  NULL.  REQUIRES: afterwards the caller may grpc_shutdown.
-void
-    edge_destroy (edge_t **self_p);
+void edge_destroy (edge_t **self_p);
 
 //  The gRPC port actually bound (useful with port 0).
-int
-    edge_port (edge_t *self);
+int edge_port (edge_t *self);
 
 #endif

@@ -24,8 +24,8 @@
 #define S_MAX_OPTIONS 80
 //  Upper bounds.  Every number ends up in an int somewhere (gRPC channel
 //  arguments, ZeroMQ socket options), so none may exceed INT_MAX.
-#define S_COUNT_MAX     ((uint32_t) INT_MAX)
-#define S_DAY_MS        (24u * 3600u * 1000u)
+#define S_COUNT_MAX ((uint32_t) INT_MAX)
+#define S_DAY_MS    (24u * 3600u * 1000u)
 
 static char *
 s_dup (const char *text)
@@ -87,10 +87,13 @@ edge_config_clear (edge_config_t *cfg)
     cfg->monitor = NULL;
     cfg->name = NULL;
     cfg->log_level = NULL;
-    char **security[] = {&cfg->tls_cert, &cfg->tls_key, &cfg->tls_client_ca,
+    char **security[] = {&cfg->tls_cert,
+                         &cfg->tls_key,
+                         &cfg->tls_client_ca,
                          &cfg->agent_token_key_file,
                          &cfg->client_token_key_file,
-                         &cfg->router_public_key, &cfg->curve_cert_file};
+                         &cfg->router_public_key,
+                         &cfg->curve_cert_file};
     for (size_t i = 0; i < sizeof security / sizeof security[0]; i++) {
         free (*security[i]);
         *security[i] = NULL;
@@ -141,15 +144,15 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
         {"edge/dealer_linger", "TETHER_DEALER_LINGER", "--dealer-linger",
          TCONFIG_DURATION, &cfg->dealer_linger_ms, 0, 60u * 1000u,
          "at exit, how long unsent messages to the router (BYE) may wait"},
-        {"edge/posted_per_kind", "TETHER_POSTED_PER_KIND",
-         "--posted-per-kind", TCONFIG_UINT, &cfg->posted_per_kind, 1, 1024,
+        {"edge/posted_per_kind", "TETHER_POSTED_PER_KIND", "--posted-per-kind",
+         TCONFIG_UINT, &cfg->posted_per_kind, 1, 1024,
          "calls of each method kept requested from gRPC (accept backlog)"},
         {"edge/max_calls", "TETHER_MAX_CALLS", "--max-calls", TCONFIG_UINT,
          &cfg->max_calls, 1, S_COUNT_MAX,
          "calls of every kind held at once; more get RESOURCE_EXHAUSTED"},
-        {"edge/max_streams_per_connection",
-         "TETHER_MAX_STREAMS_PER_CONNECTION", "--max-streams-per-connection",
-         TCONFIG_UINT, &cfg->max_streams_per_connection, 1, S_COUNT_MAX,
+        {"edge/max_streams_per_connection", "TETHER_MAX_STREAMS_PER_CONNECTION",
+         "--max-streams-per-connection", TCONFIG_UINT,
+         &cfg->max_streams_per_connection, 1, S_COUNT_MAX,
          "HTTP/2 streams open at once on one connection (clients wait)"},
         {"edge/stream_window", "TETHER_STREAM_WINDOW", "--stream-window",
          TCONFIG_SIZE, &cfg->stream_window, 1024, 256u * 1024u * 1024u,
@@ -165,12 +168,10 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
          100, S_DAY_MS,
          "close a connection whose ping is not answered this long"},
         {"edge/min_ping_interval", "TETHER_MIN_PING_INTERVAL",
-         "--min-ping-interval", TCONFIG_DURATION, &cfg->min_ping_interval_ms,
-         0, S_DAY_MS,
-         "shortest interval between client keepalive pings accepted"},
+         "--min-ping-interval", TCONFIG_DURATION, &cfg->min_ping_interval_ms, 0,
+         S_DAY_MS, "shortest interval between client keepalive pings accepted"},
         {"edge/max_ping_strikes", "TETHER_MAX_PING_STRIKES",
-         "--max-ping-strikes", TCONFIG_UINT, &cfg->max_ping_strikes, 0,
-         1000000,
+         "--max-ping-strikes", TCONFIG_UINT, &cfg->max_ping_strikes, 0, 1000000,
          "too-early client pings tolerated before GOAWAY; 0 = no limit"},
         {"edge/tls_cert", "TETHER_TLS_CERT", "--tls-cert", TCONFIG_STRING,
          &cfg->tls_cert, 0, 0,
@@ -189,9 +190,8 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
          "--agent-token-key-file", TCONFIG_STRING, &cfg->agent_token_key_file,
          0, 0, "HMAC key file: agents must present a signed agent token"},
         {"edge/client_token_key_file", "TETHER_CLIENT_TOKEN_KEY_FILE",
-         "--client-token-key-file", TCONFIG_STRING,
-         &cfg->client_token_key_file, 0, 0,
-         "HMAC key file: clients must present a scoped client token"},
+         "--client-token-key-file", TCONFIG_STRING, &cfg->client_token_key_file,
+         0, 0, "HMAC key file: clients must present a scoped client token"},
         {"edge/router_public_key", "TETHER_ROUTER_PUBLIC_KEY",
          "--router-public-key", TCONFIG_STRING, &cfg->router_public_key, 0, 0,
          "router's CURVE public key (Z85 text or its public cert file)"},

@@ -35,10 +35,11 @@ s_plan (const char *scope, const char *prefix, char *buf, size_t size)
 {
     snprintf (buf, size, "%s", prefix);
     if (token_scope_allows (scope, prefix) && *prefix)
-        return false;       //  everything under `prefix` is in scope
+        return false; //  everything under `prefix` is in scope
     if (strcmp (scope, "*") == 0 || strstr (scope, ",*,")
         || strncmp (scope, "*,", 2) == 0
-        || (strlen (scope) >= 2 && strcmp (scope + strlen (scope) - 2, ",*") == 0))
+        || (strlen (scope) >= 2
+            && strcmp (scope + strlen (scope) - 2, ",*") == 0))
         return false;
     size_t plen = strlen (prefix);
     const char *match = NULL;
@@ -76,8 +77,7 @@ s_filter (zframe_t **frame_p, const char *scope, uint32_t limit)
         tether__v1__list_agents_response__unpack (NULL, zframe_size (frame),
                                                   zframe_data (frame));
     zframe_destroy (&frame);
-    Tether__V1__ListAgentsResponse out =
-        TETHER__V1__LIST_AGENTS_RESPONSE__INIT;
+    Tether__V1__ListAgentsResponse out = TETHER__V1__LIST_AGENTS_RESPONSE__INIT;
     Tether__V1__AgentInfo **kept = NULL;
     if (resp && resp->n_agents) {
         kept = (Tether__V1__AgentInfo **) calloc (

@@ -73,13 +73,11 @@ edge_parse_message (edge_msg_t type,
     if (strcmp (field, "key") == 0 || strcmp (field, "value") == 0) {
         if (type == EDGE_MSG_SUBSCRIBER_INFO)
             map = "labels";
-        else
-        if (type == EDGE_MSG_AGENT_REQUEST)
+        else if (type == EDGE_MSG_AGENT_REQUEST)
             map = "headers";
     }
-    snprintf (why, why_size,
-              "%s.%s%s%s is not valid UTF-8 or holds a NUL byte", name,
-              map ? map : "", map ? " " : "", field);
+    snprintf (why, why_size, "%s.%s%s%s is not valid UTF-8 or holds a NUL byte",
+              name, map ? map : "", map ? " " : "", field);
     return -1;
 }
 
@@ -101,20 +99,15 @@ edge_parse_wait_ms (const char *value, size_t len, uint32_t *ms)
 }
 
 int
-edge_parse_request_id (const char *value,
-                       size_t len,
-                       size_t max_len,
-                       char *why,
-                       size_t why_size)
+edge_parse_request_id (
+    const char *value, size_t len, size_t max_len, char *why, size_t why_size)
 {
     const char *problem = NULL;
     if (!value || len == 0)
         problem = "x-request-id is empty";
-    else
-    if (len > max_len)
+    else if (len > max_len)
         problem = "x-request-id is too long";
-    else
-    if (!pb_utf8_valid ((const uint8_t *) value, len))
+    else if (!pb_utf8_valid ((const uint8_t *) value, len))
         problem = "x-request-id is not valid UTF-8 or holds a NUL byte";
     if (!problem)
         return 0;
@@ -144,13 +137,10 @@ edge_parse_escape (const void *data, size_t len, char *buf, size_t size)
             piece[0] = '\\';
             piece[1] = (char) in[i];
             width = 2;
-        }
-        else
-        if (in[i] < ' ' || in[i] >= 0x7f) {
+        } else if (in[i] < ' ' || in[i] >= 0x7f) {
             snprintf (piece, sizeof piece, "\\x%02x", in[i]);
             width = 4;
-        }
-        else {
+        } else {
             piece[0] = (char) in[i];
             width = 1;
         }

@@ -23,45 +23,45 @@
 #include <stdint.h>
 
 //  The public messages the edge receives.
-typedef enum {
-    EDGE_MSG_SUBSCRIBER_INFO = 0,   //  AgentRequestSubscribe
-    EDGE_MSG_AGENT_REQUEST,         //  AgentRequestPublish
-    EDGE_MSG_AGENT_RESPONSE,        //  AgentResponsePublish, each message
-    EDGE_MSG_LIST_REQUEST,          //  ListAgents
+typedef enum
+{
+    EDGE_MSG_SUBSCRIBER_INFO = 0, //  AgentRequestSubscribe
+    EDGE_MSG_AGENT_REQUEST,       //  AgentRequestPublish
+    EDGE_MSG_AGENT_RESPONSE,      //  AgentResponsePublish, each message
+    EDGE_MSG_LIST_REQUEST,        //  ListAgents
     EDGE_MSG_COUNT
 } edge_msg_t;
 
 //  Returns the message type's name ("AgentRequest", ...), or "message"
 //  for an unknown type.  Static storage.
-const char *
-    edge_parse_msg_name (edge_msg_t type);
+const char *edge_parse_msg_name (edge_msg_t type);
 
 //  Check an encoded message of `type`: well-formed wire format, and every
 //  string field (those of map entries included) valid UTF-8 without NUL.
 //  Returns 0, or -1 with a sentence naming the offending field written to
 //  `why` (always NUL-terminated when size > 0).
-int
-    edge_parse_message (edge_msg_t type, const uint8_t *data, size_t size,
-                        char *why, size_t why_size);
+int edge_parse_message (edge_msg_t type,
+                        const uint8_t *data,
+                        size_t size,
+                        char *why,
+                        size_t why_size);
 
 //  Parse an x-wait-for-agent-ms value: one or more ASCII digits and
 //  nothing else (no sign, space or NUL).  A value above UINT32_MAX reads
 //  as UINT32_MAX (the router caps it anyway).  Returns 0 and sets *ms, or
 //  -1 (and *ms = 0).
-int
-    edge_parse_wait_ms (const char *value, size_t len, uint32_t *ms);
+int edge_parse_wait_ms (const char *value, size_t len, uint32_t *ms);
 
 //  Check an x-request-id value: 1 to `max_len` bytes of valid UTF-8
 //  without NUL (the router checks the characters it allows).  Returns 0,
 //  or -1 with the reason in `why`.
-int
-    edge_parse_request_id (const char *value, size_t len, size_t max_len,
-                           char *why, size_t why_size);
+int edge_parse_request_id (
+    const char *value, size_t len, size_t max_len, char *why, size_t why_size);
 
 //  Write `len` bytes of `data` into `buf` as a logfmt value: as is when
 //  plain printable ASCII, else double-quoted with \xNN for control and
 //  non-ASCII bytes; cut to fit `size` (at least 1).  Returns `buf`.
 const char *
-    edge_parse_escape (const void *data, size_t len, char *buf, size_t size);
+edge_parse_escape (const void *data, size_t len, char *buf, size_t size);
 
 #endif

@@ -123,15 +123,15 @@ static void
 s_refuse_input (gw_publish_t *self, const char *why)
 {
     char request[128], agent[128], text[256], peer[128];
-    tlog (TLOG_INFO, "request refused",
-          "request=%s agent=%s handle=%" PRIu64 " peer=%s status=%d "
-          "reason=%s",
-          tlog_quote (self->request_id ? self->request_id : "", request,
-                      sizeof request),
-          tlog_quote (self->agent_id ? self->agent_id : "", agent,
-                      sizeof agent),
-          self->base.handle, gw_call_peer (&self->base, peer, sizeof peer),
-          GRPC_STATUS_INVALID_ARGUMENT, tlog_quote (why, text, sizeof text));
+    tlog (
+        TLOG_INFO, "request refused",
+        "request=%s agent=%s handle=%" PRIu64 " peer=%s status=%d "
+        "reason=%s",
+        tlog_quote (self->request_id ? self->request_id : "", request,
+                    sizeof request),
+        tlog_quote (self->agent_id ? self->agent_id : "", agent, sizeof agent),
+        self->base.handle, gw_call_peer (&self->base, peer, sizeof peer),
+        GRPC_STATUS_INVALID_ARGUMENT, tlog_quote (why, text, sizeof text));
     gw_call_finish (&self->base, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
 }
 

@@ -221,8 +221,7 @@ s_arrived (gw_call_t *call)
     }
     const char *value;
     size_t len;
-    if (gw_call_metadata_find (call, "x-request-id", &value, &len)
-        && len > 0) {
+    if (gw_call_metadata_find (call, "x-request-id", &value, &len) && len > 0) {
         if (edge_parse_request_id (
                 value, len, call->edge->cfg->embedded.core.max_request_id_len,
                 why, sizeof why)) {
@@ -232,8 +231,8 @@ s_arrived (gw_call_t *call)
         if (!tether_request_id_valid (
                 value, len,
                 call->edge->cfg->embedded.core.max_request_id_len)) {
-            s_refuse_input (self, "x-request-id may hold only "
-                                  TETHER_REQUEST_ID_CHARS);
+            s_refuse_input (
+                self, "x-request-id may hold only " TETHER_REQUEST_ID_CHARS);
             return;
         }
         self->request_id = (char *) malloc (len + 1);
@@ -241,8 +240,7 @@ s_arrived (gw_call_t *call)
         memcpy (self->request_id, value, len);
         self->request_id[len] = 0;
         s_bind (self);
-    }
-    else {
+    } else {
         self->state = RESP_FIRST;
         s_recv (self);
     }

@@ -41,10 +41,10 @@ typedef struct
                             //  into `info`
     Wire__AgentEntry__LabelsEntry *labels;      //  n_labels items; owned
     Wire__AgentEntry__LabelsEntry **label_ptrs; //  into `labels`; owned
-    zlistx_t *queue; //  zframe_t * AgentRequest bytes; owned
-    bool counted;    //  counted in edge->agents
-    bool kicked;     //  the router ended it: no UNSUBSCRIBE
-    size_t queued_bytes;    //  bytes of the frames in `queue`
+    zlistx_t *queue;     //  zframe_t * AgentRequest bytes; owned
+    bool counted;        //  counted in edge->agents
+    bool kicked;         //  the router ended it: no UNSUBSCRIBE
+    size_t queued_bytes; //  bytes of the frames in `queue`
 } gw_subscribe_t;
 
 static const char *
@@ -65,7 +65,7 @@ s_peek_request_id (zframe_t *frame, char *buf, size_t size)
     bool found = false;
     while (p < end) {
         uint64_t key = 0;
-        for (int shift = 0; ; shift += 7) {
+        for (int shift = 0;; shift += 7) {
             if (p >= end || shift > 63)
                 return false;
             key |= (uint64_t) (*p & 0x7f) << shift;
@@ -88,7 +88,7 @@ s_peek_request_id (zframe_t *frame, char *buf, size_t size)
                 p += len;
                 break;
             case 2:
-                for (int shift = 0; ; shift += 7) {
+                for (int shift = 0;; shift += 7) {
                     if (p >= end || shift > 63)
                         return false;
                     len |= (uint64_t) (*p & 0x7f) << shift;
@@ -132,8 +132,8 @@ s_pump (gw_subscribe_t *self)
         char agent[128], text[320];
         tlog (TLOG_WARN, "agent stream write failed",
               "agent=%s handle=%" PRIu64 " request=%s",
-              s_quote (self->info->agent_id, agent, sizeof agent),
-              call->handle, s_quote (named ? rid : "", text, sizeof text));
+              s_quote (self->info->agent_id, agent, sizeof agent), call->handle,
+              s_quote (named ? rid : "", text, sizeof text));
         if (named) {
             Wire__Envelope env = WIRE__ENVELOPE__INIT;
             env.command = WIRE__COMMAND__END;
@@ -460,8 +460,7 @@ s_unknown_stream (edge_t *edge, Wire__Envelope *in)
     gw_router_send (edge, &out, NULL);
     if (in->command == WIRE__COMMAND__DELIVER && in->request_id
         && *in->request_id)
-        s_end_request (edge, in, GRPC_STATUS_UNAVAILABLE,
-                       "agent stream gone");
+        s_end_request (edge, in, GRPC_STATUS_UNAVAILABLE, "agent stream gone");
 }
 
 void

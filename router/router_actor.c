@@ -38,9 +38,10 @@
 #include "wire_envelope.h"
 
 //  Longest poll wait, ms.  Timers wake the loop earlier.
-#define S_MAX_WAIT_MS   1000
+#define S_MAX_WAIT_MS 1000
 
-typedef struct {
+typedef struct
+{
     zsock_t *pipe;              //  actor pipe, borrowed from zactor
     router_config_t cfg;        //  our own copy of the settings
     core_t *core;               //  the state machine; owned
@@ -95,7 +96,10 @@ s_last_tcp_port (zsock_t *sock)
 //  record each as resolved by libzmq in `bound`.  Sets *port to the first
 //  TCP port bound.  Returns 0, or -1 with a message in self->error.
 static int
-s_bind_all (self_t *self, zsock_t *sock, const char *endpoints, int *port,
+s_bind_all (self_t *self,
+            zsock_t *sock,
+            const char *endpoints,
+            int *port,
             zlist_t *bound)
 {
     char *list = strdup (endpoints);
@@ -109,8 +113,7 @@ s_bind_all (self_t *self, zsock_t *sock, const char *endpoints, int *port,
             snprintf (self->error, sizeof self->error, "cannot bind %s: %s",
                       endpoint, zmq_strerror (zmq_errno ()));
             rc = -1;
-        }
-        else {
+        } else {
             count++;
             if (*port == 0)
                 *port = s_last_tcp_port (sock);
@@ -223,8 +226,8 @@ s_self_bind (self_t *self)
         assert (self->monitor);
         zsock_set_sndhwm (self->monitor, (int) cfg->monitor_hwm);
         zsock_set_linger (self->monitor, 0);
-        if (s_bind_all (self, self->monitor, cfg->monitor,
-                        &self->monitor_port, self->monitor_bound))
+        if (s_bind_all (self, self->monitor, cfg->monitor, &self->monitor_port,
+                        self->monitor_bound))
             return -1;
     }
     return 0;
@@ -267,8 +270,7 @@ s_self_new (zsock_t *pipe, const router_config_t *cfg)
         zpoller_add (self->poller, self->router);
         if (self->monitor)
             zpoller_add (self->poller, self->monitor);
-    }
-    else {
+    } else {
         self->status = -1;
         self->router_port = 0;
         self->monitor_port = 0;
@@ -346,12 +348,10 @@ s_self_destroy (self_t **self_p)
     if (self->status == 0) {
         const core_stats_t *stats = core_stats (self->core);
         tlog (TLOG_DEBUG, "router stopped",
-              "messages_in=%" PRIu64 " malformed=%" PRIu64
-              " requests=%" PRIu64 " edge_send_failed=%" PRIu64
-              " event_send_failed=%" PRIu64,
-              stats->messages_in, stats->malformed,
-              stats->requests_finished, self->edge_send_failed,
-              self->event_send_failed);
+              "messages_in=%" PRIu64 " malformed=%" PRIu64 " requests=%" PRIu64
+              " edge_send_failed=%" PRIu64 " event_send_failed=%" PRIu64,
+              stats->messages_in, stats->malformed, stats->requests_finished,
+              self->edge_send_failed, self->event_send_failed);
     }
     zpoller_destroy (&self->poller);
     s_release (self->monitor, self->monitor_bound);
@@ -409,8 +409,8 @@ s_flush_edge (self_t *self, zmsg_t *msg, int64_t now)
         self->edge_send_failed++;
         if (tlog_enabled (TLOG_DEBUG)) {
             char *hex = zframe_strhex (routing_id);
-            tlog (TLOG_DEBUG, "edge unreachable", "routing_id=%s error=%s",
-                  hex, error == EAGAIN ? "full" : "unroutable");
+            tlog (TLOG_DEBUG, "edge unreachable", "routing_id=%s error=%s", hex,
+                  error == EAGAIN ? "full" : "unroutable");
             free (hex);
         }
         core_edge_unreachable (self->core, routing_id, now);
@@ -482,8 +482,7 @@ s_self_read_subscriptions (self_t *self)
     while ((size = zmq_recv (handle, head, sizeof head, ZMQ_DONTWAIT)) >= 0) {
         if (size >= 1 && head[0] == 1)
             self->subscriptions++;
-        else
-        if (size >= 1 && head[0] == 0 && self->subscriptions > 0)
+        else if (size >= 1 && head[0] == 0 && self->subscriptions > 0)
             self->subscriptions--;
     }
     core_set_events (self->core, self->subscriptions > 0);
@@ -496,7 +495,7 @@ s_self_drain (self_t *self, int64_t now)
     for (uint32_t i = 0; i < self->cfg.batch; i++) {
         zmsg_t *msg = zmsg_recv (self->router);
         if (!msg)
-            break;              //  EAGAIN: nothing more (rcvtimeo is 0)
+            break; //  EAGAIN: nothing more (rcvtimeo is 0)
         zframe_t *routing_id = zmsg_pop (msg);
         if (routing_id)
             core_handle (self->core, routing_id, &msg, now);
@@ -511,26 +510,23 @@ s_self_handle_pipe (self_t *self)
 {
     char *command = zstr_recv (self->pipe);
     if (!command) {
-        self->terminated = true;        //  interrupted or pipe gone
+        self->terminated = true; //  interrupted or pipe gone
         return;
     }
     if (streq (command, "$TERM"))
         self->terminated = true;
-    else
-    if (streq (command, "PORT"))
+    else if (streq (command, "PORT"))
         zsock_send (self->pipe, "ii", self->router_port, self->monitor_port);
-    else
-    if (streq (command, "STATUS"))
+    else if (streq (command, "STATUS"))
         zsock_send (self->pipe, "is", self->status,
                     self->status ? self->error : "");
-    else
-    if (streq (command, "STATS")) {
+    else if (streq (command, "STATS")) {
         const core_stats_t *stats = core_stats (self->core);
-        zsock_send (self->pipe, "8888", (uint64_t) core_agent_count (self->core),
+        zsock_send (self->pipe, "8888",
+                    (uint64_t) core_agent_count (self->core),
                     (uint64_t) core_request_count (self->core),
                     (uint64_t) core_edge_count (self->core), stats->malformed);
-    }
-    else {
+    } else {
         char quoted[128];
         tlog (TLOG_WARN, "router: unknown pipe command", "command=%s",
               tlog_quote (command, quoted, sizeof quoted));
@@ -564,7 +560,7 @@ router_actor (zsock_t *pipe, void *args)
         void *which = zpoller_wait (self->poller, s_self_timeout (self));
         if (!which && zpoller_terminated (self->poller)
             && zmq_errno () == ETERM)
-            break;              //  the context is going away
+            break; //  the context is going away
         int64_t now = zclock_mono ();
         if (which == self->pipe) {
             s_self_handle_pipe (self);
@@ -593,7 +589,7 @@ router_actor_start (const router_config_t *cfg)
         || zsock_recv (actor, "is", &status, &error) == -1)
         status = -1;
     if (status != 0)
-        zactor_destroy (&actor);        //  the actor has logged why
+        zactor_destroy (&actor); //  the actor has logged why
     zstr_free (&error);
     return actor;
 }

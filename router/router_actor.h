@@ -40,13 +40,11 @@
 #include "router_config.h"
 
 //  The actor function for zactor_new; `args` is a router_config_t *.
-void
-    router_actor (zsock_t *pipe, void *args);
+void router_actor (zsock_t *pipe, void *args);
 
 //  Start a router actor on `cfg` (borrowed).  Returns the actor (caller
 //  owns it; zactor_destroy stops it), or NULL when it could not bind its
 //  endpoints, after logging why.
-zactor_t *
-    router_actor_start (const router_config_t *cfg);
+zactor_t *router_actor_start (const router_config_t *cfg);
 
 #endif

@@ -18,35 +18,35 @@
 #include <stdio.h>
 #include <string.h>
 
-#define S_SECOND    1000u
-#define S_HOUR      (3600u * S_SECOND)
-#define S_DAY       (24u * S_HOUR)
-#define S_MIB       (1024u * 1024u)
+#define S_SECOND 1000u
+#define S_HOUR   (3600u * S_SECOND)
+#define S_DAY    (24u * S_HOUR)
+#define S_MIB    (1024u * 1024u)
 //  Upper bound of every count: the shells pass some of them to APIs that
 //  take an int (ZeroMQ high-water marks), so none may exceed INT_MAX.
 #define S_COUNT_MAX ((uint32_t) INT_MAX)
 
 //  Fixed part of one option: everything but the target, which is filled
 //  in per call because it points into the caller's struct.
-typedef struct {
-    const char *path;           //  ZPL path in the config file
-    const char *env;            //  environment variable
-    const char *flag;           //  command-line flag
-    tconfig_type_t type;        //  value syntax
-    size_t offset;              //  of the target in router_config_t
-    uint32_t min;               //  inclusive lower bound
-    uint32_t max;               //  inclusive upper bound, 0 = none
-    const char *help;           //  one line for --help
+typedef struct
+{
+    const char *path;    //  ZPL path in the config file
+    const char *env;     //  environment variable
+    const char *flag;    //  command-line flag
+    tconfig_type_t type; //  value syntax
+    size_t offset;       //  of the target in router_config_t
+    uint32_t min;        //  inclusive lower bound
+    uint32_t max;        //  inclusive upper bound, 0 = none
+    const char *help;    //  one line for --help
 } s_option_t;
 
-#define S_CORE(field)   offsetof (router_config_t, core.field)
-#define S_SELF(field)   offsetof (router_config_t, field)
+#define S_CORE(field) offsetof (router_config_t, core.field)
+#define S_SELF(field) offsetof (router_config_t, field)
 
 static const s_option_t s_core_options[] = {
     {"router/first_response_timeout", "TETHER_FIRST_RESPONSE_TIMEOUT",
-     "--first-response-timeout", TCONFIG_DURATION,
-     S_CORE (first_response_ms), 1, S_DAY,
-     "time from delivery to the agent's first response message"},
+     "--first-response-timeout", TCONFIG_DURATION, S_CORE (first_response_ms),
+     1, S_DAY, "time from delivery to the agent's first response message"},
     {"router/idle_timeout", "TETHER_IDLE_TIMEOUT", "--idle-timeout",
      TCONFIG_DURATION, S_CORE (idle_ms), 1, S_DAY,
      "longest silence between response messages while the agent has credit"},
@@ -66,15 +66,15 @@ static const s_option_t s_core_options[] = {
      TCONFIG_DURATION, S_CORE (stats_interval_ms), 100, S_DAY,
      "period of the `stats` monitor event"},
     {"router/max_agent_id_length", "TETHER_MAX_AGENT_ID_LENGTH",
-     "--max-agent-id-length", TCONFIG_UINT, S_CORE (max_agent_id_len), 1,
-     65535, "longest agent id, bytes"},
+     "--max-agent-id-length", TCONFIG_UINT, S_CORE (max_agent_id_len), 1, 65535,
+     "longest agent id, bytes"},
     {"router/max_request_id_length", "TETHER_MAX_REQUEST_ID_LENGTH",
      "--max-request-id-length", TCONFIG_UINT, S_CORE (max_request_id_len), 1,
      65535, "longest request id, bytes"},
     {"router/max_labels", "TETHER_MAX_LABELS", "--max-labels", TCONFIG_UINT,
      S_CORE (max_labels), 0, 65535, "labels per agent"},
-    {"router/max_label_length", "TETHER_MAX_LABEL_LENGTH",
-     "--max-label-length", TCONFIG_UINT, S_CORE (max_label_len), 1, 65535,
+    {"router/max_label_length", "TETHER_MAX_LABEL_LENGTH", "--max-label-length",
+     TCONFIG_UINT, S_CORE (max_label_len), 1, 65535,
      "longest label key or value, bytes"},
     {"router/max_agents", "TETHER_MAX_AGENTS", "--max-agents", TCONFIG_UINT,
      S_CORE (max_agents), 1, S_COUNT_MAX,
@@ -88,9 +88,8 @@ static const s_option_t s_core_options[] = {
      "requests in flight per agent"},
     {"router/max_edges", "TETHER_MAX_EDGES", "--max-edges", TCONFIG_UINT,
      S_CORE (max_edges), 1, S_COUNT_MAX, "edges known at once"},
-    {"router/max_message_size", "TETHER_MAX_MESSAGE_SIZE",
-     "--max-message-size", TCONFIG_SIZE, S_CORE (max_payload_bytes), 1,
-     1024u * S_MIB,
+    {"router/max_message_size", "TETHER_MAX_MESSAGE_SIZE", "--max-message-size",
+     TCONFIG_SIZE, S_CORE (max_payload_bytes), 1, 1024u * S_MIB,
      "largest AgentRequest or AgentResponse message, bytes"},
     {"router/max_credit", "TETHER_MAX_CREDIT", "--max-credit", TCONFIG_UINT,
      S_CORE (max_credit), 1, S_COUNT_MAX,
@@ -106,8 +105,8 @@ static const s_option_t s_self_options[] = {
     {"router/monitor", "TETHER_MONITOR_BIND", "--monitor", TCONFIG_STRING,
      S_SELF (monitor), 0, 0,
      "PUB endpoint(s) for monitor events, comma-separated; empty = none"},
-    {"router/monitor_hwm", "TETHER_MONITOR_HWM", "--monitor-hwm",
-     TCONFIG_UINT, S_SELF (monitor_hwm), 1, S_COUNT_MAX,
+    {"router/monitor_hwm", "TETHER_MONITOR_HWM", "--monitor-hwm", TCONFIG_UINT,
+     S_SELF (monitor_hwm), 1, S_COUNT_MAX,
      "events queued per monitor subscriber before they are dropped"},
     {"router/edge_hwm", "TETHER_EDGE_HWM", "--edge-hwm", TCONFIG_UINT,
      S_SELF (edge_hwm), 1, S_COUNT_MAX,
@@ -119,7 +118,8 @@ static const s_option_t s_self_options[] = {
      S_SELF (log_level), 0, 0, "debug, info, warn, error or off"},
     {"router/curve_secret_key_file", "TETHER_CURVE_SECRET_KEY_FILE",
      "--curve-secret-key-file", TCONFIG_STRING, S_SELF (curve_secret_key_file),
-     0, 0, "router's CURVE certificate (secret zcert file): edges must "
+     0, 0,
+     "router's CURVE certificate (secret zcert file): edges must "
      "encrypt and authenticate"},
     {"router/curve_allow_dir", "TETHER_CURVE_ALLOW_DIR", "--curve-allow-dir",
      TCONFIG_STRING, S_SELF (curve_allow_dir), 0, 0,
@@ -127,8 +127,11 @@ static const s_option_t s_self_options[] = {
 };
 
 static size_t
-s_fill (router_config_t *cfg, const s_option_t *table, size_t table_size,
-        tconfig_option_t *options, size_t max)
+s_fill (router_config_t *cfg,
+        const s_option_t *table,
+        size_t table_size,
+        tconfig_option_t *options,
+        size_t max)
 {
     size_t n = 0;
     for (size_t i = 0; i < table_size && n < max; i++, n++) {
@@ -209,7 +212,8 @@ router_config_check (const router_config_t *cfg, char *err, size_t size)
     const core_config_t *core = &cfg->core;
     if ((uint64_t) core->heartbeat_ms * 2 > core->edge_liveness_ms) {
         if (size)
-            snprintf (err, size, "--heartbeat (router/heartbeat, %" PRIu32
+            snprintf (err, size,
+                      "--heartbeat (router/heartbeat, %" PRIu32
                       "ms) must be at most half of --edge-liveness "
                       "(router/edge_liveness, %" PRIu32 "ms)",
                       core->heartbeat_ms, core->edge_liveness_ms);
@@ -219,7 +223,8 @@ router_config_check (const router_config_t *cfg, char *err, size_t size)
 }
 
 size_t
-router_config_core_options (router_config_t *cfg, tconfig_option_t *options,
+router_config_core_options (router_config_t *cfg,
+                            tconfig_option_t *options,
                             size_t max)
 {
     assert (cfg);
@@ -230,13 +235,14 @@ router_config_core_options (router_config_t *cfg, tconfig_option_t *options,
 }
 
 size_t
-router_config_options (router_config_t *cfg, tconfig_option_t *options,
+router_config_options (router_config_t *cfg,
+                       tconfig_option_t *options,
                        size_t max)
 {
     assert (cfg);
     assert (options || max == 0);
-    size_t n = s_fill (cfg, s_self_options,
-                       sizeof s_self_options / sizeof s_self_options[0],
-                       options, max);
+    size_t n =
+        s_fill (cfg, s_self_options,
+                sizeof s_self_options / sizeof s_self_options[0], options, max);
     return n + router_config_core_options (cfg, options + n, max - n);
 }

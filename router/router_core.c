@@ -48,7 +48,8 @@
 #include <string.h>
 
 //  gRPC status codes
-enum {
+enum
+{
     ST_OK = 0,
     ST_CANCELLED = 1,
     ST_UNKNOWN = 2,
@@ -64,39 +65,52 @@ enum {
     ST_MAX = 16
 };
 
-static const char *s_status_name [ST_MAX + 1] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"
-};
+static const char *s_status_name[ST_MAX + 1] = {"OK",
+                                                "CANCELLED",
+                                                "UNKNOWN",
+                                                "INVALID_ARGUMENT",
+                                                "DEADLINE_EXCEEDED",
+                                                "NOT_FOUND",
+                                                "ALREADY_EXISTS",
+                                                "PERMISSION_DENIED",
+                                                "RESOURCE_EXHAUSTED",
+                                                "FAILED_PRECONDITION",
+                                                "ABORTED",
+                                                "OUT_OF_RANGE",
+                                                "UNIMPLEMENTED",
+                                                "INTERNAL",
+                                                "UNAVAILABLE",
+                                                "DATA_LOSS",
+                                                "UNAUTHENTICATED"};
 
-typedef enum {
-    REQ_WAITING = 1,            //  parked until its agent subscribes
-    REQ_DELIVERED,              //  sent down the agent's stream
-    REQ_BOUND,                  //  a response call claimed it
-    REQ_STREAMING,              //  the first response message went through
-    REQ_FINISHED                //  ended; in the graveyard
+typedef enum
+{
+    REQ_WAITING = 1, //  parked until its agent subscribes
+    REQ_DELIVERED,   //  sent down the agent's stream
+    REQ_BOUND,       //  a response call claimed it
+    REQ_STREAMING,   //  the first response message went through
+    REQ_FINISHED     //  ended; in the graveyard
 } req_state_t;
 
-static const char *s_req_state_name [] = {
-    "NONE", "WAITING", "DELIVERED", "BOUND", "STREAMING", "FINISHED"
-};
+static const char *s_req_state_name[] = {"NONE",  "WAITING",   "DELIVERED",
+                                         "BOUND", "STREAMING", "FINISHED"};
 
-typedef enum {
-    TIMER_ACTIVITY = 1,         //  request: first response, then idle
-    TIMER_DEADLINE,             //  request: the client's deadline
-    TIMER_WAIT,                 //  request: wait for the agent
-    TIMER_EDGE,                 //  edge liveness
-    TIMER_STATS                 //  the periodic stats event
+typedef enum
+{
+    TIMER_ACTIVITY = 1, //  request: first response, then idle
+    TIMER_DEADLINE,     //  request: the client's deadline
+    TIMER_WAIT,         //  request: wait for the agent
+    TIMER_EDGE,         //  edge liveness
+    TIMER_STATS         //  the periodic stats event
 } timer_kind_t;
 
 //  Who ended a request; that party is not told.
-typedef enum {
-    BY_ROUTER = 0,              //  a deadline, an edge lost, a limit
-    BY_CLIENT,                  //  CANCEL from the client call
-    BY_RESPONDER,               //  END from the bound response call
-    BY_AGENT_STREAM             //  END from the agent's stream
+typedef enum
+{
+    BY_ROUTER = 0,  //  a deadline, an edge lost, a limit
+    BY_CLIENT,      //  CANCEL from the client call
+    BY_RESPONDER,   //  END from the bound response call
+    BY_AGENT_STREAM //  END from the agent's stream
 } end_cause_t;
 
 //  Largest session an edge may report.  Sessions start at the wall clock
@@ -104,119 +118,125 @@ typedef enum {
 //  for ever while a reported session can never make it wrap.
 #define SESSION_MAX ((uint64_t) INT64_MAX)
 
-#define LOG_MALFORMED_FIRST 10      //  malformed inputs logged each...
-#define LOG_MALFORMED_EVERY 1000    //  ...then one in this many
+#define LOG_MALFORMED_FIRST 10   //  malformed inputs logged each...
+#define LOG_MALFORMED_EVERY 1000 //  ...then one in this many
 
 typedef struct _agent_t agent_t;
 
-struct _core_edge_t {
-    char *key;                  //  routing id in hex, for logs
-    zframe_t *routing_id;       //  prefix of every message to it; the
-                                //  key in core->edges
-    char *name;                 //  its edge_id, or edge_id#N when another
-                                //  live edge held that name (see
-                                //  s_edge_claim_name)
-    char *asked;                //  the edge_id it said in HELLO
-    uint64_t incarnation;       //  its incarnation
-    int64_t up_ms;              //  when it said HELLO
-    int64_t last_heard;         //  when it last sent anything
-    uint64_t serial;            //  never reused: names it in requests
-    bool dead;                  //  lost; in the graveyard
-    zlistx_t *agents;           //  agent_t whose current stream is here
-    zhashx_t *by_handle;        //  stream handle (hex) -> agent_t
-    zlistx_t *client_reqs;      //  request_t whose client call is here
-    zlistx_t *resp_reqs;        //  request_t whose response call is here
-    timers_node_t liveness;     //  fires when it may have gone silent
+struct _core_edge_t
+{
+    char *key;              //  routing id in hex, for logs
+    zframe_t *routing_id;   //  prefix of every message to it; the
+                            //  key in core->edges
+    char *name;             //  its edge_id, or edge_id#N when another
+                            //  live edge held that name (see
+                            //  s_edge_claim_name)
+    char *asked;            //  the edge_id it said in HELLO
+    uint64_t incarnation;   //  its incarnation
+    int64_t up_ms;          //  when it said HELLO
+    int64_t last_heard;     //  when it last sent anything
+    uint64_t serial;        //  never reused: names it in requests
+    bool dead;              //  lost; in the graveyard
+    zlistx_t *agents;       //  agent_t whose current stream is here
+    zhashx_t *by_handle;    //  stream handle (hex) -> agent_t
+    zlistx_t *client_reqs;  //  request_t whose client call is here
+    zlistx_t *resp_reqs;    //  request_t whose response call is here
+    timers_node_t liveness; //  fires when it may have gone silent
 };
 typedef core_edge_t edge_t;
 
-struct _agent_t {
-    char *id;                   //  agent id
-    uint64_t session;           //  current session
-    edge_t *edge;               //  current stream's edge
-    uint64_t handle;            //  current stream's handle on that edge
-    void *edge_item;            //  handle in edge->agents
-    int64_t connected_at;       //  unix ms, as the edge saw it
-    size_t n_labels;            //  labels
-    char **label_keys;          //  n_labels strings
-    char **label_values;        //  n_labels strings
-    zlistx_t *requests;         //  request_t delivered and in flight
+struct _agent_t
+{
+    char *id;             //  agent id
+    uint64_t session;     //  current session
+    edge_t *edge;         //  current stream's edge
+    uint64_t handle;      //  current stream's handle on that edge
+    void *edge_item;      //  handle in edge->agents
+    int64_t connected_at; //  unix ms, as the edge saw it
+    size_t n_labels;      //  labels
+    char **label_keys;    //  n_labels strings
+    char **label_values;  //  n_labels strings
+    zlistx_t *requests;   //  request_t delivered and in flight
 };
 
-typedef struct {
-    char *id;                   //  request id
-    char *agent_id;             //  addressed agent
-    req_state_t state;          //  see req_state_t
-    agent_t *agent;             //  the agent it was delivered to, until
-                                //  that agent disconnects
-    void *agent_item;           //  handle in agent->requests
-    uint64_t session;           //  session it was delivered to
-    char *agent_edge;           //  name of the agent's edge, last known
-    edge_t *client_edge;        //  the client call's edge
-    uint64_t client_handle;     //  the client call's handle
-    void *client_item;          //  handle in client_edge->client_reqs
-    edge_t *resp_edge;          //  the response call's edge, once bound
-    uint64_t resp_handle;       //  the response call's handle
-    void *resp_item;            //  handle in resp_edge->resp_reqs
-    zlistx_t *wait_list;        //  the waiting bucket it is parked in
-    void *wait_item;            //  handle in wait_list
-    zframe_t *payload;          //  the AgentRequest, kept until a
-                                //  response call binds it (so it can be
-                                //  delivered again, see core_on_end)
-    uint64_t stream_edge;       //  serial of the edge of the stream it was
-                                //  last sent down
-    uint64_t stream_handle;     //  that stream's handle
-    uint32_t credit;            //  response messages the responder may send
-    timers_node_t activity;     //  first response / idle
-    timers_node_t deadline;     //  client's deadline
-    timers_node_t wait;         //  end of the wait for the agent
-    int64_t start_ms;           //  PUBLISH time
-    uint64_t bytes_to_agent;    //  request payload bytes
-    uint64_t bytes_to_client;   //  response payload bytes
-    uint64_t responses;         //  response messages relayed
+typedef struct
+{
+    char *id;                 //  request id
+    char *agent_id;           //  addressed agent
+    req_state_t state;        //  see req_state_t
+    agent_t *agent;           //  the agent it was delivered to, until
+                              //  that agent disconnects
+    void *agent_item;         //  handle in agent->requests
+    uint64_t session;         //  session it was delivered to
+    char *agent_edge;         //  name of the agent's edge, last known
+    edge_t *client_edge;      //  the client call's edge
+    uint64_t client_handle;   //  the client call's handle
+    void *client_item;        //  handle in client_edge->client_reqs
+    edge_t *resp_edge;        //  the response call's edge, once bound
+    uint64_t resp_handle;     //  the response call's handle
+    void *resp_item;          //  handle in resp_edge->resp_reqs
+    zlistx_t *wait_list;      //  the waiting bucket it is parked in
+    void *wait_item;          //  handle in wait_list
+    zframe_t *payload;        //  the AgentRequest, kept until a
+                              //  response call binds it (so it can be
+                              //  delivered again, see core_on_end)
+    uint64_t stream_edge;     //  serial of the edge of the stream it was
+                              //  last sent down
+    uint64_t stream_handle;   //  that stream's handle
+    uint32_t credit;          //  response messages the responder may send
+    timers_node_t activity;   //  first response / idle
+    timers_node_t deadline;   //  client's deadline
+    timers_node_t wait;       //  end of the wait for the agent
+    int64_t start_ms;         //  PUBLISH time
+    uint64_t bytes_to_agent;  //  request payload bytes
+    uint64_t bytes_to_client; //  response payload bytes
+    uint64_t responses;       //  response messages relayed
 } request_t;
 
-typedef struct {
-    core_out_t kind;            //  what the shell does with it
-    zmsg_t *msg;                //  owned
+typedef struct
+{
+    core_out_t kind; //  what the shell does with it
+    zmsg_t *msg;     //  owned
 } outbox_entry_t;
 
 //  The buffer monitor events are written into (see "JSON" below).
-typedef struct {
-    char *data;                 //  the event so far, not NUL-terminated
-    size_t size;                //  bytes written
-    size_t cap;                 //  bytes allocated
-    bool discard;               //  nobody wants this event: drop writes
+typedef struct
+{
+    char *data;   //  the event so far, not NUL-terminated
+    size_t size;  //  bytes written
+    size_t cap;   //  bytes allocated
+    bool discard; //  nobody wants this event: drop writes
 } json_buf_t;
 
-struct _core_t {
-    core_config_t cfg;          //  limits and timings
-    uint64_t incarnation;       //  this router's
-    uint64_t next_session;      //  next session to hand out
-    uint64_t next_edge_serial;  //  next edge_t serial
-    int log_level;              //  lowest level logged
-    core_stats_t stats;         //  counters
-    int64_t now;                //  time of the current input
-    bool started;               //  the first input has been seen
-    uint64_t event_seq;         //  last monitor event's seq
-    bool events_wanted;         //  build monitor events (core_set_events)
-    json_buf_t json;            //  the event being written, reused
-    FILE *json_file;            //  unbuffered stream appending to json
-    char incarnation_text [17]; //  incarnation as 16 hex digits, for events
-    int64_t stats_last_ms;      //  previous stats event (or the start)
-    uint64_t stats_last_finished;   //  requests_finished at that time
-    zhashx_t *agents;           //  agent_id -> agent_t
-    zhashx_t *requests;         //  request_id -> request_t
-    zhashx_t *waiting;          //  agent_id -> zlistx_t of request_t
-    size_t waiting_count;       //  requests parked
-    zhashx_t *edges;            //  routing id frame -> edge_t
-    zhashx_t *edge_names;       //  edge_id -> edge_t
-    timers_t *timers;           //  request deadlines
-    timers_t *cron;             //  edge liveness and stats
-    timers_node_t stats_timer;  //  the periodic stats
-    zlistx_t *outbox;           //  outbox_entry_t, oldest first
-    zlistx_t *dead_requests;    //  request_t to free after this input
-    zlistx_t *dead_edges;       //  edge_t to free after this input
+struct _core_t
+{
+    core_config_t cfg;            //  limits and timings
+    uint64_t incarnation;         //  this router's
+    uint64_t next_session;        //  next session to hand out
+    uint64_t next_edge_serial;    //  next edge_t serial
+    int log_level;                //  lowest level logged
+    core_stats_t stats;           //  counters
+    int64_t now;                  //  time of the current input
+    bool started;                 //  the first input has been seen
+    uint64_t event_seq;           //  last monitor event's seq
+    bool events_wanted;           //  build monitor events (core_set_events)
+    json_buf_t json;              //  the event being written, reused
+    FILE *json_file;              //  unbuffered stream appending to json
+    char incarnation_text[17];    //  incarnation as 16 hex digits, for events
+    int64_t stats_last_ms;        //  previous stats event (or the start)
+    uint64_t stats_last_finished; //  requests_finished at that time
+    zhashx_t *agents;             //  agent_id -> agent_t
+    zhashx_t *requests;           //  request_id -> request_t
+    zhashx_t *waiting;            //  agent_id -> zlistx_t of request_t
+    size_t waiting_count;         //  requests parked
+    zhashx_t *edges;              //  routing id frame -> edge_t
+    zhashx_t *edge_names;         //  edge_id -> edge_t
+    timers_t *timers;             //  request deadlines
+    timers_t *cron;               //  edge liveness and stats
+    timers_node_t stats_timer;    //  the periodic stats
+    zlistx_t *outbox;             //  outbox_entry_t, oldest first
+    zlistx_t *dead_requests;      //  request_t to free after this input
+    zlistx_t *dead_edges;         //  edge_t to free after this input
 };
 
 
@@ -249,7 +269,7 @@ s_log (core_t *self, int level, const char *text, const char *fields, ...)
     int rc = vasprintf (&formatted, fields, args);
     va_end (args);
     assert (rc >= 0);
-    char digit [2] = { (char) ('0' + level), 0 };
+    char digit[2] = {(char) ('0' + level), 0};
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, digit);
     zmsg_addstr (msg, text);
@@ -268,11 +288,13 @@ s_q (const char *value, char *buf, size_t size)
 //  Send `env` (borrowed; its version is set) and the payload (taken, may
 //  be NULL) to `routing_id` (borrowed).
 static void
-s_send_to (core_t *self, zframe_t *routing_id, Wire__Envelope *env,
+s_send_to (core_t *self,
+           zframe_t *routing_id,
+           Wire__Envelope *env,
            zframe_t **payload_p)
 {
     zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *) {zframe_dup (routing_id)});
+    zmsg_append (msg, &(zframe_t *){zframe_dup (routing_id)});
     zframe_t *frame = wire_envelope_encode (env);
     zmsg_append (msg, &frame);
     if (payload_p && *payload_p)
@@ -282,8 +304,7 @@ s_send_to (core_t *self, zframe_t *routing_id, Wire__Envelope *env,
 
 //  Send to `edge`, unless it is dead: then the payload is dropped.
 static void
-s_send (core_t *self, edge_t *edge, Wire__Envelope *env,
-        zframe_t **payload_p)
+s_send (core_t *self, edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
 {
     if (!edge || edge->dead) {
         if (payload_p)
@@ -294,8 +315,12 @@ s_send (core_t *self, edge_t *edge, Wire__Envelope *env,
 }
 
 static void
-s_send_finish (core_t *self, edge_t *edge, uint64_t handle,
-               const char *request_id, int status, const char *message)
+s_send_finish (core_t *self,
+               edge_t *edge,
+               uint64_t handle,
+               const char *request_id,
+               int status,
+               const char *message)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__FINISH;
@@ -307,8 +332,12 @@ s_send_finish (core_t *self, edge_t *edge, uint64_t handle,
 }
 
 static void
-s_send_kick (core_t *self, edge_t *edge, uint64_t handle, uint64_t session,
-             int status, const char *message)
+s_send_kick (core_t *self,
+             edge_t *edge,
+             uint64_t handle,
+             uint64_t session,
+             int status,
+             const char *message)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__KICK;
@@ -333,9 +362,10 @@ s_send_kick (core_t *self, edge_t *edge, uint64_t handle, uint64_t session,
 //  the sequence number still counts every event, so it keeps meaning
 //  "events the router produced".
 
-typedef struct {
-    FILE *file;                 //  appends to buf; borrowed from the core
-    json_buf_t *buf;            //  the core's event buffer, borrowed
+typedef struct
+{
+    FILE *file;      //  appends to buf; borrowed from the core
+    json_buf_t *buf; //  the core's event buffer, borrowed
 } json_t;
 
 static void
@@ -363,7 +393,7 @@ static void
 s_jb_putc (json_buf_t *buf, char c)
 {
     s_jb_reserve (buf, 1);
-    buf->data [buf->size++] = c;
+    buf->data[buf->size++] = c;
 }
 
 static void
@@ -375,15 +405,15 @@ s_jb_puts (json_buf_t *buf, const char *text)
 static void
 s_jb_uint (json_buf_t *buf, uint64_t value)
 {
-    char digits [20];
+    char digits[20];
     size_t n = 0;
     do {
-        digits [n++] = (char) ('0' + value % 10);
+        digits[n++] = (char) ('0' + value % 10);
         value /= 10;
     } while (value);
     s_jb_reserve (buf, n);
     while (n)
-        buf->data [buf->size++] = digits [--n];
+        buf->data[buf->size++] = digits[--n];
 }
 
 static void
@@ -392,8 +422,7 @@ s_jb_int (json_buf_t *buf, int64_t value)
     if (value < 0) {
         s_jb_putc (buf, '-');
         s_jb_uint (buf, (uint64_t) 0 - (uint64_t) value);
-    }
-    else
+    } else
         s_jb_uint (buf, (uint64_t) value);
 }
 
@@ -403,12 +432,12 @@ s_jb_key (json_buf_t *buf, const char *key)
 {
     size_t len = strlen (key);
     s_jb_reserve (buf, len + 4);
-    buf->data [buf->size++] = ',';
-    buf->data [buf->size++] = '"';
+    buf->data[buf->size++] = ',';
+    buf->data[buf->size++] = '"';
     memcpy (buf->data + buf->size, key, len);
     buf->size += len;
-    buf->data [buf->size++] = '"';
-    buf->data [buf->size++] = ':';
+    buf->data[buf->size++] = '"';
+    buf->data[buf->size++] = ':';
 }
 
 //  Write `value` as a JSON string: quotes, backslashes and control bytes
@@ -430,43 +459,37 @@ s_jb_escape (json_buf_t *buf, const char *value)
         if (!c)
             break;
         if (c == '"' || c == '\\') {
-            char pair [2] = { '\\', (char) c };
+            char pair[2] = {'\\', (char) c};
             s_jb_put (buf, pair, 2);
             s++;
-        }
-        else
-        if (c < 0x20) {
-            char code [6] = { '\\', 'u', '0', '0', hex [c >> 4], hex [c & 15] };
+        } else if (c < 0x20) {
+            char code[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             s_jb_put (buf, code, 6);
             s++;
-        }
-        else {
+        } else {
             //  Length of a valid UTF-8 sequence starting here, or 0
             size_t len = 0;
             unsigned int cp = 0;
             if (c >= 0xC2 && c <= 0xDF)
                 len = 2, cp = c & 0x1F;
-            else
-            if (c >= 0xE0 && c <= 0xEF)
+            else if (c >= 0xE0 && c <= 0xEF)
                 len = 3, cp = c & 0x0F;
-            else
-            if (c >= 0xF0 && c <= 0xF4)
+            else if (c >= 0xF0 && c <= 0xF4)
                 len = 4, cp = c & 0x07;
             for (size_t i = 1; i < len; i++) {
-                if ((s [i] & 0xC0) != 0x80) {
+                if ((s[i] & 0xC0) != 0x80) {
                     len = 0;
                     break;
                 }
-                cp = (cp << 6) | (s [i] & 0x3F);
+                cp = (cp << 6) | (s[i] & 0x3F);
             }
             if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-            ||  (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+                || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
                 len = 0;
             if (len) {
                 s_jb_put (buf, s, len);
                 s += len;
-            }
-            else {
+            } else {
                 s_jb_puts (buf, "\\ufffd");
                 s++;
             }
@@ -489,7 +512,7 @@ s_jb_cookie_write (void *cookie, const char *data, size_t size)
 static void
 s_json_escape (FILE *file, const char *value)
 {
-    json_buf_t text = { NULL, 0, 0, false };
+    json_buf_t text = {NULL, 0, 0, false};
     s_jb_escape (&text, value);
     fwrite (text.data, 1, text.size, file);
     free (text.data);
@@ -546,7 +569,7 @@ s_json_rate (json_t *json, const char *key, uint64_t count, int64_t ms)
     if (json->buf->discard)
         return;
     double rate = ms > 0 ? (double) count * 1000.0 / (double) ms : 0.0;
-    char text [64];
+    char text[64];
     int len = snprintf (text, sizeof text, "%.3f", rate);
     s_jb_key (json->buf, key);
     s_jb_put (json->buf, text, len > 0 ? (size_t) len : 0);
@@ -585,9 +608,9 @@ s_json_labels (json_t *json, agent_t *agent)
     for (size_t i = 0; i < agent->n_labels; i++) {
         if (i)
             s_jb_putc (json->buf, ',');
-        s_jb_escape (json->buf, agent->label_keys [i]);
+        s_jb_escape (json->buf, agent->label_keys[i]);
         s_jb_putc (json->buf, ':');
-        s_jb_escape (json->buf, agent->label_values [i]);
+        s_jb_escape (json->buf, agent->label_values[i]);
     }
     s_jb_putc (json->buf, '}');
 }
@@ -603,7 +626,7 @@ s_agent_id_valid (core_t *self, const char *id)
     if (len == 0 || len > self->cfg.max_agent_id_len)
         return false;
     for (size_t i = 0; i < len; i++) {
-        char c = id [i];
+        char c = id[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
               || (c >= '0' && c <= '9') || strchr ("._:@/+=-", c)))
             return false;
@@ -618,7 +641,7 @@ s_request_id_valid (core_t *self, const char *id)
     if (len == 0 || len > self->cfg.max_request_id_len)
         return false;
     for (size_t i = 0; i < len; i++)
-        if ((unsigned char) id [i] <= 0x20 || (unsigned char) id [i] >= 0x7F)
+        if ((unsigned char) id[i] <= 0x20 || (unsigned char) id[i] >= 0x7F)
             return false;
     return true;
 }
@@ -650,11 +673,12 @@ static void
 s_req_set_state (core_t *self, request_t *req, req_state_t state)
 {
     if (self->log_level <= TLOG_DEBUG) {
-        char qid [160];
-        s_log (self, TLOG_DEBUG, "request state", "request=%s agent=%s "
-               "from=%s to=%s", s_q (req->id, qid, sizeof qid),
-               req->agent_id, s_req_state_name [req->state],
-               s_req_state_name [state]);
+        char qid[160];
+        s_log (self, TLOG_DEBUG, "request state",
+               "request=%s agent=%s "
+               "from=%s to=%s",
+               s_q (req->id, qid, sizeof qid), req->agent_id,
+               s_req_state_name[req->state], s_req_state_name[state]);
     }
     req->state = state;
 }
@@ -687,17 +711,20 @@ s_request_destroy (request_t **req_p)
 //  set, and the event says "rejected" instead of the fields that need a
 //  delivery).  `status` is within 0..ST_MAX.
 static void
-s_request_account_end (core_t *self, request_t *req, int status,
-                       const char *message, bool rejected)
+s_request_account_end (core_t *self,
+                       request_t *req,
+                       int status,
+                       const char *message,
+                       bool rejected)
 {
     self->stats.requests_finished++;
-    self->stats.requests_by_status [status]++;
+    self->stats.requests_by_status[status]++;
     json_t json;
     s_json_begin (self, &json);
     s_json_str (&json, "request_id", req->id);
     s_json_str (&json, "agent_id", req->agent_id);
     s_json_int (&json, "status", status);
-    s_json_str (&json, "code", s_status_name [status]);
+    s_json_str (&json, "code", s_status_name[status]);
     s_json_str (&json, "message", message);
     s_json_int (&json, "duration_ms", self->now - req->start_ms);
     s_json_uint (&json, "bytes_to_agent", req->bytes_to_agent);
@@ -705,8 +732,7 @@ s_request_account_end (core_t *self, request_t *req, int status,
     if (rejected) {
         s_json_str (&json, "client_edge", req->client_edge->name);
         s_json_bool (&json, "rejected", true);
-    }
-    else {
+    } else {
         s_json_uint (&json, "responses", req->responses);
         s_json_uint (&json, "session", req->session);
         s_json_str (&json, "client_edge", req->client_edge->name);
@@ -714,7 +740,7 @@ s_request_account_end (core_t *self, request_t *req, int status,
                     req->agent_edge ? req->agent_edge : "");
         s_json_str (&json, "responder_edge",
                     req->resp_edge ? req->resp_edge->name : "");
-        s_json_str (&json, "state", s_req_state_name [req->state]);
+        s_json_str (&json, "state", s_req_state_name[req->state]);
     }
     s_json_emit (self, &json, "request.end");
 }
@@ -722,8 +748,11 @@ s_request_account_end (core_t *self, request_t *req, int status,
 //  End `req` with `status`: tell the parties still there that did not end
 //  it, publish request.end, unlink it everywhere and bury it.
 static void
-s_request_finish (core_t *self, request_t *req, int status,
-                  const char *message, end_cause_t cause)
+s_request_finish (core_t *self,
+                  request_t *req,
+                  int status,
+                  const char *message,
+                  end_cause_t cause)
 {
     assert (req->state != REQ_FINISHED);
     if (status < 0 || status > ST_MAX)
@@ -743,18 +772,19 @@ s_request_finish (core_t *self, request_t *req, int status,
         s_send (self, req->agent->edge, &env, NULL);
     }
     if (req->resp_edge && cause != BY_RESPONDER)
-        s_send_finish (self, req->resp_edge, req->resp_handle, req->id,
-                       status, message);
+        s_send_finish (self, req->resp_edge, req->resp_handle, req->id, status,
+                       message);
 
     //  Account
     int64_t duration = self->now - req->start_ms;
     s_request_account_end (self, req, status, message, false);
     if (self->log_level <= TLOG_DEBUG) {
-        char qid [160], qmsg [160];
-        s_log (self, TLOG_DEBUG, "request end", "request=%s agent=%s "
+        char qid[160], qmsg[160];
+        s_log (self, TLOG_DEBUG, "request end",
+               "request=%s agent=%s "
                "status=%s duration_ms=%" PRId64 " message=%s",
                s_q (req->id, qid, sizeof qid), req->agent_id,
-               s_status_name [status], duration,
+               s_status_name[status], duration,
                s_q (message, qmsg, sizeof qmsg));
     }
 
@@ -854,8 +884,8 @@ static void
 s_agent_free_labels (agent_t *agent)
 {
     for (size_t i = 0; i < agent->n_labels; i++) {
-        free (agent->label_keys [i]);
-        free (agent->label_values [i]);
+        free (agent->label_keys[i]);
+        free (agent->label_values[i]);
     }
     free (agent->label_keys);
     free (agent->label_values);
@@ -870,15 +900,15 @@ s_agent_set_labels (agent_t *agent, Wire__AgentEntry *entry)
     s_agent_free_labels (agent);
     agent->n_labels = entry->n_labels;
     agent->label_keys = (char **) calloc (entry->n_labels + 1, sizeof (char *));
-    agent->label_values
-        = (char **) calloc (entry->n_labels + 1, sizeof (char *));
+    agent->label_values =
+        (char **) calloc (entry->n_labels + 1, sizeof (char *));
     assert (agent->label_keys && agent->label_values);
     for (size_t i = 0; i < entry->n_labels; i++) {
-        const char *key = entry->labels [i]->key;
-        const char *value = entry->labels [i]->value;
-        agent->label_keys [i] = strdup (key ? key : "");
-        agent->label_values [i] = strdup (value ? value : "");
-        assert (agent->label_keys [i] && agent->label_values [i]);
+        const char *key = entry->labels[i]->key;
+        const char *value = entry->labels[i]->value;
+        agent->label_keys[i] = strdup (key ? key : "");
+        agent->label_values[i] = strdup (value ? value : "");
+        assert (agent->label_keys[i] && agent->label_values[i]);
     }
 }
 
@@ -899,7 +929,7 @@ s_agent_destroy (agent_t **agent_p)
 static void
 s_agent_attach (agent_t *agent, edge_t *edge, uint64_t handle)
 {
-    char key [17];
+    char key[17];
     s_handle_key (handle, key);
     agent->edge = edge;
     agent->handle = handle;
@@ -910,7 +940,7 @@ s_agent_attach (agent_t *agent, edge_t *edge, uint64_t handle)
 static void
 s_agent_detach (agent_t *agent)
 {
-    char key [17];
+    char key[17];
     s_handle_key (agent->handle, key);
     zlistx_delete (agent->edge->agents, agent->edge_item);
     zhashx_delete (agent->edge->by_handle, key);
@@ -931,10 +961,11 @@ s_agent_remove (core_t *self, agent_t *agent, const char *reason)
     s_json_str (&json, "edge", agent->edge->name);
     s_json_str (&json, "reason", reason);
     s_json_emit (self, &json, "agent.down");
-    char qedge [160];
-    s_log (self, TLOG_INFO, "agent down", "agent=%s session=%" PRIu64
-           " edge=%s reason=\"%s\"", agent->id, agent->session,
-           s_q (agent->edge->name, qedge, sizeof qedge), reason);
+    char qedge[160];
+    s_log (self, TLOG_INFO, "agent down",
+           "agent=%s session=%" PRIu64 " edge=%s reason=\"%s\"", agent->id,
+           agent->session, s_q (agent->edge->name, qedge, sizeof qedge),
+           reason);
 
     request_t *req;
     while ((req = (request_t *) zlistx_first (agent->requests))) {
@@ -942,8 +973,8 @@ s_agent_remove (core_t *self, agent_t *agent, const char *reason)
         req->agent = NULL;
         req->agent_item = NULL;
         if (req->state == REQ_DELIVERED)
-            s_request_finish (self, req, ST_UNAVAILABLE,
-                              "agent disconnected", BY_ROUTER);
+            s_request_finish (self, req, ST_UNAVAILABLE, "agent disconnected",
+                              BY_ROUTER);
     }
     s_agent_detach (agent);
     zhashx_delete (self->agents, agent->id);
@@ -958,7 +989,7 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
 {
     const char *id = entry->agent_id ? entry->agent_id : "";
     uint64_t handle = entry->handle;
-    char qid [300], qedge [160];
+    char qid[300], qedge[160];
     s_q (id, qid, sizeof qid);
     s_q (edge->name, qedge, sizeof qedge);
 
@@ -967,27 +998,24 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
     int refusal_status = ST_INVALID_ARGUMENT;
     if (!s_agent_id_valid (self, id))
         refusal = "invalid agent id";
-    else
-    if (entry->session > SESSION_MAX) {
+    else if (entry->session > SESSION_MAX) {
         //  Keeping it could wrap next_session to 0
         refusal = "session out of range";
         self->stats.sessions_refused++;
-    }
-    else
-    if (entry->n_labels > self->cfg.max_labels)
+    } else if (entry->n_labels > self->cfg.max_labels)
         refusal = "too many labels";
     else {
         for (size_t i = 0; i < entry->n_labels; i++) {
-            const char *key = entry->labels [i]->key;
-            const char *value = entry->labels [i]->value;
+            const char *key = entry->labels[i]->key;
+            const char *value = entry->labels[i]->value;
             if ((key && strlen (key) > self->cfg.max_label_len)
-            ||  (value && strlen (value) > self->cfg.max_label_len)) {
+                || (value && strlen (value) > self->cfg.max_label_len)) {
                 refusal = "label too long";
                 break;
             }
         }
     }
-    char hkey [17];
+    char hkey[17];
     s_handle_key (handle, hkey);
     agent_t *same = (agent_t *) zhashx_lookup (edge->by_handle, hkey);
     if (same && !refusal && streq (same->id, id)) {
@@ -1000,18 +1028,20 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
         s_send (self, edge, &env, NULL);
         return;
     }
-    if (same)                   //  A handle reused for another id
+    if (same) //  A handle reused for another id
         s_agent_remove (self, same, "stream handle reused");
 
     agent_t *agent = (agent_t *) zhashx_lookup (self->agents, id);
     if (!refusal && !agent
-    &&  zhashx_size (self->agents) >= self->cfg.max_agents) {
+        && zhashx_size (self->agents) >= self->cfg.max_agents) {
         refusal = "agent limit reached";
         refusal_status = ST_RESOURCE_EXHAUSTED;
     }
     if (refusal) {
-        s_log (self, TLOG_WARN, "agent refused", "agent=%s edge=%s "
-               "reason=\"%s\"", qid, qedge, refusal);
+        s_log (self, TLOG_WARN, "agent refused",
+               "agent=%s edge=%s "
+               "reason=\"%s\"",
+               qid, qedge, refusal);
         s_send_kick (self, edge, handle, entry->session, refusal_status,
                      refusal);
         return;
@@ -1030,7 +1060,8 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
             s_json_str (&json, "old_edge", edge->name);
             s_json_str (&json, "new_edge", agent->edge->name);
             s_json_emit (self, &json, "agent.superseded");
-            s_log (self, TLOG_INFO, "agent superseded", "agent=%s "
+            s_log (self, TLOG_INFO, "agent superseded",
+                   "agent=%s "
                    "session=%" PRIu64 " edge=%s by_session=%" PRIu64,
                    id, entry->session, qedge, agent->session);
             s_send_kick (self, edge, handle, entry->session, ST_ABORTED,
@@ -1038,8 +1069,7 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
             return;
         }
         session = entry->session;
-    }
-    else
+    } else
         session = self->next_session++;
     if (session >= self->next_session)
         self->next_session = session + 1;
@@ -1056,9 +1086,10 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
         s_json_str (&json, "old_edge", agent->edge->name);
         s_json_str (&json, "new_edge", edge->name);
         s_json_emit (self, &json, "agent.superseded");
-        s_log (self, TLOG_INFO, "agent superseded", "agent=%s "
-               "session=%" PRIu64 " by_session=%" PRIu64 " edge=%s", id,
-               agent->session, session, qedge);
+        s_log (self, TLOG_INFO, "agent superseded",
+               "agent=%s "
+               "session=%" PRIu64 " by_session=%" PRIu64 " edge=%s",
+               id, agent->session, session, qedge);
         s_send_kick (self, agent->edge, agent->handle, agent->session,
                      ST_ABORTED, "superseded");
         s_agent_detach (agent);
@@ -1071,8 +1102,7 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
             s_set_agent_edge_name (req, edge->name);
             req = (request_t *) zlistx_next (agent->requests);
         }
-    }
-    else {
+    } else {
         agent = (agent_t *) calloc (1, sizeof (agent_t));
         assert (agent);
         agent->id = strdup (id);
@@ -1091,8 +1121,8 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
         s_json_int (&json, "connected_at_unix_ms", agent->connected_at);
         s_json_labels (&json, agent);
         s_json_emit (self, &json, "agent.up");
-        s_log (self, TLOG_INFO, "agent up", "agent=%s session=%" PRIu64
-               " edge=%s", id, session, qedge);
+        s_log (self, TLOG_INFO, "agent up",
+               "agent=%s session=%" PRIu64 " edge=%s", id, session, qedge);
     }
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__SUBSCRIBED;
@@ -1116,9 +1146,9 @@ s_routing_id_hash (const void *key)
     zframe_t *frame = (zframe_t *) key;
     const byte *data = zframe_data (frame);
     size_t size = zframe_size (frame);
-    uint64_t hash = 14695981039346656037ULL;        //  FNV-1a
+    uint64_t hash = 14695981039346656037ULL; //  FNV-1a
     for (size_t i = 0; i < size; i++) {
-        hash ^= data [i];
+        hash ^= data[i];
         hash *= 1099511628211ULL;
     }
     return (size_t) hash;
@@ -1152,11 +1182,11 @@ s_edge_lost (core_t *self, edge_t *edge, const char *reason, bool clean)
     edge->dead = true;
     self->stats.edges_lost++;
     size_t agents = zlistx_size (edge->agents);
-    size_t requests
-        = zlistx_size (edge->client_reqs) + zlistx_size (edge->resp_reqs);
-    char qedge [160];
-    s_log (self, clean ? TLOG_INFO : TLOG_WARN, clean ? "edge left"
-                                                      : "edge lost",
+    size_t requests =
+        zlistx_size (edge->client_reqs) + zlistx_size (edge->resp_reqs);
+    char qedge[160];
+    s_log (self, clean ? TLOG_INFO : TLOG_WARN,
+           clean ? "edge left" : "edge lost",
            "edge=%s incarnation=%" PRIu64 " reason=\"%s\" agents=%zu",
            s_q (edge->name, qedge, sizeof qedge), edge->incarnation, reason,
            agents);
@@ -1243,7 +1273,9 @@ s_clock (core_t *self, int64_t now_ms)
 //  replaces the other back and forth.  Returns a heap string (caller
 //  owns).
 static char *
-s_edge_claim_name (core_t *self, edge_t *edge, const char *asked,
+s_edge_claim_name (core_t *self,
+                   edge_t *edge,
+                   const char *asked,
                    uint64_t incarnation)
 {
     edge_t *holder = (edge_t *) zhashx_lookup (self->edge_names, asked);
@@ -1255,15 +1287,17 @@ s_edge_claim_name (core_t *self, edge_t *edge, const char *asked,
     }
     int64_t silent = self->now - holder->last_heard;
     if (holder->incarnation == incarnation
-    ||  silent > 2 * (int64_t) self->cfg.heartbeat_ms) {
-        s_edge_lost (self, holder, holder->incarnation == incarnation
-                                   ? "reconnected with a new routing id"
-                                   : "replaced by a new incarnation", false);
+        || silent > 2 * (int64_t) self->cfg.heartbeat_ms) {
+        s_edge_lost (self, holder,
+                     holder->incarnation == incarnation
+                         ? "reconnected with a new routing id"
+                         : "replaced by a new incarnation",
+                     false);
         name = strdup (asked);
         assert (name);
         return name;
     }
-    for (unsigned int n = 2; ; n++) {
+    for (unsigned int n = 2;; n++) {
         free (name);
         int rc = asprintf (&name, "%s#%u", asked, n);
         assert (rc > 0);
@@ -1271,14 +1305,14 @@ s_edge_claim_name (core_t *self, edge_t *edge, const char *asked,
             break;
     }
     self->stats.edge_name_conflicts++;
-    char qasked [160], qname [170];
+    char qasked[160], qname[170];
     s_log (self, TLOG_ERROR, "edge name already used by a live edge",
            "edge=%s incarnation=%" PRIx64 " routing_id=%s "
            "other_incarnation=%" PRIx64 " other_routing_id=%s "
            "other_silent_ms=%" PRId64 " registered_as=%s",
            s_q (asked, qasked, sizeof qasked), incarnation,
-           edge ? edge->key : "new", holder->incarnation, holder->key,
-           silent, s_q (name, qname, sizeof qname));
+           edge ? edge->key : "new", holder->incarnation, holder->key, silent,
+           s_q (name, qname, sizeof qname));
     return name;
 }
 
@@ -1302,8 +1336,9 @@ core_on_hello (core_t *self, core_input_t *in)
 
     if (!edge) {
         if (zhashx_size (self->edges) >= self->cfg.max_edges) {
-            char qedge [160];
-            s_log (self, TLOG_WARN, "edge refused", "edge=%s "
+            char qedge[160];
+            s_log (self, TLOG_WARN, "edge refused",
+                   "edge=%s "
                    "reason=\"edge limit reached\"",
                    s_q (name, qedge, sizeof qedge));
             free (claimed);
@@ -1340,13 +1375,13 @@ core_on_hello (core_t *self, core_input_t *in)
         s_json_uint (&json, "agents", env->n_agents);
         s_json_str (&json, "router_incarnation", self->incarnation_text);
         s_json_emit (self, &json, "edge.up");
-        char qedge [160];
-        s_log (self, TLOG_INFO, "edge up", "edge=%s incarnation=%" PRIu64
-               " agents=%zu", s_q (name, qedge, sizeof qedge),
-               env->incarnation, env->n_agents);
+        char qedge[160];
+        s_log (self, TLOG_INFO, "edge up",
+               "edge=%s incarnation=%" PRIu64 " agents=%zu",
+               s_q (name, qedge, sizeof qedge), env->incarnation,
+               env->n_agents);
         in->edge = edge;
-    }
-    else {
+    } else {
         //  The same edge again: its agent set is replaced by the list
         if (claimed) {
             if (zhashx_lookup (self->edge_names, edge->name) == edge)
@@ -1362,14 +1397,14 @@ core_on_hello (core_t *self, core_input_t *in)
         edge->incarnation = env->incarnation;
         zhashx_t *listed = zhashx_new ();
         for (size_t i = 0; i < env->n_agents; i++) {
-            char hkey [17];
-            s_handle_key (env->agents [i]->handle, hkey);
+            char hkey[17];
+            s_handle_key (env->agents[i]->handle, hkey);
             zhashx_update (listed, hkey, edge);
         }
         zlistx_t *gone = zlistx_new ();
         agent_t *agent = (agent_t *) zlistx_first (edge->agents);
         while (agent) {
-            char hkey [17];
+            char hkey[17];
             s_handle_key (agent->handle, hkey);
             if (!zhashx_lookup (listed, hkey))
                 zlistx_add_end (gone, agent);
@@ -1391,11 +1426,11 @@ core_on_hello (core_t *self, core_input_t *in)
     //  No session handed out from here on may be at or below a reported one
     //  (sessions above SESSION_MAX are refused by s_subscribe)
     for (size_t i = 0; i < env->n_agents; i++)
-        if (env->agents [i]->session >= self->next_session
-        &&  env->agents [i]->session <= SESSION_MAX)
-            self->next_session = env->agents [i]->session + 1;
+        if (env->agents[i]->session >= self->next_session
+            && env->agents[i]->session <= SESSION_MAX)
+            self->next_session = env->agents[i]->session + 1;
     for (size_t i = 0; i < env->n_agents; i++)
-        s_subscribe (self, edge, env->agents [i]);
+        s_subscribe (self, edge, env->agents[i]);
 }
 
 //  BYE: the edge is shutting down cleanly.  Forget it now, as if it had
@@ -1439,13 +1474,12 @@ core_on_subscribe (core_t *self, core_input_t *in)
 void
 core_on_unsubscribe (core_t *self, core_input_t *in)
 {
-    char hkey [17];
+    char hkey[17];
     s_handle_key (in->env->handle, hkey);
     agent_t *agent = (agent_t *) zhashx_lookup (in->edge->by_handle, hkey);
     if (agent && (in->env->session == 0 || in->env->session == agent->session))
         s_agent_remove (self, agent, "unsubscribed");
-    else
-    if (self->log_level <= TLOG_DEBUG)
+    else if (self->log_level <= TLOG_DEBUG)
         s_log (self, TLOG_DEBUG, "stale UNSUBSCRIBE ignored",
                "handle=%" PRIu64 " session=%" PRIu64, in->env->handle,
                in->env->session);
@@ -1458,43 +1492,40 @@ core_on_publish (core_t *self, core_input_t *in)
     const char *rid = env->request_id ? env->request_id : "";
     const char *aid = env->agent_id ? env->agent_id : "";
     uint32_t wait_ms = env->wait_ms < self->cfg.max_wait_ms
-                     ? env->wait_ms : self->cfg.max_wait_ms;
+                           ? env->wait_ms
+                           : self->cfg.max_wait_ms;
     agent_t *agent = NULL;
     int status = ST_OK;
     const char *why = NULL;
     if (!s_request_id_valid (self, rid))
         status = ST_INVALID_ARGUMENT, why = "invalid request id";
-    else
-    if (!s_agent_id_valid (self, aid))
+    else if (!s_agent_id_valid (self, aid))
         status = ST_INVALID_ARGUMENT, why = "invalid agent id";
-    else
-    if (zframe_size (in->payload)
-        > (size_t) self->cfg.max_payload_bytes + CORE_PAYLOAD_MARGIN)
+    else if (zframe_size (in->payload)
+             > (size_t) self->cfg.max_payload_bytes + CORE_PAYLOAD_MARGIN)
         status = ST_RESOURCE_EXHAUSTED, why = "request too large";
-    else
-    if (zhashx_lookup (self->requests, rid))
+    else if (zhashx_lookup (self->requests, rid))
         status = ST_ALREADY_EXISTS, why = "request id already in flight";
-    else
-    if (zhashx_size (self->requests) >= self->cfg.max_requests)
+    else if (zhashx_size (self->requests) >= self->cfg.max_requests)
         status = ST_RESOURCE_EXHAUSTED, why = "router request table full";
     else {
         agent = (agent_t *) zhashx_lookup (self->agents, aid);
         if (agent
-        &&  zlistx_size (agent->requests) >= self->cfg.max_in_flight_per_agent)
+            && zlistx_size (agent->requests)
+                   >= self->cfg.max_in_flight_per_agent)
             status = ST_RESOURCE_EXHAUSTED,
             why = "agent in-flight limit reached";
-        else
-        if (!agent && wait_ms == 0)
+        else if (!agent && wait_ms == 0)
             status = ST_NOT_FOUND, why = "agent not connected";
     }
     self->stats.requests_started++;
     if (status != ST_OK) {
         //  Refused before it existed: only the client hears of it
         s_send_finish (self, in->edge, env->handle, rid, status, why);
-        request_t refused = {
-            .id = (char *) rid, .agent_id = (char *) aid,
-            .client_edge = in->edge, .start_ms = self->now
-        };
+        request_t refused = {.id = (char *) rid,
+                             .agent_id = (char *) aid,
+                             .client_edge = in->edge,
+                             .start_ms = self->now};
         s_request_account_end (self, &refused, status, why, true);
         return;
     }
@@ -1520,7 +1551,7 @@ core_on_publish (core_t *self, core_input_t *in)
 
     uint32_t timeout = env->timeout_ms;
     if (self->cfg.max_timeout_ms
-    &&  (timeout == 0 || timeout > self->cfg.max_timeout_ms))
+        && (timeout == 0 || timeout > self->cfg.max_timeout_ms))
         timeout = self->cfg.max_timeout_ms;
     if (timeout)
         timers_arm (self->timers, &req->deadline, in->now_ms + timeout);
@@ -1555,7 +1586,7 @@ static bool
 s_is_client (request_t *req, core_input_t *in)
 {
     return req->client_edge == in->edge
-        && req->client_handle == in->env->handle;
+           && req->client_handle == in->env->handle;
 }
 
 static bool
@@ -1570,13 +1601,12 @@ s_unexpected (core_t *self, core_input_t *in, request_t *req)
 {
     self->stats.unexpected++;
     if (self->log_level <= TLOG_DEBUG) {
-        char qid [160];
+        char qid[160];
         s_log (self, TLOG_DEBUG, "unexpected message dropped",
                "command=%s request=%s state=%s handle=%" PRIu64,
                wire_command_name (in->env->command),
                s_q (in->env->request_id, qid, sizeof qid),
-               req ? s_req_state_name [req->state] : "none",
-               in->env->handle);
+               req ? s_req_state_name[req->state] : "none", in->env->handle);
     }
 }
 
@@ -1587,8 +1617,7 @@ core_on_cancel (core_t *self, core_input_t *in)
     if (req && s_is_client (req, in))
         s_request_finish (self, req, ST_CANCELLED, "cancelled by the client",
                           BY_CLIENT);
-    else
-    if (req)
+    else if (req)
         s_unexpected (self, in, req);
     //  Else it ended already: the client's CANCEL crossed our FINISH
 }
@@ -1630,8 +1659,8 @@ core_on_bind (core_t *self, core_input_t *in)
         return;
     }
     if (req->resp_edge) {
-        s_send_finish (self, in->edge, in->env->handle, rid,
-                       ST_ALREADY_EXISTS, "request already has a responder");
+        s_send_finish (self, in->edge, in->env->handle, rid, ST_ALREADY_EXISTS,
+                       "request already has a responder");
         return;
     }
     if (req->state != REQ_DELIVERED) {
@@ -1642,7 +1671,7 @@ core_on_bind (core_t *self, core_input_t *in)
     req->resp_edge = in->edge;
     req->resp_handle = in->env->handle;
     req->resp_item = zlistx_add_end (in->edge->resp_reqs, req);
-    zframe_destroy (&req->payload);     //  never delivered again
+    zframe_destroy (&req->payload); //  never delivered again
     s_req_set_state (self, req, REQ_BOUND);
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__BOUND;
@@ -1708,18 +1737,17 @@ core_on_end (core_t *self, core_input_t *in)
     end_cause_t cause;
     if (s_is_responder (req, in))
         cause = BY_RESPONDER;
-    else
-    if (req->state == REQ_DELIVERED && req->stream_edge == in->edge->serial
-    &&  req->stream_handle == in->env->handle) {
+    else if (req->state == REQ_DELIVERED && req->stream_edge == in->edge->serial
+             && req->stream_handle == in->env->handle) {
         //  The stream it was sent down did not take it: its queue was full
         //  (the current stream), or it was superseded or ended before
         //  writing it.  A newer stream gets it again, since the device
         //  may still answer.
         agent_t *agent = req->agent;
         if (agent && agent->edge && req->payload
-        &&  !(agent->edge == in->edge && agent->handle == in->env->handle)) {
+            && !(agent->edge == in->edge && agent->handle == in->env->handle)) {
             if (self->log_level <= TLOG_DEBUG) {
-                char qid [160];
+                char qid[160];
                 s_log (self, TLOG_DEBUG, "request delivered again",
                        "request=%s agent=%s session=%" PRIu64,
                        s_q (req->id, qid, sizeof qid), agent->id,
@@ -1729,8 +1757,7 @@ core_on_end (core_t *self, core_input_t *in)
             return;
         }
         cause = BY_AGENT_STREAM;
-    }
-    else {
+    } else {
         s_unexpected (self, in, req);
         return;
     }
@@ -1798,33 +1825,33 @@ core_on_list (core_t *self, core_input_t *in)
         limit = self->cfg.max_list;
 
     size_t count = 0;
-    agent_t **matches = (agent_t **) malloc (
-        (zhashx_size (self->agents) + 1) * sizeof (agent_t *));
+    agent_t **matches = (agent_t **) malloc ((zhashx_size (self->agents) + 1)
+                                             * sizeof (agent_t *));
     assert (matches);
     agent_t *agent = (agent_t *) zhashx_first (self->agents);
     while (agent) {
         if (strncmp (agent->id, prefix, prefix_len) == 0)
-            matches [count++] = agent;
+            matches[count++] = agent;
         agent = (agent_t *) zhashx_next (self->agents);
     }
     qsort (matches, count, sizeof (agent_t *), s_agent_compare);
     if (count > limit)
         count = limit;
 
-    Tether__V1__ListAgentsResponse response
-        = TETHER__V1__LIST_AGENTS_RESPONSE__INIT;
+    Tether__V1__ListAgentsResponse response =
+        TETHER__V1__LIST_AGENTS_RESPONSE__INIT;
     Tether__V1__AgentInfo *infos = (Tether__V1__AgentInfo *) calloc (
         count + 1, sizeof (Tether__V1__AgentInfo));
     Tether__V1__AgentInfo **info_ptrs = (Tether__V1__AgentInfo **) calloc (
         count + 1, sizeof (Tether__V1__AgentInfo *));
     size_t n_labels = 0;
     for (size_t i = 0; i < count; i++)
-        n_labels += matches [i]->n_labels;
-    Tether__V1__AgentInfo__LabelsEntry *labels
-        = (Tether__V1__AgentInfo__LabelsEntry *) calloc (
+        n_labels += matches[i]->n_labels;
+    Tether__V1__AgentInfo__LabelsEntry *labels =
+        (Tether__V1__AgentInfo__LabelsEntry *) calloc (
             n_labels + 1, sizeof (Tether__V1__AgentInfo__LabelsEntry));
-    Tether__V1__AgentInfo__LabelsEntry **label_ptrs
-        = (Tether__V1__AgentInfo__LabelsEntry **) calloc (
+    Tether__V1__AgentInfo__LabelsEntry **label_ptrs =
+        (Tether__V1__AgentInfo__LabelsEntry **) calloc (
             n_labels + 1, sizeof (Tether__V1__AgentInfo__LabelsEntry *));
     assert (infos && info_ptrs && labels && label_ptrs);
     //  The answer must fit one public message: agents are added, in id
@@ -1835,8 +1862,8 @@ core_on_list (core_t *self, core_input_t *in)
     size_t packed = 0;
     size_t fitting = 0;
     for (size_t i = 0; i < count; i++) {
-        agent = matches [i];
-        Tether__V1__AgentInfo *info = &infos [i];
+        agent = matches[i];
+        Tether__V1__AgentInfo *info = &infos[i];
         tether__v1__agent_info__init (info);
         info->agent_id = agent->id;
         info->edge = agent->edge->name;
@@ -1844,23 +1871,23 @@ core_on_list (core_t *self, core_input_t *in)
         info->in_flight = (uint32_t) zlistx_size (agent->requests);
         info->session = agent->session;
         info->n_labels = agent->n_labels;
-        info->labels = &label_ptrs [next_label];
+        info->labels = &label_ptrs[next_label];
         for (size_t j = 0; j < agent->n_labels; j++) {
-            Tether__V1__AgentInfo__LabelsEntry *entry = &labels [next_label];
+            Tether__V1__AgentInfo__LabelsEntry *entry = &labels[next_label];
             tether__v1__agent_info__labels_entry__init (entry);
-            entry->key = agent->label_keys [j];
-            entry->value = agent->label_values [j];
-            label_ptrs [next_label++] = entry;
+            entry->key = agent->label_keys[j];
+            entry->value = agent->label_values[j];
+            label_ptrs[next_label++] = entry;
         }
         size_t one = tether__v1__agent_info__get_packed_size (info);
         size_t framed = 1 + s_varint_size (one) + one;
         if (packed + framed > self->cfg.max_payload_bytes)
             break;
         packed += framed;
-        info_ptrs [fitting++] = info;
+        info_ptrs[fitting++] = info;
     }
     if (fitting < count) {
-        char qprefix [160];
+        char qprefix[160];
         s_log (self, TLOG_INFO, "agent list cut to the message size",
                "prefix=%s matching=%zu sent=%zu max_message_size=%" PRIu32,
                s_q (prefix, qprefix, sizeof qprefix), count, fitting,
@@ -1899,7 +1926,8 @@ s_on_unknown_edge (core_t *self, core_input_t *in)
     s_send_to (self, in->routing_id, &pong, NULL);
     int command = in->env->command;
     if (command == WIRE__COMMAND__PUBLISH || command == WIRE__COMMAND__BIND
-    ||  command == WIRE__COMMAND__RESPONSE || command == WIRE__COMMAND__LIST) {
+        || command == WIRE__COMMAND__RESPONSE
+        || command == WIRE__COMMAND__LIST) {
         Wire__Envelope env = WIRE__ENVELOPE__INIT;
         env.command = WIRE__COMMAND__FINISH;
         env.handle = in->env->handle;
@@ -1909,12 +1937,14 @@ s_on_unknown_edge (core_t *self, core_input_t *in)
         s_send_to (self, in->routing_id, &env, NULL);
     }
     if (self->log_level <= TLOG_DEBUG)
-        s_log (self, TLOG_DEBUG, "message from an unknown edge",
-               "command=%s", wire_command_name (command));
+        s_log (self, TLOG_DEBUG, "message from an unknown edge", "command=%s",
+               wire_command_name (command));
 }
 
 static void
-s_malformed (core_t *self, zframe_t *routing_id, size_t frames,
+s_malformed (core_t *self,
+             zframe_t *routing_id,
+             size_t frames,
              const char *reason)
 {
     self->stats.malformed++;
@@ -1922,10 +1952,10 @@ s_malformed (core_t *self, zframe_t *routing_id, size_t frames,
     if (count <= LOG_MALFORMED_FIRST || count % LOG_MALFORMED_EVERY == 0) {
         char *rid = routing_id ? zframe_strhex (routing_id) : NULL;
         if (rid && strlen (rid) > 32)
-            rid [32] = 0;
+            rid[32] = 0;
         s_log (self, TLOG_WARN, "malformed message dropped",
-               "reason=\"%s\" routing_id=%s frames=%zu count=%" PRIu64,
-               reason, rid ? rid : "none", frames, count);
+               "reason=\"%s\" routing_id=%s frames=%zu count=%" PRIu64, reason,
+               rid ? rid : "none", frames, count);
         free (rid);
     }
 }
@@ -1955,8 +1985,8 @@ s_emit_stats (core_t *self)
     self->stats_last_ms = self->now;
     fputs (",\"requests_by_status\":{", json.file);
     for (int i = 0; i <= ST_MAX; i++)
-        fprintf (json.file, "%s\"%s\":%" PRIu64, i ? "," : "",
-                 s_status_name [i], self->stats.requests_by_status [i]);
+        fprintf (json.file, "%s\"%s\":%" PRIu64, i ? "," : "", s_status_name[i],
+                 self->stats.requests_by_status[i]);
     fputc ('}', json.file);
     fputs (",\"agents_per_edge\":{", json.file);
     edge_t *edge = (edge_t *) zhashx_first (self->edges);
@@ -2036,29 +2066,28 @@ core_config_defaults (core_config_t *cfg)
 {
     assert (cfg);
     memset (cfg, 0, sizeof *cfg);
-    cfg->first_response_ms = 10000;     //  10 s to the first response
-    cfg->idle_ms = 30000;               //  30 s between response messages
-    cfg->max_wait_ms = 60000;           //  wait for an agent at most 60 s
-    cfg->max_timeout_ms = 0;            //  clients' deadlines not capped
-    cfg->edge_liveness_ms = 3000;       //  an edge silent 3 s is dead
-    cfg->heartbeat_ms = 1000;           //  edges PING every second
-    cfg->stats_interval_ms = 1000;      //  a `stats` event every second
-    cfg->max_agent_id_len = 128;        //  bytes of an agent id
-    cfg->max_request_id_len = 128;      //  bytes of a request id
-    cfg->max_labels = 32;               //  labels per agent
-    cfg->max_label_len = 256;           //  bytes of a label key or value
-    cfg->max_agents = 1000000;          //  agents connected at once
-    cfg->max_requests = 1000000;        //  requests in flight at once
-    cfg->max_in_flight_per_agent = 1024;    //  requests per agent
-    cfg->max_edges = 1024;              //  edges known at once
-    cfg->max_payload_bytes = 4 * 1024 * 1024;   //  one public message
-    cfg->max_credit = 1024;             //  response window per request
-    cfg->max_list = 100000;             //  agents in one ListAgents answer
+    cfg->first_response_ms = 10000;           //  10 s to the first response
+    cfg->idle_ms = 30000;                     //  30 s between response messages
+    cfg->max_wait_ms = 60000;                 //  wait for an agent at most 60 s
+    cfg->max_timeout_ms = 0;                  //  clients' deadlines not capped
+    cfg->edge_liveness_ms = 3000;             //  an edge silent 3 s is dead
+    cfg->heartbeat_ms = 1000;                 //  edges PING every second
+    cfg->stats_interval_ms = 1000;            //  a `stats` event every second
+    cfg->max_agent_id_len = 128;              //  bytes of an agent id
+    cfg->max_request_id_len = 128;            //  bytes of a request id
+    cfg->max_labels = 32;                     //  labels per agent
+    cfg->max_label_len = 256;                 //  bytes of a label key or value
+    cfg->max_agents = 1000000;                //  agents connected at once
+    cfg->max_requests = 1000000;              //  requests in flight at once
+    cfg->max_in_flight_per_agent = 1024;      //  requests per agent
+    cfg->max_edges = 1024;                    //  edges known at once
+    cfg->max_payload_bytes = 4 * 1024 * 1024; //  one public message
+    cfg->max_credit = 1024;                   //  response window per request
+    cfg->max_list = 100000; //  agents in one ListAgents answer
 }
 
 core_t *
-core_new (const core_config_t *cfg, uint64_t incarnation,
-          uint64_t session_base)
+core_new (const core_config_t *cfg, uint64_t incarnation, uint64_t session_base)
 {
     if (!cfg)
         return NULL;
@@ -2073,7 +2102,7 @@ core_new (const core_config_t *cfg, uint64_t incarnation,
     self->next_session = session_base ? session_base : 1;
     self->log_level = TLOG_INFO;
     self->events_wanted = true;
-    cookie_io_functions_t json_io = { .write = s_jb_cookie_write };
+    cookie_io_functions_t json_io = {.write = s_jb_cookie_write};
     self->json_file = fopencookie (&self->json, "w", json_io);
     assert (self->json_file);
     setvbuf (self->json_file, NULL, _IONBF, 0);
@@ -2161,8 +2190,7 @@ core_set_events (core_t *self, bool wanted)
 }
 
 void
-core_handle (core_t *self, zframe_t *routing_id, zmsg_t **msg_p,
-             int64_t now_ms)
+core_handle (core_t *self, zframe_t *routing_id, zmsg_t **msg_p, int64_t now_ms)
 {
     assert (self);
     assert (msg_p);
@@ -2171,7 +2199,7 @@ core_handle (core_t *self, zframe_t *routing_id, zmsg_t **msg_p,
     s_clock (self, now_ms);
     self->stats.messages_in++;
 
-    core_input_t in = { .routing_id = routing_id, .now_ms = now_ms };
+    core_input_t in = {.routing_id = routing_id, .now_ms = now_ms};
     size_t frames = msg ? zmsg_size (msg) : 0;
     const wire_command_t *command = NULL;
     zframe_t *head = NULL;
@@ -2227,8 +2255,7 @@ core_tick (core_t *self, int64_t now_ms)
         timers_t *from = NULL;
         if (a && a->due_ms <= now_ms)
             from = self->timers;
-        if (b && b->due_ms <= now_ms
-        &&  (!from || b->due_ms < a->due_ms))
+        if (b && b->due_ms <= now_ms && (!from || b->due_ms < a->due_ms))
             from = self->cron;
         if (!from)
             break;
@@ -2263,8 +2290,8 @@ zmsg_t *
 core_outbox_pop (core_t *self, core_out_t *kind)
 {
     assert (self);
-    outbox_entry_t *entry
-        = (outbox_entry_t *) zlistx_detach (self->outbox, NULL);
+    outbox_entry_t *entry =
+        (outbox_entry_t *) zlistx_detach (self->outbox, NULL);
     if (!entry)
         return NULL;
     zmsg_t *msg = entry->msg;

@@ -17,13 +17,14 @@ typedef struct _core_edge_t core_edge_t;
 //  One decoded message, as the dispatcher hands it to a handler.  The
 //  dispatcher has checked the envelope's version, the command and the
 //  frame count; the handler checks the fields it uses.
-typedef struct {
-    zframe_t *routing_id;       //  the sender's routing id, borrowed
-    core_edge_t *edge;          //  the sender, NULL when it sent no HELLO
-    Wire__Envelope *env;        //  frame 1, borrowed
-    zframe_t *payload;          //  frame 2 or NULL; owned by the input, a
-                                //  handler may take it (and NULL this)
-    int64_t now_ms;             //  the time of the message
+typedef struct
+{
+    zframe_t *routing_id; //  the sender's routing id, borrowed
+    core_edge_t *edge;    //  the sender, NULL when it sent no HELLO
+    Wire__Envelope *env;  //  frame 1, borrowed
+    zframe_t *payload;    //  frame 2 or NULL; owned by the input, a
+                          //  handler may take it (and NULL this)
+    int64_t now_ms;       //  the time of the message
 } core_input_t;
 
 typedef void (core_handler_fn) (core_t *self, core_input_t *in);

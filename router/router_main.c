@@ -59,8 +59,8 @@ main (int argc, char **argv)
     bool help = false;
     char error[512] = "";
     int rc = 0;
-    if (tconfig_load (options, count, argc, argv, "TETHER_ROUTER_CONFIG",
-                      &help, error, sizeof error)) {
+    if (tconfig_load (options, count, argc, argv, "TETHER_ROUTER_CONFIG", &help,
+                      error, sizeof error)) {
         fprintf (stderr, "tether-router: %s\n", error);
         rc = 2;
         goto cleanup;

@@ -21,54 +21,46 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct {
-    int64_t due_ms;             //  when it fires (caller's clock, ms)
-    uint64_t seq;               //  tie-break: arming order
-    size_t slot;                //  index in the heap + 1; 0 = not armed
-    int kind;                   //  caller's tag: what the timer is for
-    void *owner;                //  caller's pointer: whose timer it is
+typedef struct
+{
+    int64_t due_ms; //  when it fires (caller's clock, ms)
+    uint64_t seq;   //  tie-break: arming order
+    size_t slot;    //  index in the heap + 1; 0 = not armed
+    int kind;       //  caller's tag: what the timer is for
+    void *owner;    //  caller's pointer: whose timer it is
 } timers_node_t;
 
 typedef struct _timers_t timers_t;
 
 //  Create an empty heap.  Never returns NULL.
-timers_t *
-    timers_new (void);
+timers_t *timers_new (void);
 
 //  Destroy the heap (not the nodes it points to) and null the pointer.
 //  Does nothing when *self_p is NULL.
-void
-    timers_destroy (timers_t **self_p);
+void timers_destroy (timers_t **self_p);
 
 //  Prepare a node: not armed, with the caller's kind and owner.
-void
-    timers_node_init (timers_node_t *node, int kind, void *owner);
+void timers_node_init (timers_node_t *node, int kind, void *owner);
 
 //  Arm `node` (borrowed; must stay valid until it fires or is disarmed) to
 //  fire at `due_ms`.  Re-arms it when it is already armed.
-void
-    timers_arm (timers_t *self, timers_node_t *node, int64_t due_ms);
+void timers_arm (timers_t *self, timers_node_t *node, int64_t due_ms);
 
 //  Disarm `node`.  Does nothing when it is not armed.
-void
-    timers_disarm (timers_t *self, timers_node_t *node);
+void timers_disarm (timers_t *self, timers_node_t *node);
 
 //  True when `node` is armed.
-bool
-    timers_armed (const timers_node_t *node);
+bool timers_armed (const timers_node_t *node);
 
 //  Returns the earliest node (borrowed, still armed), or NULL when the heap
 //  is empty.
-timers_node_t *
-    timers_peek (timers_t *self);
+timers_node_t *timers_peek (timers_t *self);
 
 //  When the earliest node is due at or before `now_ms`, disarm and return
 //  it (borrowed); else return NULL.
-timers_node_t *
-    timers_pop_due (timers_t *self, int64_t now_ms);
+timers_node_t *timers_pop_due (timers_t *self, int64_t now_ms);
 
 //  Returns the number of armed nodes.
-size_t
-    timers_size (timers_t *self);
+size_t timers_size (timers_t *self);
 
 #endif

@@ -14,18 +14,18 @@
 
 #include "router_core_internal.h"
 
-typedef struct {
-    int command;                //  Wire__Command value
-    const char *name;           //  for logs
-    size_t min_frames;          //  frames after the routing id, at least
-    size_t max_frames;          //  and at most
-    bool needs_edge;            //  only from an edge that said HELLO
-    core_handler_fn *handler;   //  router_core.c
+typedef struct
+{
+    int command;              //  Wire__Command value
+    const char *name;         //  for logs
+    size_t min_frames;        //  frames after the routing id, at least
+    size_t max_frames;        //  and at most
+    bool needs_edge;          //  only from an edge that said HELLO
+    core_handler_fn *handler; //  router_core.c
 } wire_command_t;
 
 //  Returns the row for `command` (borrowed, static storage), or NULL when
 //  the router does not accept that command.
-const wire_command_t *
-    wire_commands_lookup (int command);
+const wire_command_t *wire_commands_lookup (int command);
 
 #endif

@@ -135,8 +135,8 @@ s_agent_usage (FILE *out)
         "         RESOURCE_EXHAUSTED\n"
         "After a stable stream ends UNAVAILABLE (edge shutting down) it\n"
         "moves to the next address after a random 0..--rotate-delay.\n"
-        "Anything else is answered UNIMPLEMENTED.  SIGINT/SIGTERM stop it.\n"
-        CLI_SECURITY_USAGE,
+        "Anything else is answered UNIMPLEMENTED.  SIGINT/SIGTERM stop "
+        "it.\n" CLI_SECURITY_USAGE,
         CLI_EXEC_MAX_HANDLERS_DEFAULT);
 }
 
@@ -171,9 +171,9 @@ cli_agent_main (int argc, char **argv)
     cli_security_init (&security);
     int opt;
     optind = 1;
-    while (
-        (opt = getopt_long (argc, argv, "i:l:H:e:b:B:s:t:k:m:r:L:h", options, NULL))
-        != -1) {
+    while ((opt = getopt_long (argc, argv, "i:l:H:e:b:B:s:t:k:m:r:L:h", options,
+                               NULL))
+           != -1) {
         uint32_t *duration = NULL;
         switch (opt) {
             case 'i':

@@ -83,8 +83,8 @@ s_call_usage (FILE *out)
         "timeout of 0 means none.\n"
         "Exit code: 0 when the call ends OK, else 10 + the gRPC status\n"
         "code (15 NOT_FOUND, 14 DEADLINE_EXCEEDED, 22 UNIMPLEMENTED, ...),\n"
-        "with the status and message on stderr; 1 local failure, 2 usage.\n"
-        CLI_SECURITY_USAGE);
+        "with the status and message on stderr; 1 local failure, 2 "
+        "usage.\n" CLI_SECURITY_USAGE);
 }
 
 int
@@ -263,8 +263,8 @@ s_agents_usage (FILE *out)
              "\n"
              "Lists the connected agents (id, edge, connected since, requests\n"
              "in flight, session, labels), sorted by id.  --json writes one\n"
-             "JSON object per agent.  Exit code as for `tether call`.\n"
-             CLI_SECURITY_USAGE);
+             "JSON object per agent.  Exit code as for `tether "
+             "call`.\n" CLI_SECURITY_USAGE);
 }
 
 int
@@ -392,14 +392,14 @@ cli_agents_main (int argc, char **argv)
 static void
 s_health_usage (FILE *out)
 {
-    fprintf (out,
-             "usage: tether health [--edge host:port] [--timeout 2s]\n"
-             "\n"
-             "Calls grpc.health.v1.Health/Check on the edge and prints\n"
-             "SERVING or NOT_SERVING.  Exit code 0 when SERVING, 1 when the\n"
-             "edge answered anything else, 10 + gRPC status when the call\n"
-             "failed (24 UNAVAILABLE: nothing listening).\n"
-             CLI_SECURITY_USAGE);
+    fprintf (
+        out,
+        "usage: tether health [--edge host:port] [--timeout 2s]\n"
+        "\n"
+        "Calls grpc.health.v1.Health/Check on the edge and prints\n"
+        "SERVING or NOT_SERVING.  Exit code 0 when SERVING, 1 when the\n"
+        "edge answered anything else, 10 + gRPC status when the call\n"
+        "failed (24 UNAVAILABLE: nothing listening).\n" CLI_SECURITY_USAGE);
 }
 
 int

@@ -480,8 +480,8 @@ cli_exec_start (cli_exec_t *self,
         tether_request_t *request = job->request;
         job->request = NULL;
         s_job_destroy (&job);
-        s_refuse (&request, TETHER_INTERNAL,
-                  "cannot start handler: no thread", rc);
+        s_refuse (&request, TETHER_INTERNAL, "cannot start handler: no thread",
+                  rc);
         s_running_drop (self);
     }
 }

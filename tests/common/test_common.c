@@ -73,12 +73,13 @@ test_load_precedence (void **state)
     char path[] = "/tmp/tether-test-config-XXXXXX";
     int fd = mkstemp (path);
     assert_true (fd >= 0);
-    const char *zpl = "t\n    name = fromfile\n    timeout = 2s\n    limit = 3\n";
+    const char *zpl =
+        "t\n    name = fromfile\n    timeout = 2s\n    limit = 3\n";
     assert_int_equal (write (fd, zpl, strlen (zpl)), (ssize_t) strlen (zpl));
     close (fd);
     setenv ("TETHER_TEST_TIMEOUT", "3s", 1);
-    char *argv[] = {"prog", "--config", path, "--name=fromflag", "--flag",
-                    NULL};
+    char *argv[] = {"prog",   "--config", path, "--name=fromflag",
+                    "--flag", NULL};
     assert_int_equal (
         tconfig_load (options, count, 5, argv, NULL, &help, err, sizeof err),
         0);
@@ -91,9 +92,9 @@ test_load_precedence (void **state)
     //  Out of range, unknown flag and missing value are errors that name
     //  the setting.
     char *bad_range[] = {"prog", "--limit", "11", NULL};
-    assert_int_equal (
-        tconfig_load (options, count, 3, bad_range, NULL, NULL, err, sizeof err),
-        -1);
+    assert_int_equal (tconfig_load (options, count, 3, bad_range, NULL, NULL,
+                                    err, sizeof err),
+                      -1);
     assert_non_null (strstr (err, "--limit"));
     char *unknown[] = {"prog", "--nope", NULL};
     assert_int_equal (
@@ -112,9 +113,9 @@ test_load_precedence (void **state)
         tconfig_load (options, count, 3, missing, NULL, NULL, err, sizeof err),
         -1);
     char *asks_help[] = {"prog", "--help", NULL};
-    assert_int_equal (
-        tconfig_load (options, count, 2, asks_help, NULL, &help, err, sizeof err),
-        0);
+    assert_int_equal (tconfig_load (options, count, 2, asks_help, NULL, &help,
+                                    err, sizeof err),
+                      0);
     assert_true (help);
     unlink (path);
     tconfig_free_strings (options, count);
@@ -149,7 +150,7 @@ test_envelope_rejects_garbage (void **state)
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__PING;
     zframe_t *frame = wire_envelope_encode (&env);
-    zframe_data (frame)[1] = 2;     //  field 1 varint: version 1 -> 2
+    zframe_data (frame)[1] = 2; //  field 1 varint: version 1 -> 2
     Wire__Envelope *got = (Wire__Envelope *) &env;
     assert_int_equal (wire_envelope_decode (frame, &got), -2);
     assert_null (got);
@@ -166,8 +167,7 @@ test_envelope_rejects_garbage (void **state)
         if (wire_envelope_decode (frame, &got) == 0) {
             assert_int_equal (got->version, WIRE_VERSION);
             wire_envelope_free (&got);
-        }
-        else
+        } else
             assert_null (got);
         zframe_destroy (&frame);
     }
@@ -199,20 +199,21 @@ test_quote (void **state)
 static void
 test_utf8 (void **state)
 {
-    struct {
+    struct
+    {
         const char *bytes;
         bool valid;
     } cases[] = {
         {"plain ascii", true},
-        {"caf\xc3\xa9", true},                 //  e acute
-        {"\xe2\x82\xac", true},                 //  euro sign
-        {"\xf0\x9f\x98\x80", true},            //  emoji
-        {"\xc3", false},                        //  truncated
-        {"\xc0\xaf", false},                    //  overlong '/'
-        {"\xe0\x80\xaf", false},                //  overlong '/'
-        {"\xed\xa0\x80", false},                //  surrogate
-        {"\xf4\x90\x80\x80", false},            //  above U+10FFFF
-        {"\x80", false},                        //  lone continuation
+        {"caf\xc3\xa9", true},       //  e acute
+        {"\xe2\x82\xac", true},      //  euro sign
+        {"\xf0\x9f\x98\x80", true},  //  emoji
+        {"\xc3", false},             //  truncated
+        {"\xc0\xaf", false},         //  overlong '/'
+        {"\xe0\x80\xaf", false},     //  overlong '/'
+        {"\xed\xa0\x80", false},     //  surrogate
+        {"\xf4\x90\x80\x80", false}, //  above U+10FFFF
+        {"\x80", false},             //  lone continuation
         {"\xff", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -232,8 +233,8 @@ s_pack_request (const char *agent_id, const char *header_value, uint8_t *out)
     req.id = "r-1";
     req.agent_id = (char *) agent_id;
     req.call = "echo";
-    Tether__V1__AgentRequest__HeadersEntry entry
-        = TETHER__V1__AGENT_REQUEST__HEADERS_ENTRY__INIT;
+    Tether__V1__AgentRequest__HeadersEntry entry =
+        TETHER__V1__AGENT_REQUEST__HEADERS_ENTRY__INIT;
     Tether__V1__AgentRequest__HeadersEntry *entries[] = {&entry};
     if (header_value) {
         entry.key = "k";
@@ -241,7 +242,7 @@ s_pack_request (const char *agent_id, const char *header_value, uint8_t *out)
         req.n_headers = 1;
         req.headers = entries;
     }
-    uint8_t payload[] = {0xff, 0x00, 0xfe};     //  bytes: anything goes
+    uint8_t payload[] = {0xff, 0x00, 0xfe}; //  bytes: anything goes
     req.payload.data = payload;
     req.payload.len = sizeof payload;
     return tether__v1__agent_request__pack (&req, out);
@@ -250,8 +251,8 @@ s_pack_request (const char *agent_id, const char *header_value, uint8_t *out)
 static void
 test_strings_check (void **state)
 {
-    const ProtobufCMessageDescriptor *desc
-        = &tether__v1__agent_request__descriptor;
+    const ProtobufCMessageDescriptor *desc =
+        &tether__v1__agent_request__descriptor;
     uint8_t buf[256];
     const char *field = NULL;
     size_t size = s_pack_request ("dev-1", "v", buf);

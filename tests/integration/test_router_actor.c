@@ -22,14 +22,15 @@
 #include "wire_envelope.h"
 
 //  How long any single expected message may take, ms.
-#define S_DEADLINE_MS   10000
+#define S_DEADLINE_MS 10000
 
-typedef struct {
-    router_config_t cfg;        //  settings of the actor under test
-    zactor_t *router;           //  the actor
-    int router_port;            //  its ROUTER's port
-    int monitor_port;           //  its PUB's port
-    uint64_t rng;               //  xorshift state for this test
+typedef struct
+{
+    router_config_t cfg; //  settings of the actor under test
+    zactor_t *router;    //  the actor
+    int router_port;     //  its ROUTER's port
+    int monitor_port;    //  its PUB's port
+    uint64_t rng;        //  xorshift state for this test
 } fixture_t;
 
 //  ---------------------------------------------------------------------
@@ -56,8 +57,11 @@ s_router_start (fixture_t *fx)
 }
 
 static void
-s_router_stats (fixture_t *fx, uint64_t *agents, uint64_t *requests,
-                uint64_t *edges, uint64_t *malformed)
+s_router_stats (fixture_t *fx,
+                uint64_t *agents,
+                uint64_t *requests,
+                uint64_t *edges,
+                uint64_t *malformed)
 {
     assert_int_equal (zstr_send (fx->router, "STATS"), 0);
     assert_int_equal (
@@ -74,7 +78,7 @@ s_edge_new (fixture_t *fx, int port)
     uint8_t id[16];
     for (size_t i = 0; i < sizeof id; i++)
         id[i] = (uint8_t) s_rand (fx);
-    id[0] = 'e';                //  ids starting with 0 are libzmq's
+    id[0] = 'e'; //  ids starting with 0 are libzmq's
     assert_int_equal (
         zmq_setsockopt (zsock_resolve (sock), ZMQ_ROUTING_ID, id, sizeof id),
         0);
@@ -102,7 +106,10 @@ s_send (zsock_t *sock, Wire__Envelope *env, const void *payload, size_t size)
 //  when `payload_p` is not NULL, its payload frame (caller owns it; NULL
 //  when there is none).  Fails the test at `file`:`line` on a deadline.
 static Wire__Envelope *
-s_expect (zsock_t *sock, int command, zframe_t **payload_p, const char *file,
+s_expect (zsock_t *sock,
+          int command,
+          zframe_t **payload_p,
+          const char *file,
           int line)
 {
     int64_t deadline = zclock_mono () + S_DEADLINE_MS;
@@ -134,14 +141,16 @@ s_expect (zsock_t *sock, int command, zframe_t **payload_p, const char *file,
     return NULL;
 }
 
-#define EXPECT(sock, command, payload_p)                                     \
-    s_expect ((sock), WIRE__COMMAND__##command, (payload_p), __FILE__,       \
-              __LINE__)
+#define EXPECT(sock, command, payload_p)                                       \
+    s_expect ((sock), WIRE__COMMAND__##command, (payload_p), __FILE__, __LINE__)
 
 //  HELLO with `agents`; expects WELCOME.  Returns the router's incarnation.
 static uint64_t
-s_hello (zsock_t *edge, const char *edge_id, uint64_t incarnation,
-         Wire__AgentEntry **agents, size_t n_agents)
+s_hello (zsock_t *edge,
+         const char *edge_id,
+         uint64_t incarnation,
+         Wire__AgentEntry **agents,
+         size_t n_agents)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__HELLO;
@@ -179,8 +188,12 @@ s_subscribe (zsock_t *edge, const char *agent_id, uint64_t handle)
 }
 
 static void
-s_publish (zsock_t *client, uint64_t handle, const char *request_id,
-           const char *agent_id, const void *payload, size_t size)
+s_publish (zsock_t *client,
+           uint64_t handle,
+           const char *request_id,
+           const char *agent_id,
+           const void *payload,
+           size_t size)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__PUBLISH;
@@ -193,8 +206,11 @@ s_publish (zsock_t *client, uint64_t handle, const char *request_id,
 
 //  The agent side of one request, all at once: BIND, one RESPONSE, END OK.
 static void
-s_answer (zsock_t *agent, uint64_t handle, const char *request_id,
-          const void *payload, size_t size)
+s_answer (zsock_t *agent,
+          uint64_t handle,
+          const char *request_id,
+          const void *payload,
+          size_t size)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.handle = handle;
@@ -426,18 +442,18 @@ s_send_garbage (fixture_t *fx, zsock_t *sock, int kind)
     for (size_t i = 0; i < sizeof bytes; i++)
         bytes[i] = (uint8_t) s_rand (fx);
     switch (kind) {
-        case 0: {               //  1..4 frames of random bytes
+        case 0: { //  1..4 frames of random bytes
             int frames = 1 + (int) (s_rand (fx) % 4);
             for (int i = 0; i < frames; i++)
                 zmsg_addmem (msg, bytes, s_rand (fx) % sizeof bytes);
             break;
         }
-        case 1:                 //  empty frames
+        case 1: //  empty frames
             zmsg_addmem (msg, NULL, 0);
             if (s_rand (fx) % 2)
                 zmsg_addmem (msg, NULL, 0);
             break;
-        case 2: {               //  a well-formed envelope of version 2
+        case 2: { //  a well-formed envelope of version 2
             env.command = WIRE__COMMAND__PING;
             env.version = 2;
             size_t size = wire__envelope__get_packed_size (&env);
@@ -446,15 +462,15 @@ s_send_garbage (fixture_t *fx, zsock_t *sock, int kind)
             zmsg_append (msg, &frame);
             break;
         }
-        case 3: {               //  unknown, reserved or router->edge command
-            static const int commands[] = {0, 12, 31, 32, 33, 36, 39, 40, 99,
-                                           -1};
+        case 3: { //  unknown, reserved or router->edge command
+            static const int commands[] = {0,  12, 31, 32, 33,
+                                           36, 39, 40, 99, -1};
             env.command = (Wire__Command) commands[s_rand (fx) % 10];
             zframe_t *frame = wire_envelope_encode (&env);
             zmsg_append (msg, &frame);
             break;
         }
-        case 4: {               //  a known command with too many frames
+        case 4: { //  a known command with too many frames
             env.command = (Wire__Command) (1 + s_rand (fx) % 11);
             zframe_t *frame = wire_envelope_encode (&env);
             zmsg_append (msg, &frame);
@@ -463,7 +479,7 @@ s_send_garbage (fixture_t *fx, zsock_t *sock, int kind)
                 zmsg_addmem (msg, bytes, 8);
             break;
         }
-        case 5: {               //  payload commands without their payload
+        case 5: { //  payload commands without their payload
             env.command = s_rand (fx) % 2 ? WIRE__COMMAND__PUBLISH
                                           : WIRE__COMMAND__RESPONSE;
             env.agent_id = "nobody";
@@ -471,11 +487,10 @@ s_send_garbage (fixture_t *fx, zsock_t *sock, int kind)
             zmsg_append (msg, &frame);
             break;
         }
-        case 6: {               //  well-formed, out of place: unknown ids
-            static const Wire__Command commands[]
-                = {WIRE__COMMAND__BIND, WIRE__COMMAND__END,
-                   WIRE__COMMAND__CANCEL, WIRE__COMMAND__CREDIT,
-                   WIRE__COMMAND__UNSUBSCRIBE};
+        case 6: { //  well-formed, out of place: unknown ids
+            static const Wire__Command commands[] = {
+                WIRE__COMMAND__BIND, WIRE__COMMAND__END, WIRE__COMMAND__CANCEL,
+                WIRE__COMMAND__CREDIT, WIRE__COMMAND__UNSUBSCRIBE};
             env.command = commands[s_rand (fx) % 5];
             env.credit = (uint32_t) s_rand (fx);
             env.status = (int32_t) (s_rand (fx) % 40) - 5;
@@ -483,7 +498,7 @@ s_send_garbage (fixture_t *fx, zsock_t *sock, int kind)
             zmsg_append (msg, &frame);
             break;
         }
-        case 7: {               //  bad agent ids and labels
+        case 7: { //  bad agent ids and labels
             Wire__AgentEntry agent = WIRE__AGENT_ENTRY__INIT;
             char long_id[5000];
             memset (long_id, 'x', sizeof long_id - 1);
@@ -499,7 +514,7 @@ s_send_garbage (fixture_t *fx, zsock_t *sock, int kind)
             zmsg_append (msg, &frame);
             break;
         }
-        default: {              //  a truncated envelope
+        default: { //  a truncated envelope
             env.command = WIRE__COMMAND__PUBLISH;
             env.agent_id = "dev-g";
             zframe_t *frame = wire_envelope_encode (&env);
@@ -518,7 +533,7 @@ static void
 test_garbage (void **state)
 {
     fixture_t *fx = (fixture_t *) *state;
-    fx->rng = 0x12345678abcdefull;  //  reproducible
+    fx->rng = 0x12345678abcdefull; //  reproducible
     zsock_t *edge = s_edge_new (fx, fx->router_port);
     zsock_t *stranger = s_edge_new (fx, fx->router_port);
     s_hello (edge, "edge-g:1", 33, NULL, 0);
@@ -692,7 +707,7 @@ test_stalled_monitor (void **state)
         zsock_connect (sub, "tcp://127.0.0.1:%d", fx->monitor_port), 0);
     s_hello (agent, "edge-m:1", 1, NULL, 0);
     s_hello (client, "edge-n:1", 2, NULL, 0);
-    s_monitor_join (sub, agent);     //  from here on `sub` is never read
+    s_monitor_join (sub, agent); //  from here on `sub` is never read
     s_subscribe (agent, "dev-m", 1);
 
     //  Two events per request: 25,000 requests, 64 in flight.
@@ -717,8 +732,7 @@ test_stalled_monitor (void **state)
         assert_int_equal (wire_envelope_decode (zmsg_first (msg), &env), 0);
         if (env->command == WIRE__COMMAND__DELIVER)
             s_answer (agent, env->handle + 1000000, env->request_id, "a", 1);
-        else
-        if (env->command == WIRE__COMMAND__FINISH) {
+        else if (env->command == WIRE__COMMAND__FINISH) {
             assert_int_equal (env->status, 0);
             finished++;
         }

@@ -27,23 +27,24 @@
 #include "wire_envelope.h"
 
 #ifndef TETHER_ROUTER_BIN
-#   error "TETHER_ROUTER_BIN must name the tether-router binary"
+#error "TETHER_ROUTER_BIN must name the tether-router binary"
 #endif
 #ifndef TETHER_SOURCE_DIR
-#   error "TETHER_SOURCE_DIR must name the source tree"
+#error "TETHER_SOURCE_DIR must name the source tree"
 #endif
 
 extern char **environ;
 
-#define S_DEADLINE_MS   10000
+#define S_DEADLINE_MS 10000
 
-typedef struct {
-    pid_t pid;                  //  the child
-    int out_fd;                 //  read end of its stdout, -1 at EOF
-    int err_fd;                 //  read end of its stderr, -1 at EOF
-    char *out;                  //  what it wrote to stdout (heap)
+typedef struct
+{
+    pid_t pid;  //  the child
+    int out_fd; //  read end of its stdout, -1 at EOF
+    int err_fd; //  read end of its stderr, -1 at EOF
+    char *out;  //  what it wrote to stdout (heap)
     size_t out_size;
-    char *err;                  //  what it wrote to stderr (heap)
+    char *err; //  what it wrote to stderr (heap)
     size_t err_size;
 } child_t;
 
@@ -216,7 +217,8 @@ test_bad_settings (void **state)
     fclose (out);
     char *file_arg = zsys_sprintf ("--config=%s", file);
 
-    struct {
+    struct
+    {
         const char *args[4];
         const char *env[2];
         const char *expect;
@@ -224,18 +226,22 @@ test_bad_settings (void **state)
         {{"--idle-timeout", "abc", NULL}, {NULL}, "--idle-timeout"},
         {{"--max-agents", "0", NULL}, {NULL}, "--max-agents"},
         {{"--max-message-size", "lots", NULL}, {NULL}, "--max-message-size"},
-        {{"--first-response-timeout=-1s", NULL}, {NULL},
+        {{"--first-response-timeout=-1s", NULL},
+         {NULL},
          "--first-response-timeout"},
         {{"--no-such-flag", NULL}, {NULL}, "--no-such-flag"},
         {{"--bind", NULL}, {NULL}, "--bind"},
         {{"--log-level", "loud", NULL}, {NULL}, "--log-level"},
-        {{NULL}, {"TETHER_EDGE_LIVENESS=forever", NULL},
+        {{NULL},
+         {"TETHER_EDGE_LIVENESS=forever", NULL},
          "TETHER_EDGE_LIVENESS"},
         {{file_arg, NULL}, {NULL}, file},
-        {{"--config", "/nonexistent/router.cfg", NULL}, {NULL},
+        {{"--config", "/nonexistent/router.cfg", NULL},
+         {NULL},
          "/nonexistent/router.cfg"},
         {{"--heartbeat", "2s", NULL}, {NULL}, "--heartbeat"},
-        {{"--edge-liveness", "1s", NULL}, {"TETHER_HEARTBEAT=600ms", NULL},
+        {{"--edge-liveness", "1s", NULL},
+         {"TETHER_HEARTBEAT=600ms", NULL},
          "--edge-liveness"},
         {{"--edge-hwm", "3000000000", NULL}, {NULL}, "--edge-hwm"},
     };
@@ -243,8 +249,8 @@ test_bad_settings (void **state)
         child_t child;
         int code = s_run (&child, cases[i].args, cases[i].env);
         if (code != 2 || !strstr (child.err, cases[i].expect))
-            fail_msg ("case %zu: exit %d, stderr '%s', expected '%s'", i,
-                      code, child.err, cases[i].expect);
+            fail_msg ("case %zu: exit %d, stderr '%s', expected '%s'", i, code,
+                      child.err, cases[i].expect);
         s_child_free (&child);
     }
     remove (file);
@@ -259,8 +265,8 @@ test_config_file_states_defaults (void **state)
     child_t plain, with_file;
     const char *args[] = {"--help", NULL};
     assert_int_equal (s_run (&plain, args, NULL), 0);
-    const char *file_args[]
-        = {"--config", TETHER_SOURCE_DIR "/config/router.cfg", "--help", NULL};
+    const char *file_args[] = {
+        "--config", TETHER_SOURCE_DIR "/config/router.cfg", "--help", NULL};
     assert_int_equal (s_run (&with_file, file_args, NULL), 0);
     assert_string_equal (with_file.out, plain.out);
     s_child_free (&plain);
@@ -320,8 +326,8 @@ test_sigterm_exits_zero (void **state)
 static void
 test_sigint_exits_zero (void **state)
 {
-    const char *args[] = {"--bind", "tcp://127.0.0.1:*", "--monitor", "",
-                          "--log-level=debug", NULL};
+    const char *args[] = {"--bind", "tcp://127.0.0.1:*", "--monitor",
+                          "",       "--log-level=debug", NULL};
     s_run_and_stop (args, NULL, SIGINT);
 }
 

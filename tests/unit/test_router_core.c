@@ -27,37 +27,48 @@
 #define MAX_LIVE 16
 
 //  gRPC codes used here
-enum {
-    OK = 0, CANCELLED = 1, UNKNOWN = 2, INVALID_ARGUMENT = 3,
-    DEADLINE_EXCEEDED = 4, NOT_FOUND = 5, ALREADY_EXISTS = 6,
+enum
+{
+    OK = 0,
+    CANCELLED = 1,
+    UNKNOWN = 2,
+    INVALID_ARGUMENT = 3,
+    DEADLINE_EXCEEDED = 4,
+    NOT_FOUND = 5,
+    ALREADY_EXISTS = 6,
     PERMISSION_DENIED = 7,
-    RESOURCE_EXHAUSTED = 8, FAILED_PRECONDITION = 9, ABORTED = 10,
+    RESOURCE_EXHAUSTED = 8,
+    FAILED_PRECONDITION = 9,
+    ABORTED = 10,
     UNAVAILABLE = 14
 };
 
 #define ANY -1
 
-typedef struct {
-    char *to;                   //  routing id (test routing ids are text)
-    Wire__Envelope *env;        //  decoded frame 1
-    zframe_t *payload;          //  frame 2 or NULL
+typedef struct
+{
+    char *to;            //  routing id (test routing ids are text)
+    Wire__Envelope *env; //  decoded frame 1
+    zframe_t *payload;   //  frame 2 or NULL
 } out_t;
 
-typedef struct {
+typedef struct
+{
     char *topic;
     char *json;
 } event_t;
 
-typedef struct {
+typedef struct
+{
     core_t *core;
     core_config_t cfg;
     int64_t now;
-    zlistx_t *out;              //  out_t, edge messages not yet checked
-    zlistx_t *events;           //  event_t, every event so far
-    uint64_t last_seq;          //  last event seq seen
-    size_t logs;                //  log lines seen
-    size_t pongs;               //  PONGs seen (dropped from `out`)
-    char *live [MAX_LIVE];      //  routing ids kept alive by s_advance
+    zlistx_t *out;        //  out_t, edge messages not yet checked
+    zlistx_t *events;     //  event_t, every event so far
+    uint64_t last_seq;    //  last event seq seen
+    size_t logs;          //  log lines seen
+    size_t pongs;         //  PONGs seen (dropped from `out`)
+    char *live[MAX_LIVE]; //  routing ids kept alive by s_advance
     size_t n_live;
 } fx_t;
 
@@ -99,12 +110,9 @@ s_drain (fx_t *fx)
             if (out->env->command == WIRE__COMMAND__PONG) {
                 fx->pongs++;
                 s_out_destroy (&out);
-            }
-            else
+            } else
                 zlistx_add_end (fx->out, out);
-        }
-        else
-        if (kind == CORE_OUT_EVENT) {
+        } else if (kind == CORE_OUT_EVENT) {
             assert_int_equal (zmsg_size (msg), 2);
             event_t *event = (event_t *) calloc (1, sizeof (event_t));
             event->topic = zmsg_popstr (msg);
@@ -115,15 +123,14 @@ s_drain (fx_t *fx)
             assert_int_equal (seq, fx->last_seq + 1);
             fx->last_seq = seq;
             assert_non_null (strstr (event->json, "\"mono_ms\":"));
-            assert_int_equal (event->json [strlen (event->json) - 1], '}');
+            assert_int_equal (event->json[strlen (event->json) - 1], '}');
             zlistx_add_end (fx->events, event);
-        }
-        else {
+        } else {
             assert_int_equal (kind, CORE_OUT_LOG);
             assert_int_equal (zmsg_size (msg), 3);
             char *level = zmsg_popstr (msg);
-            assert_true (strlen (level) == 1 && level [0] >= '0'
-                         && level [0] <= '3');
+            assert_true (strlen (level) == 1 && level[0] >= '0'
+                         && level[0] <= '3');
             free (level);
             fx->logs++;
         }
@@ -184,7 +191,7 @@ s_fx_destroy (fx_t **fx_p)
     zlistx_destroy (&fx->out);
     zlistx_destroy (&fx->events);
     for (size_t i = 0; i < fx->n_live; i++)
-        free (fx->live [i]);
+        free (fx->live[i]);
     free (fx);
     *fx_p = NULL;
 }
@@ -206,8 +213,13 @@ s_teardown (void **state)
 
 //  Pop the next edge message and check it.  status/handle ANY: not checked.
 static out_t *
-s_pop (fx_t *fx, const char *to, int command, int64_t handle, int status,
-       const char *file, int line)
+s_pop (fx_t *fx,
+       const char *to,
+       int command,
+       int64_t handle,
+       int status,
+       const char *file,
+       int line)
 {
     out_t *out = (out_t *) zlistx_detach (fx->out, NULL);
     if (!out) {
@@ -228,13 +240,13 @@ s_pop (fx_t *fx, const char *to, int command, int64_t handle, int status,
     return out;
 }
 
-#define POP(fx, to, cmd, handle, status) \
+#define POP(fx, to, cmd, handle, status)                                       \
     s_pop (fx, to, WIRE__COMMAND__##cmd, handle, status, __FILE__, __LINE__)
 
-#define EXPECT(fx, to, cmd, handle, status) \
-    do { \
-        out_t *out__ = POP (fx, to, cmd, handle, status); \
-        s_out_destroy (&out__); \
+#define EXPECT(fx, to, cmd, handle, status)                                    \
+    do {                                                                       \
+        out_t *out__ = POP (fx, to, cmd, handle, status);                      \
+        s_out_destroy (&out__);                                                \
     } while (0)
 
 static void
@@ -243,10 +255,9 @@ s_expect_none (fx_t *fx, const char *file, int line)
     out_t *out = (out_t *) zlistx_first (fx->out);
     if (out) {
         print_error ("%s:%d: expected nothing, got %s to %s handle %" PRIu64
-                     " status %d request %s\n", file, line,
-                     wire_command_name (out->env->command), out->to,
-                     out->env->handle, out->env->status,
-                     out->env->request_id);
+                     " status %d request %s\n",
+                     file, line, wire_command_name (out->env->command), out->to,
+                     out->env->handle, out->env->status, out->env->request_id);
         _fail (file, line);
     }
 }
@@ -304,19 +315,19 @@ static void
 s_keep_alive (fx_t *fx, const char *from)
 {
     for (size_t i = 0; i < fx->n_live; i++)
-        if (streq (fx->live [i], from))
+        if (streq (fx->live[i], from))
             return;
     assert_true (fx->n_live < MAX_LIVE);
-    fx->live [fx->n_live++] = strdup (from);
+    fx->live[fx->n_live++] = strdup (from);
 }
 
 static void
 s_forget (fx_t *fx, const char *from)
 {
     for (size_t i = 0; i < fx->n_live; i++)
-        if (streq (fx->live [i], from)) {
-            free (fx->live [i]);
-            fx->live [i] = fx->live [--fx->n_live];
+        if (streq (fx->live[i], from)) {
+            free (fx->live[i]);
+            fx->live[i] = fx->live[--fx->n_live];
             return;
         }
 }
@@ -340,7 +351,7 @@ s_advance (fx_t *fx, int64_t ms)
         fx->now += step;
         ms -= step;
         for (size_t i = 0; i < fx->n_live; i++)
-            s_ping (fx, fx->live [i]);
+            s_ping (fx, fx->live[i]);
         core_tick (fx->core, fx->now);
         s_drain (fx);
     }
@@ -361,7 +372,9 @@ s_hello (fx_t *fx, const char *from, const char *name)
 }
 
 static void
-s_subscribe_send (fx_t *fx, const char *from, uint64_t handle,
+s_subscribe_send (fx_t *fx,
+                  const char *from,
+                  uint64_t handle,
                   const char *agent_id)
 {
     Wire__AgentEntry entry = WIRE__AGENT_ENTRY__INIT;
@@ -398,9 +411,15 @@ s_unsubscribe (fx_t *fx, const char *from, uint64_t handle, uint64_t session)
 }
 
 static void
-s_publish_full (fx_t *fx, const char *from, uint64_t handle, const char *rid,
-                const char *agent, uint32_t timeout_ms, uint32_t wait_ms,
-                uint32_t credit, const char *payload)
+s_publish_full (fx_t *fx,
+                const char *from,
+                uint64_t handle,
+                const char *rid,
+                const char *agent,
+                uint32_t timeout_ms,
+                uint32_t wait_ms,
+                uint32_t credit,
+                const char *payload)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__PUBLISH;
@@ -414,7 +433,10 @@ s_publish_full (fx_t *fx, const char *from, uint64_t handle, const char *rid,
 }
 
 static void
-s_publish (fx_t *fx, const char *from, uint64_t handle, const char *rid,
+s_publish (fx_t *fx,
+           const char *from,
+           uint64_t handle,
+           const char *rid,
            const char *agent)
 {
     s_publish_full (fx, from, handle, rid, agent, 0, 0, 8, NULL);
@@ -422,8 +444,8 @@ s_publish (fx_t *fx, const char *from, uint64_t handle, const char *rid,
 
 //  Command with handle and request id only: CANCEL, BIND.
 static void
-s_simple (fx_t *fx, const char *from, int command, uint64_t handle,
-          const char *rid)
+s_simple (
+    fx_t *fx, const char *from, int command, uint64_t handle, const char *rid)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = command;
@@ -433,7 +455,10 @@ s_simple (fx_t *fx, const char *from, int command, uint64_t handle,
 }
 
 static void
-s_response (fx_t *fx, const char *from, uint64_t handle, const char *rid,
+s_response (fx_t *fx,
+            const char *from,
+            uint64_t handle,
+            const char *rid,
             const char *payload)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
@@ -444,8 +469,12 @@ s_response (fx_t *fx, const char *from, uint64_t handle, const char *rid,
 }
 
 static void
-s_end (fx_t *fx, const char *from, uint64_t handle, const char *rid,
-       int status, const char *message)
+s_end (fx_t *fx,
+       const char *from,
+       uint64_t handle,
+       const char *rid,
+       int status,
+       const char *message)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__END;
@@ -457,7 +486,10 @@ s_end (fx_t *fx, const char *from, uint64_t handle, const char *rid,
 }
 
 static void
-s_credit (fx_t *fx, const char *from, uint64_t handle, const char *rid,
+s_credit (fx_t *fx,
+          const char *from,
+          uint64_t handle,
+          const char *rid,
           uint32_t credit)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
@@ -517,17 +549,17 @@ test_happy_path (void **state)
     EXPECT (fx, "C", REPLY, 10, ANY);
     s_end (fx, "R", 20, "r1", OK, "");
     EXPECT (fx, "C", FINISH, 10, OK);
-    EXPECT_NONE (fx);               //  no ABORT, no FINISH to responder
+    EXPECT_NONE (fx); //  no ABORT, no FINISH to responder
     s_assert_empty (fx);
-    assert_int_equal (core_stats (fx->core)->requests_by_status [OK], 1);
+    assert_int_equal (core_stats (fx->core)->requests_by_status[OK], 1);
     assert_int_equal (core_stats (fx->core)->responses_routed, 2);
     assert_int_equal (s_events (fx, "request.start", "\"request_id\":\"r1\""),
                       1);
     assert_int_equal (s_events (fx, "request.end", "\"code\":\"OK\""), 1);
-    assert_int_equal (s_events (fx, "request.end",
-                                "\"bytes_to_client\":16"), 1);
-    assert_int_equal (s_events (fx, "request.end",
-                                "\"client_edge\":\"client-edge\""), 1);
+    assert_int_equal (s_events (fx, "request.end", "\"bytes_to_client\":16"),
+                      1);
+    assert_int_equal (
+        s_events (fx, "request.end", "\"client_edge\":\"client-edge\""), 1);
     assert_int_equal (s_events (fx, "agent.up", "\"agent_id\":\"dev-1\""), 1);
     assert_int_equal (s_events (fx, "edge.up", NULL), 3);
     //  The agent stays connected; its stream ends
@@ -575,7 +607,7 @@ test_reconnect_race_unsubscribe_first (void **state)
     assert_int_equal (core_agent_count (fx->core), 0);
     uint64_t new_session = s_subscribe (fx, "B", 7, "dev-1");
     assert_true (new_session > old_session);
-    EXPECT_NONE (fx);                   //  nothing to kick
+    EXPECT_NONE (fx); //  nothing to kick
     //  A duplicate late disconnect of the old session is still ignored
     s_unsubscribe (fx, "A", 1, old_session);
     assert_int_equal (core_agent_count (fx->core), 1);
@@ -590,7 +622,7 @@ test_reconnect_race_unsubscribe_first (void **state)
     s_unsubscribe (fx, "B", 7, new_session);
     assert_int_equal (core_agent_count (fx->core), 1);
     s_simple (fx, "C", WIRE__COMMAND__CANCEL, 10, "r1");
-    EXPECT (fx, "B", ABORT, 8, ANY);    //  the request moved to stream 8
+    EXPECT (fx, "B", ABORT, 8, ANY); //  the request moved to stream 8
     s_assert_empty (fx);
 }
 
@@ -753,7 +785,7 @@ test_end_client_cancel (void **state)
     s_simple (fx, "C", WIRE__COMMAND__CANCEL, 10, "r1");
     EXPECT (fx, "A", ABORT, 1, ANY);
     EXPECT (fx, "R", FINISH, 20, CANCELLED);
-    EXPECT_NONE (fx);                   //  not the client itself
+    EXPECT_NONE (fx); //  not the client itself
     s_assert_empty (fx);
     //  Late messages for it are harmless
     s_response (fx, "R", 20, "r1", "late");
@@ -762,8 +794,7 @@ test_end_client_cancel (void **state)
     s_simple (fx, "C", WIRE__COMMAND__CANCEL, 10, "r1");
     s_credit (fx, "C", 10, "r1", 1);
     EXPECT_NONE (fx);
-    assert_int_equal (core_stats (fx->core)->requests_by_status [CANCELLED],
-                      1);
+    assert_int_equal (core_stats (fx->core)->requests_by_status[CANCELLED], 1);
 }
 
 static void
@@ -792,7 +823,7 @@ test_end_idle_timeout (void **state)
     s_advance (fx, 5000);
     s_response (fx, "R", 20, "r1", "x");
     EXPECT (fx, "C", REPLY, 10, ANY);
-    s_advance (fx, 29000);              //  past first_response: no matter
+    s_advance (fx, 29000); //  past first_response: no matter
     s_response (fx, "R", 20, "r1", "y");
     EXPECT (fx, "C", REPLY, 10, ANY);
     s_advance (fx, 29999);
@@ -959,8 +990,7 @@ test_client_edge_dead (void **state)
     assert_int_equal (core_edge_count (fx->core), 2);
     assert_int_equal (core_stats (fx->core)->edges_lost, 1);
     assert_int_equal (s_events (fx, "edge.down", "client-edge"), 1);
-    assert_int_equal (core_stats (fx->core)->requests_by_status [CANCELLED],
-                      3);
+    assert_int_equal (core_stats (fx->core)->requests_by_status[CANCELLED], 3);
     //  The dead edge is unknown now: PUBLISH gets UNAVAILABLE and a PONG
     size_t pongs = fx->pongs;
     s_publish (fx, "C", 13, "r4", "dev-1");
@@ -1032,8 +1062,7 @@ s_bye (fx_t *fx, const char *from)
 }
 
 static void
-s_hello_inc (fx_t *fx, const char *from, const char *name,
-             uint64_t incarnation)
+s_hello_inc (fx_t *fx, const char *from, const char *name, uint64_t incarnation)
 {
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__HELLO;
@@ -1071,14 +1100,14 @@ test_edge_name_conflict (void **state)
     }
     EXPECT_NONE (fx);
     assert_int_equal (core_edge_count (fx->core), 3);
-    assert_int_equal (core_agent_count (fx->core), 0);   //  HELLOs listed none
+    assert_int_equal (core_agent_count (fx->core), 0); //  HELLOs listed none
     assert_int_equal (core_stats (fx->core)->edge_name_conflicts, 1);
     assert_int_equal (core_stats (fx->core)->edges_lost, 0);
     Tether__V1__ListAgentsResponse *list;
     s_subscribe (fx, "B", 1, "dev-2");
     list = s_list (fx, "", 0);
     assert_int_equal (list->n_agents, 1);
-    assert_string_equal (list->agents [0]->edge, "edge#2");
+    assert_string_equal (list->agents[0]->edge, "edge#2");
     tether__v1__list_agents_response__free_unpacked (list, NULL);
     //  A third one is edge#3
     s_hello_inc (fx, "D", "edge", 3);
@@ -1108,7 +1137,8 @@ test_edge_name_conflict (void **state)
     assert_int_equal (core_stats (fx->core)->edge_name_conflicts, 3);
     assert_int_equal (s_events (fx, "edge.down",
                                 "\"reason\":\"replaced by a new "
-                                "incarnation\""), 1);
+                                "incarnation\""),
+                      1);
     s_advance (fx, 3000);
     EXPECT_NONE (fx);
 }
@@ -1206,7 +1236,7 @@ test_credit_before_bind_and_cap (void **state)
     out_t *out = POP (fx, "R", BOUND, 20, ANY);
     assert_int_equal (out->env->credit, 1024);
     s_out_destroy (&out);
-    s_credit (fx, "C", 10, "r1", 5);        //  full window: nothing
+    s_credit (fx, "C", 10, "r1", 5); //  full window: nothing
     EXPECT_NONE (fx);
     s_end (fx, "R", 20, "r1", OK, "");
     EXPECT (fx, "C", FINISH, 10, OK);
@@ -1329,18 +1359,18 @@ test_publish_refusals (void **state)
     EXPECT (fx, "C", FINISH, 16, INVALID_ARGUMENT);
     s_publish (fx, "C", 17, "has space", "dev-1");
     EXPECT (fx, "C", FINISH, 17, INVALID_ARGUMENT);
-    char long_id [200];
+    char long_id[200];
     memset (long_id, 'x', 199);
-    long_id [199] = 0;
+    long_id[199] = 0;
     s_publish (fx, "C", 18, "r4", long_id);
     EXPECT (fx, "C", FINISH, 18, INVALID_ARGUMENT);
     s_publish (fx, "C", 19, long_id, "dev-1");
     EXPECT (fx, "C", FINISH, 19, INVALID_ARGUMENT);
     //  A request may exceed the limit by CORE_PAYLOAD_MARGIN (the id an
     //  edge appends), not more.
-    char big [16 + CORE_PAYLOAD_MARGIN + 2];
+    char big[16 + CORE_PAYLOAD_MARGIN + 2];
     memset (big, 'p', sizeof big - 1);
-    big [sizeof big - 1] = 0;
+    big[sizeof big - 1] = 0;
     s_publish_full (fx, "C", 20, "r4", "dev-2", 0, 0, 1, big);
     EXPECT (fx, "C", FINISH, 20, RESOURCE_EXHAUSTED);
     //  Table full (3 in flight at most)
@@ -1392,7 +1422,7 @@ test_subscribe_refusals (void **state)
     l1.value = "v";
     l2.key = "k2";
     l2.value = "toolong";
-    Wire__AgentEntry__LabelsEntry *labels [2] = { &l1, &l2 };
+    Wire__AgentEntry__LabelsEntry *labels[2] = {&l1, &l2};
     Wire__AgentEntry entry = WIRE__AGENT_ENTRY__INIT;
     entry.handle = 7;
     entry.agent_id = "dev-1";
@@ -1404,7 +1434,7 @@ test_subscribe_refusals (void **state)
     s_in (fx, "A", &env, NULL);
     EXPECT (fx, "A", KICK, 7, INVALID_ARGUMENT);
     entry.n_labels = 1;
-    labels [0] = &l2;
+    labels[0] = &l2;
     s_in (fx, "A", &env, NULL);
     EXPECT (fx, "A", KICK, 7, INVALID_ARGUMENT);
     EXPECT_NONE (fx);
@@ -1432,8 +1462,8 @@ test_hello_resync (void **state)
     e2.session = 3000;
     Wire__AgentEntry e3 = WIRE__AGENT_ENTRY__INIT;
     e3.handle = 3;
-    e3.agent_id = "dev-3";              //  not yet known: session 0
-    Wire__AgentEntry *entries [3] = { &e3, &e1, &e2 };
+    e3.agent_id = "dev-3"; //  not yet known: session 0
+    Wire__AgentEntry *entries[3] = {&e3, &e1, &e2};
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__HELLO;
     env.edge_id = "a";
@@ -1468,7 +1498,7 @@ test_hello_resync (void **state)
     e5.handle = 8;
     e5.agent_id = "dev-2";
     e5.session = 2000;
-    Wire__AgentEntry *entries_b [1] = { &e5 };
+    Wire__AgentEntry *entries_b[1] = {&e5};
     env.edge_id = "b";
     env.n_agents = 1;
     env.agents = entries_b;
@@ -1485,7 +1515,7 @@ test_hello_resync (void **state)
     assert_int_equal (out->env->session, 4000);
     s_out_destroy (&out);
     //  A's HELLO again, now without dev-3: dev-3 goes; dev-1 stays
-    Wire__AgentEntry *entries_a [1] = { &e1 };
+    Wire__AgentEntry *entries_a[1] = {&e1};
     env.edge_id = "a";
     env.n_agents = 1;
     env.agents = entries_a;
@@ -1503,8 +1533,11 @@ test_hello_resync (void **state)
 }
 
 static void
-s_subscribe_session (fx_t *fx, const char *from, uint64_t handle,
-                     const char *agent_id, uint64_t session)
+s_subscribe_session (fx_t *fx,
+                     const char *from,
+                     uint64_t handle,
+                     const char *agent_id,
+                     uint64_t session)
 {
     Wire__AgentEntry entry = WIRE__AGENT_ENTRY__INIT;
     entry.handle = handle;
@@ -1566,7 +1599,7 @@ test_session_out_of_range (void **state)
     e2.handle = 3;
     e2.agent_id = "dev-3";
     e2.session = (uint64_t) INT64_MAX;
-    Wire__AgentEntry *entries [2] = { &e1, &e2 };
+    Wire__AgentEntry *entries[2] = {&e1, &e2};
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__HELLO;
     env.edge_id = "b";
@@ -1647,8 +1680,8 @@ s_list (fx_t *fx, const char *prefix, uint32_t limit)
     s_in (fx, "C", &env, NULL);
     out_t *out = POP (fx, "C", AGENTS, 99, ANY);
     assert_non_null (out->payload);
-    Tether__V1__ListAgentsResponse *list
-        = tether__v1__list_agents_response__unpack (
+    Tether__V1__ListAgentsResponse *list =
+        tether__v1__list_agents_response__unpack (
             NULL, zframe_size (out->payload), zframe_data (out->payload));
     assert_non_null (list);
     s_out_destroy (&out);
@@ -1667,7 +1700,7 @@ test_list (void **state)
     Wire__AgentEntry__LabelsEntry label = WIRE__AGENT_ENTRY__LABELS_ENTRY__INIT;
     label.key = "zone";
     label.value = "eu\n\"west\"\xff";
-    Wire__AgentEntry__LabelsEntry *labels [1] = { &label };
+    Wire__AgentEntry__LabelsEntry *labels[1] = {&label};
     Wire__AgentEntry entry = WIRE__AGENT_ENTRY__INIT;
     entry.handle = 4;
     entry.agent_id = "web-0";
@@ -1680,30 +1713,30 @@ test_list (void **state)
     s_in (fx, "A", &env, NULL);
     EXPECT (fx, "A", SUBSCRIBED, 4, ANY);
     //  JSON strings are escaped
-    assert_int_equal (s_events (fx, "agent.up",
-                                "\"zone\":\"eu\\u000a\\\"west\\\"\\ufffd\""),
-                      1);
+    assert_int_equal (
+        s_events (fx, "agent.up", "\"zone\":\"eu\\u000a\\\"west\\\"\\ufffd\""),
+        1);
     assert_int_equal (s_events (fx, "edge.up", "client \\\"edge\\\""), 1);
     s_publish (fx, "C", 10, "r1", "db-1");
     EXPECT (fx, "A", DELIVER, 1, ANY);
 
     Tether__V1__ListAgentsResponse *list = s_list (fx, "", 0);
     assert_int_equal (list->n_agents, 4);
-    assert_string_equal (list->agents [0]->agent_id, "db-1");
-    assert_string_equal (list->agents [1]->agent_id, "web-0");
-    assert_string_equal (list->agents [2]->agent_id, "web-1");
-    assert_string_equal (list->agents [3]->agent_id, "web-2");
-    assert_string_equal (list->agents [0]->edge, "edge-a");
-    assert_int_equal (list->agents [0]->session, s1);
-    assert_int_equal (list->agents [0]->in_flight, 1);
-    assert_int_equal (list->agents [1]->connected_at_unix_ms, 123);
-    assert_int_equal (list->agents [1]->n_labels, 1);
-    assert_string_equal (list->agents [1]->labels [0]->key, "zone");
+    assert_string_equal (list->agents[0]->agent_id, "db-1");
+    assert_string_equal (list->agents[1]->agent_id, "web-0");
+    assert_string_equal (list->agents[2]->agent_id, "web-1");
+    assert_string_equal (list->agents[3]->agent_id, "web-2");
+    assert_string_equal (list->agents[0]->edge, "edge-a");
+    assert_int_equal (list->agents[0]->session, s1);
+    assert_int_equal (list->agents[0]->in_flight, 1);
+    assert_int_equal (list->agents[1]->connected_at_unix_ms, 123);
+    assert_int_equal (list->agents[1]->n_labels, 1);
+    assert_string_equal (list->agents[1]->labels[0]->key, "zone");
     tether__v1__list_agents_response__free_unpacked (list, NULL);
     list = s_list (fx, "web-", 2);
     assert_int_equal (list->n_agents, 2);
-    assert_string_equal (list->agents [0]->agent_id, "web-0");
-    assert_string_equal (list->agents [1]->agent_id, "web-1");
+    assert_string_equal (list->agents[0]->agent_id, "web-0");
+    assert_string_equal (list->agents[1]->agent_id, "web-1");
     tether__v1__list_agents_response__free_unpacked (list, NULL);
     list = s_list (fx, "zzz", 0);
     assert_int_equal (list->n_agents, 0);
@@ -1724,7 +1757,7 @@ test_list_size_bound (void **state)
     cfg.max_payload_bytes = 1024;
     fx_t *fx = s_fx_new (&cfg);
     s_hello (fx, "C", "c");
-    char id [32];
+    char id[32];
     for (int i = 0; i < 200; i++) {
         snprintf (id, sizeof id, "dev-%03d", i);
         s_subscribe (fx, "C", (uint64_t) i + 1, id);
@@ -1735,12 +1768,12 @@ test_list_size_bound (void **state)
     assert_true (size <= 1024);
     //  Nearly full: one more agent would not have fitted
     assert_true (size + 30 > 1024);
-    assert_string_equal (list->agents [0]->agent_id, "dev-000");
+    assert_string_equal (list->agents[0]->agent_id, "dev-000");
     tether__v1__list_agents_response__free_unpacked (list, NULL);
     //  A narrower prefix pages through the rest
     list = s_list (fx, "dev-19", 0);
     assert_int_equal (list->n_agents, 10);
-    assert_string_equal (list->agents [9]->agent_id, "dev-199");
+    assert_string_equal (list->agents[9]->agent_id, "dev-199");
     tether__v1__list_agents_response__free_unpacked (list, NULL);
     //  Unknown edge: PONG known=false and FINISH UNAVAILABLE, no AGENTS
     size_t pongs = fx->pongs;
@@ -1762,7 +1795,7 @@ test_config_check (void **state)
     (void) state;
     router_config_t cfg;
     router_config_defaults (&cfg);
-    char err [256] = "";
+    char err[256] = "";
     assert_int_equal (router_config_check (&cfg, err, sizeof err), 0);
     cfg.core.heartbeat_ms = 1500;
     cfg.core.edge_liveness_ms = 3000;
@@ -1777,13 +1810,13 @@ test_config_check (void **state)
     cfg.core.edge_liveness_ms = UINT32_MAX;
     assert_int_equal (router_config_check (&cfg, err, sizeof err), -1);
     //  Counts handed to int APIs are bounded by INT_MAX
-    tconfig_option_t options [64];
+    tconfig_option_t options[64];
     size_t count = router_config_options (&cfg, options, 64);
     assert_true (count > 0 && count < 64);
     for (size_t i = 0; i < count; i++)
-        if (options [i].type == TCONFIG_UINT)
-            assert_true (options [i].max > 0
-                         && options [i].max <= (uint32_t) INT32_MAX);
+        if (options[i].type == TCONFIG_UINT)
+            assert_true (options[i].max > 0
+                         && options[i].max <= (uint32_t) INT32_MAX);
     router_config_clear (&cfg);
 }
 
@@ -1803,9 +1836,9 @@ test_rejected_event (void **state)
                                 "\"message\":\"agent not connected\","
                                 "\"duration_ms\":0,\"bytes_to_agent\":0,"
                                 "\"bytes_to_client\":0,\"client_edge\":\"c\","
-                                "\"rejected\":true}"), 1);
-    assert_int_equal (core_stats (fx->core)->requests_by_status [NOT_FOUND],
+                                "\"rejected\":true}"),
                       1);
+    assert_int_equal (core_stats (fx->core)->requests_by_status[NOT_FOUND], 1);
     s_publish_full (fx, "C", 11, "r2", "nobody", 0, 100, 1, NULL);
     s_advance (fx, 100);
     EXPECT (fx, "C", FINISH, 11, NOT_FOUND);
@@ -1813,7 +1846,8 @@ test_rejected_event (void **state)
                                 "\"request_id\":\"r2\",\"agent_id\":\"nobody\","
                                 "\"status\":5,\"code\":\"NOT_FOUND\","
                                 "\"message\":\"agent not connected\","
-                                "\"duration_ms\":100,"), 1);
+                                "\"duration_ms\":100,"),
+                      1);
     assert_int_equal (s_events (fx, "request.end", "rejected"), 1);
     assert_int_equal (core_stats (fx->core)->requests_finished, 2);
     s_assert_empty (fx);
@@ -1835,9 +1869,9 @@ test_stats_event (void **state)
     s_advance (fx, 2000);
     assert_int_equal (s_events (fx, "stats", NULL), 3);
     assert_true (core_next_due (fx->core) <= fx->now + 1000);
-    assert_int_equal (s_events (fx, "stats",
-                                "\"router_incarnation\":\"0000000000000309\""),
-                      3);
+    assert_int_equal (
+        s_events (fx, "stats", "\"router_incarnation\":\"0000000000000309\""),
+        3);
     s_fx_destroy (&fx);
 }
 
@@ -1851,23 +1885,23 @@ test_stats_incarnation_and_rate (void **state)
     core_config_defaults (&cfg);
     cfg.stats_interval_ms = 1000;
     fx_t *fx = s_fx_new_incarnation (&cfg, 0xfedcba9876543210ULL);
-    s_hello (fx, "C", "client-edge");          //  t=1000: the first input
+    s_hello (fx, "C", "client-edge"); //  t=1000: the first input
     assert_int_equal (
-        s_events (fx, "edge.up",
-                  "\"router_incarnation\":\"fedcba9876543210\""), 1);
+        s_events (fx, "edge.up", "\"router_incarnation\":\"fedcba9876543210\""),
+        1);
     //  Three requests refused (no such agent) in the first interval
     for (int i = 0; i < 3; i++) {
-        char rid [16];
+        char rid[16];
         snprintf (rid, sizeof rid, "r%d", i);
         s_publish (fx, "C", 10 + i, rid, "nobody");
         EXPECT (fx, "C", FINISH, 10 + i, NOT_FOUND);
     }
-    s_advance (fx, 1000);                       //  stats at t=2000
+    s_advance (fx, 1000); //  stats at t=2000
     assert_int_equal (s_events (fx, "stats", NULL), 1);
     assert_int_equal (s_events (fx, "stats", "\"requests_per_s\":3.000,"), 1);
     assert_int_equal (
-        s_events (fx, "stats",
-                  "\"router_incarnation\":\"fedcba9876543210\""), 1);
+        s_events (fx, "stats", "\"router_incarnation\":\"fedcba9876543210\""),
+        1);
     //  One more, then a stats event that comes 500 ms late (t=3500)
     s_publish (fx, "C", 20, "r9", "nobody");
     EXPECT (fx, "C", FINISH, 20, NOT_FOUND);
@@ -1876,7 +1910,7 @@ test_stats_incarnation_and_rate (void **state)
     s_drain (fx);
     assert_int_equal (s_events (fx, "stats", NULL), 2);
     assert_int_equal (s_events (fx, "stats", "\"requests_per_s\":0.667,"), 1);
-    s_advance (fx, 1000);                       //  nothing finished
+    s_advance (fx, 1000); //  nothing finished
     assert_int_equal (s_events (fx, "stats", NULL), 3);
     assert_int_equal (s_events (fx, "stats", "\"requests_per_s\":0.000,"), 1);
     s_fx_destroy (&fx);
@@ -1914,7 +1948,7 @@ test_malformed (void **state)
     ping.command = WIRE__COMMAND__PING;
     ping.version = 2;
     size_t size = wire__envelope__get_packed_size (&ping);
-    uint8_t buffer [64];
+    uint8_t buffer[64];
     wire__envelope__pack (&ping, buffer);
     msg = zmsg_new ();
     zmsg_addmem (msg, buffer, size);
@@ -1949,16 +1983,16 @@ test_malformed (void **state)
         msg = zmsg_new ();
         int frames = 1 + rand_r (&seed) % 3;
         for (int f = 0; f < frames; f++) {
-            uint8_t bytes [48];
+            uint8_t bytes[48];
             size_t len = rand_r (&seed) % sizeof bytes;
             for (size_t b = 0; b < len; b++)
-                bytes [b] = (uint8_t) rand_r (&seed);
+                bytes[b] = (uint8_t) rand_r (&seed);
             //  Half of them start like a real envelope
             if (f == 0 && len >= 4 && (i & 1)) {
-                bytes [0] = 0x08;
-                bytes [1] = 0x01;
-                bytes [2] = 0x10;
-                bytes [3] = (uint8_t) (1 + rand_r (&seed) % 11);
+                bytes[0] = 0x08;
+                bytes[1] = 0x01;
+                bytes[2] = 0x10;
+                bytes[3] = (uint8_t) (1 + rand_r (&seed) % 11);
             }
             zmsg_addmem (msg, bytes, len);
         }
@@ -1980,47 +2014,55 @@ test_malformed (void **state)
 //  ---------------------------------------------------------------------
 //  Random interleavings
 
-#define R_EDGES     3           //  edge slots (names)
-#define R_AGENTS    5
-#define R_RIDS      40
-#define R_MAX       4096        //  handles and incarnations
+#define R_EDGES  3 //  edge slots (names)
+#define R_AGENTS 5
+#define R_RIDS   40
+#define R_MAX    4096 //  handles and incarnations
 
-typedef enum { H_NONE = 0, H_STREAM, H_CLIENT, H_RESPONDER } hkind_t;
+typedef enum
+{
+    H_NONE = 0,
+    H_STREAM,
+    H_CLIENT,
+    H_RESPONDER
+} hkind_t;
 
-typedef struct {
+typedef struct
+{
     hkind_t kind;
-    int inc;                    //  edge incarnation holding it
-    int agent;                  //  H_STREAM: agent index
-    uint64_t session;           //  H_STREAM: from SUBSCRIBED
-    bool ended;                 //  stream kicked/unsubscribed, call done
-    int rid;                    //  H_CLIENT, H_RESPONDER: request index
-    int finishes;               //  FINISH messages received
-    bool cancelled;             //  H_CLIENT: sent CANCEL
-    int uncredited;             //  H_CLIENT: REPLYs not yet credited
-    uint32_t credit;            //  H_RESPONDER: may send this many
-    bool bound;                 //  H_RESPONDER: got BOUND
+    int inc;          //  edge incarnation holding it
+    int agent;        //  H_STREAM: agent index
+    uint64_t session; //  H_STREAM: from SUBSCRIBED
+    bool ended;       //  stream kicked/unsubscribed, call done
+    int rid;          //  H_CLIENT, H_RESPONDER: request index
+    int finishes;     //  FINISH messages received
+    bool cancelled;   //  H_CLIENT: sent CANCEL
+    int uncredited;   //  H_CLIENT: REPLYs not yet credited
+    uint32_t credit;  //  H_RESPONDER: may send this many
+    bool bound;       //  H_RESPONDER: got BOUND
 } rhandle_t;
 
-typedef struct {
+typedef struct
+{
     fx_t *fx;
-    unsigned int seed;          //  printed on failure
+    unsigned int seed; //  printed on failure
     unsigned int rng;
-    rhandle_t h [R_MAX];
+    rhandle_t h[R_MAX];
     uint64_t next_handle;
-    char inc_rid [R_MAX][8];    //  routing id per incarnation
-    int inc_slot [R_MAX];
+    char inc_rid[R_MAX][8]; //  routing id per incarnation
+    int inc_slot[R_MAX];
     int n_inc;
-    int live [R_EDGES];         //  live incarnation per slot, -1 none
-    bool delivered [R_RIDS];    //  some agent got DELIVER for it
+    int live[R_EDGES];      //  live incarnation per slot, -1 none
+    bool delivered[R_RIDS]; //  some agent got DELIVER for it
 } rmodel_t;
 
-#define RCHECK(m, cond) \
-    do { \
-        if (!(cond)) { \
-            print_error ("random test seed %u: %s failed at %s:%d\n", \
-                         (m)->seed, #cond, __FILE__, __LINE__); \
-            fail (); \
-        } \
+#define RCHECK(m, cond)                                                        \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            print_error ("random test seed %u: %s failed at %s:%d\n",          \
+                         (m)->seed, #cond, __FILE__, __LINE__);                \
+            fail ();                                                           \
+        }                                                                      \
     } while (0)
 
 static unsigned int
@@ -2033,7 +2075,7 @@ static int
 s_inc_of (rmodel_t *m, const char *rid)
 {
     for (int i = 0; i < m->n_inc; i++)
-        if (streq (m->inc_rid [i], rid))
+        if (streq (m->inc_rid[i], rid))
             return i;
     return -1;
 }
@@ -2048,7 +2090,7 @@ s_r_absorb (rmodel_t *m)
         RCHECK (m, inc >= 0);
         Wire__Envelope *env = out->env;
         uint64_t handle = env->handle;
-        rhandle_t *h = handle < R_MAX ? &m->h [handle] : NULL;
+        rhandle_t *h = handle < R_MAX ? &m->h[handle] : NULL;
         switch (env->command) {
             case WIRE__COMMAND__WELCOME:
                 break;
@@ -2061,11 +2103,9 @@ s_r_absorb (rmodel_t *m)
                 RCHECK (m, env->status == ABORTED);
                 h->ended = true;
                 //  The edge ends the stream and reports it, late
-                if (m->live [m->inc_slot [inc]] == inc
-                    && s_rand (m, 2) == 0) {
+                if (m->live[m->inc_slot[inc]] == inc && s_rand (m, 2) == 0) {
                     s_out_destroy (&out);
-                    s_unsubscribe (m->fx, m->inc_rid [inc], handle,
-                                   h->session);
+                    s_unsubscribe (m->fx, m->inc_rid[inc], handle, h->session);
                     continue;
                 }
                 break;
@@ -2074,7 +2114,7 @@ s_r_absorb (rmodel_t *m)
                 RCHECK (m, !h->ended);
                 int rid = atoi (env->request_id + 1);
                 RCHECK (m, rid >= 0 && rid < R_RIDS);
-                m->delivered [rid] = true;
+                m->delivered[rid] = true;
                 break;
             }
             case WIRE__COMMAND__ABORT:
@@ -2118,9 +2158,9 @@ s_r_handle (rmodel_t *m, hkind_t kind, int inc)
 {
     uint64_t handle = m->next_handle++;
     RCHECK (m, handle < R_MAX);
-    memset (&m->h [handle], 0, sizeof (rhandle_t));
-    m->h [handle].kind = kind;
-    m->h [handle].inc = inc;
+    memset (&m->h[handle], 0, sizeof (rhandle_t));
+    m->h[handle].kind = kind;
+    m->h[handle].inc = inc;
     return handle;
 }
 
@@ -2132,9 +2172,9 @@ s_r_pick (rmodel_t *m, hkind_t kind)
         if (m->next_handle <= 1)
             return 0;
         uint64_t handle = 1 + s_rand (m, (unsigned) m->next_handle - 1);
-        rhandle_t *h = &m->h [handle];
+        rhandle_t *h = &m->h[handle];
         if (h->kind == kind && !h->ended
-            && m->live [m->inc_slot [h->inc]] == h->inc)
+            && m->live[m->inc_slot[h->inc]] == h->inc)
             return handle;
     }
     return 0;
@@ -2145,159 +2185,138 @@ s_r_hello (rmodel_t *m, int slot)
 {
     RCHECK (m, m->n_inc < R_MAX);
     int inc = m->n_inc++;
-    snprintf (m->inc_rid [inc], sizeof m->inc_rid [inc], "I%d", inc);
-    m->inc_slot [inc] = slot;
-    if (m->live [slot] >= 0)
-        s_forget (m->fx, m->inc_rid [m->live [slot]]);
-    m->live [slot] = inc;
+    snprintf (m->inc_rid[inc], sizeof m->inc_rid[inc], "I%d", inc);
+    m->inc_slot[inc] = slot;
+    if (m->live[slot] >= 0)
+        s_forget (m->fx, m->inc_rid[m->live[slot]]);
+    m->live[slot] = inc;
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__HELLO;
-    char name [16];
+    char name[16];
     snprintf (name, sizeof name, "edge-%d", slot);
     env.edge_id = name;
     env.incarnation = (uint64_t) inc;
-    s_in (m->fx, m->inc_rid [inc], &env, NULL);
-    s_keep_alive (m->fx, m->inc_rid [inc]);
+    s_in (m->fx, m->inc_rid[inc], &env, NULL);
+    s_keep_alive (m->fx, m->inc_rid[inc]);
 }
 
 static int
 s_r_live_inc (rmodel_t *m)
 {
     int slot = (int) s_rand (m, R_EDGES);
-    if (m->live [slot] < 0)
+    if (m->live[slot] < 0)
         s_r_hello (m, slot);
-    return m->live [slot];
+    return m->live[slot];
 }
 
 static void
 s_r_step (rmodel_t *m)
 {
     fx_t *fx = m->fx;
-    char rid [16], agent [16];
+    char rid[16], agent[16];
     unsigned int op = s_rand (m, 1000);
-    if (op < 80) {                          //  subscribe
+    if (op < 80) { //  subscribe
         int inc = s_r_live_inc (m);
         uint64_t handle = s_r_handle (m, H_STREAM, inc);
-        m->h [handle].agent = (int) s_rand (m, R_AGENTS);
-        snprintf (agent, sizeof agent, "dev-%d", m->h [handle].agent);
-        s_subscribe_send (fx, m->inc_rid [inc], handle, agent);
-    }
-    else
-    if (op < 110) {                         //  unsubscribe
+        m->h[handle].agent = (int) s_rand (m, R_AGENTS);
+        snprintf (agent, sizeof agent, "dev-%d", m->h[handle].agent);
+        s_subscribe_send (fx, m->inc_rid[inc], handle, agent);
+    } else if (op < 110) { //  unsubscribe
         uint64_t handle = s_r_pick (m, H_STREAM);
         if (handle) {
-            m->h [handle].ended = true;
-            s_unsubscribe (fx, m->inc_rid [m->h [handle].inc], handle,
-                           m->h [handle].session);
+            m->h[handle].ended = true;
+            s_unsubscribe (fx, m->inc_rid[m->h[handle].inc], handle,
+                           m->h[handle].session);
         }
-    }
-    else
-    if (op < 310) {                         //  publish
+    } else if (op < 310) { //  publish
         int inc = s_r_live_inc (m);
         uint64_t handle = s_r_handle (m, H_CLIENT, inc);
         int r = (int) s_rand (m, R_RIDS);
-        m->h [handle].rid = r;
+        m->h[handle].rid = r;
         snprintf (rid, sizeof rid, "r%d", r);
         snprintf (agent, sizeof agent, "dev-%u", s_rand (m, R_AGENTS + 1));
         uint32_t timeout = s_rand (m, 3) ? 0 : 100 + s_rand (m, 8000);
         uint32_t wait = s_rand (m, 3) ? 0 : s_rand (m, 6000);
-        s_publish_full (fx, m->inc_rid [inc], handle, rid, agent, timeout,
-                        wait, 1 + s_rand (m, 3), NULL);
-    }
-    else
-    if (op < 450) {                         //  bind a delivered request
+        s_publish_full (fx, m->inc_rid[inc], handle, rid, agent, timeout, wait,
+                        1 + s_rand (m, 3), NULL);
+    } else if (op < 450) { //  bind a delivered request
         int r = (int) s_rand (m, R_RIDS);
-        for (int i = 0; i < R_RIDS && !m->delivered [r]; i++)
+        for (int i = 0; i < R_RIDS && !m->delivered[r]; i++)
             r = (r + 1) % R_RIDS;
-        if (m->delivered [r]) {
-            m->delivered [r] = false;
+        if (m->delivered[r]) {
+            m->delivered[r] = false;
             int inc = s_r_live_inc (m);
             uint64_t handle = s_r_handle (m, H_RESPONDER, inc);
-            m->h [handle].rid = r;
+            m->h[handle].rid = r;
             snprintf (rid, sizeof rid, "r%d", r);
-            s_simple (fx, m->inc_rid [inc], WIRE__COMMAND__BIND, handle, rid);
+            s_simple (fx, m->inc_rid[inc], WIRE__COMMAND__BIND, handle, rid);
         }
-    }
-    else
-    if (op < 650) {                         //  response within credit
+    } else if (op < 650) { //  response within credit
         uint64_t handle = s_r_pick (m, H_RESPONDER);
-        rhandle_t *h = &m->h [handle];
+        rhandle_t *h = &m->h[handle];
         //  Now and then one beyond the credit
         if (handle && h->bound && (h->credit || s_rand (m, 20) == 0)) {
             if (h->credit)
                 h->credit--;
             snprintf (rid, sizeof rid, "r%d", h->rid);
-            s_response (fx, m->inc_rid [h->inc], handle, rid, "resp");
+            s_response (fx, m->inc_rid[h->inc], handle, rid, "resp");
         }
-    }
-    else
-    if (op < 730) {                         //  client credits replies
+    } else if (op < 730) { //  client credits replies
         uint64_t handle = s_r_pick (m, H_CLIENT);
-        rhandle_t *h = &m->h [handle];
+        rhandle_t *h = &m->h[handle];
         if (handle && h->uncredited) {
             snprintf (rid, sizeof rid, "r%d", h->rid);
-            s_credit (fx, m->inc_rid [h->inc], handle, rid,
+            s_credit (fx, m->inc_rid[h->inc], handle, rid,
                       (uint32_t) h->uncredited);
             h->uncredited = 0;
         }
-    }
-    else
-    if (op < 790) {                         //  responder ends
+    } else if (op < 790) { //  responder ends
         uint64_t handle = s_r_pick (m, H_RESPONDER);
-        rhandle_t *h = &m->h [handle];
+        rhandle_t *h = &m->h[handle];
         if (handle && h->bound) {
             h->ended = true;
             snprintf (rid, sizeof rid, "r%d", h->rid);
-            s_end (fx, m->inc_rid [h->inc], handle, rid,
+            s_end (fx, m->inc_rid[h->inc], handle, rid,
                    s_rand (m, 2) ? OK : (int) s_rand (m, 17), "");
         }
-    }
-    else
-    if (op < 820) {                         //  client cancels
+    } else if (op < 820) { //  client cancels
         uint64_t handle = s_r_pick (m, H_CLIENT);
-        rhandle_t *h = &m->h [handle];
+        rhandle_t *h = &m->h[handle];
         if (handle) {
             h->cancelled = true;
             h->ended = true;
             snprintf (rid, sizeof rid, "r%d", h->rid);
-            s_simple (fx, m->inc_rid [h->inc], WIRE__COMMAND__CANCEL, handle,
+            s_simple (fx, m->inc_rid[h->inc], WIRE__COMMAND__CANCEL, handle,
                       rid);
         }
-    }
-    else
-    if (op < 835) {                         //  an edge dies or restarts
+    } else if (op < 835) { //  an edge dies or restarts
         int slot = (int) s_rand (m, R_EDGES);
-        int inc = m->live [slot];
+        int inc = m->live[slot];
         if (inc >= 0) {
             unsigned int how = s_rand (m, 3);
-            m->live [slot] = -1;
-            s_forget (fx, m->inc_rid [inc]);
+            m->live[slot] = -1;
+            s_forget (fx, m->inc_rid[inc]);
             if (how == 0) {
-                zframe_t *routing_id = zframe_new (
-                    m->inc_rid [inc], strlen (m->inc_rid [inc]));
+                zframe_t *routing_id =
+                    zframe_new (m->inc_rid[inc], strlen (m->inc_rid[inc]));
                 core_edge_unreachable (fx->core, routing_id, fx->now);
                 zframe_destroy (&routing_id);
                 s_drain (fx);
-            }
-            else
-            if (how == 1)
-                s_r_hello (m, slot);        //  replaced by a new one
+            } else if (how == 1)
+                s_r_hello (m, slot); //  replaced by a new one
             //  how == 2: just silent, the liveness window finds it
         }
-    }
-    else
-    if (op < 845) {                         //  LIST now and then
+    } else if (op < 845) { //  LIST now and then
         int inc = s_r_live_inc (m);
         Wire__Envelope env = WIRE__ENVELOPE__INIT;
         env.command = WIRE__COMMAND__LIST;
         env.prefix = "dev-";
-        s_in (fx, m->inc_rid [inc], &env, NULL);
+        s_in (fx, m->inc_rid[inc], &env, NULL);
         out_t *out = (out_t *) zlistx_last (fx->out);
         RCHECK (m, out && out->env->command == WIRE__COMMAND__AGENTS);
         out = (out_t *) zlistx_detach_cur (fx->out);
         s_out_destroy (&out);
-    }
-    else                                    //  time passes
+    } else //  time passes
         s_advance (fx, s_rand (m, 8) ? s_rand (m, 200) : s_rand (m, 4000));
     s_r_absorb (m);
 }
@@ -2319,7 +2338,7 @@ s_random_run (unsigned int seed, int steps)
     m->rng = seed;
     m->next_handle = 1;
     for (int slot = 0; slot < R_EDGES; slot++)
-        m->live [slot] = -1;
+        m->live[slot] = -1;
     for (int i = 0; i < steps; i++)
         s_r_step (m);
 
@@ -2328,12 +2347,12 @@ s_random_run (unsigned int seed, int steps)
     for (int round = 0; round < 200 && core_request_count (m->fx->core);
          round++) {
         for (uint64_t handle = 1; handle < m->next_handle; handle++) {
-            rhandle_t *h = &m->h [handle];
+            rhandle_t *h = &m->h[handle];
             if (h->kind == H_CLIENT && !h->ended && h->uncredited
-                && m->live [m->inc_slot [h->inc]] == h->inc) {
-                char rid [16];
+                && m->live[m->inc_slot[h->inc]] == h->inc) {
+                char rid[16];
                 snprintf (rid, sizeof rid, "r%d", h->rid);
-                s_credit (m->fx, m->inc_rid [h->inc], handle, rid,
+                s_credit (m->fx, m->inc_rid[h->inc], handle, rid,
                           (uint32_t) h->uncredited);
                 h->uncredited = 0;
             }
@@ -2347,21 +2366,20 @@ s_random_run (unsigned int seed, int steps)
     //  Every client call on an edge that stayed alive got exactly one
     //  FINISH, unless it cancelled (then none); none got two
     for (uint64_t handle = 1; handle < m->next_handle; handle++) {
-        rhandle_t *h = &m->h [handle];
+        rhandle_t *h = &m->h[handle];
         if (h->kind != H_CLIENT)
             continue;
         RCHECK (m, h->finishes <= 1);
         if (h->cancelled)
             RCHECK (m, h->finishes == 0);
-        else
-        if (m->live [m->inc_slot [h->inc]] == h->inc)
+        else if (m->live[m->inc_slot[h->inc]] == h->inc)
             RCHECK (m, h->finishes == 1);
     }
     //  Kill every edge: all tables empty
     for (int slot = 0; slot < R_EDGES; slot++)
-        if (m->live [slot] >= 0) {
-            s_forget (m->fx, m->inc_rid [m->live [slot]]);
-            m->live [slot] = -1;
+        if (m->live[slot] >= 0) {
+            s_forget (m->fx, m->inc_rid[m->live[slot]]);
+            m->live[slot] = -1;
         }
     s_advance (m->fx, 4000);
     s_r_absorb (m);
@@ -2375,23 +2393,22 @@ s_random_run (unsigned int seed, int steps)
     RCHECK (m, stats->malformed == 0);
     uint64_t by_status = 0;
     for (int i = 0; i < 17; i++)
-        by_status += stats->requests_by_status [i];
+        by_status += stats->requests_by_status[i];
     RCHECK (m, by_status == stats->requests_finished);
     if (getenv ("TETHER_TEST_VERBOSE"))
-        printf ("seed %u: started %" PRIu64 " ok %" PRIu64 " cancelled %"
-                PRIu64 " deadline %" PRIu64 " not_found %" PRIu64
-                " exists %" PRIu64 " exhausted %" PRIu64 " unavailable %"
-                PRIu64 " responses %" PRIu64 " superseded %" PRIu64
+        printf ("seed %u: started %" PRIu64 " ok %" PRIu64 " cancelled %" PRIu64
+                " deadline %" PRIu64 " not_found %" PRIu64 " exists %" PRIu64
+                " exhausted %" PRIu64 " unavailable %" PRIu64
+                " responses %" PRIu64 " superseded %" PRIu64
                 " edges_lost %" PRIu64 " unexpected %" PRIu64 "\n",
-                seed, stats->requests_started, stats->requests_by_status [OK],
-                stats->requests_by_status [CANCELLED],
-                stats->requests_by_status [DEADLINE_EXCEEDED],
-                stats->requests_by_status [NOT_FOUND],
-                stats->requests_by_status [ALREADY_EXISTS],
-                stats->requests_by_status [RESOURCE_EXHAUSTED],
-                stats->requests_by_status [UNAVAILABLE],
-                stats->responses_routed, stats->agents_superseded,
-                stats->edges_lost, stats->unexpected);
+                seed, stats->requests_started, stats->requests_by_status[OK],
+                stats->requests_by_status[CANCELLED],
+                stats->requests_by_status[DEADLINE_EXCEEDED],
+                stats->requests_by_status[NOT_FOUND],
+                stats->requests_by_status[ALREADY_EXISTS],
+                stats->requests_by_status[RESOURCE_EXHAUSTED],
+                stats->requests_by_status[UNAVAILABLE], stats->responses_routed,
+                stats->agents_superseded, stats->edges_lost, stats->unexpected);
     s_fx_destroy (&m->fx);
     free (m);
 }
@@ -2412,7 +2429,7 @@ test_random_interleavings (void **state)
 int
 main (void)
 {
-    const struct CMUnitTest tests [] = {
+    const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
         T (test_happy_path),
         T (test_reconnect_race_subscribe_first),
