@@ -3,9 +3,10 @@
 
 Real processes only: an edge (tether-edge from the build tree, or
 fake_edge.py with --fake), `tether agent` and `tether call` /
-`tether agents` / `tether health`.  Every wait is on an event (a log line,
-a process ending, a line of output) or polls a condition with a bounded
-deadline; nothing sleeps to order events.
+`tether agents` / `tether health`.  Every wait is on an event: a log line,
+a process ending (a pidfd), a line of output, or the gateway itself
+parking a call until an agent subscribes (x-wait-for-agent-ms); nothing
+sleeps or polls to order events.
 
     e2e_cli.py --tether PATH (--edge-bin PATH | --fake fake_edge.py) [unittest args]
 """
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -30,17 +32,31 @@ EDGE_CMD = None
 EXAMPLE = None
 
 
-def wait_until(predicate, timeout, what="condition"):
-    """Poll predicate until true or timeout seconds pass; returns its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
+#   Every Proc announces each line of output here, so a test can wait for
+#   a condition over the output of several processes at once.
+LINES = threading.Condition()
+
+
+def wait_lines(predicate, timeout, what="condition"):
+    """Wait until predicate() (over process output) holds; returns it."""
+    with LINES:
+        if not LINES.wait_for(predicate, timeout):
             raise AssertionError("timed out after %.1fs waiting for %s"
                                  % (timeout, what))
-        time.sleep(0.02)    # poll interval of a bounded wait, not ordering
+        return predicate()
+
+
+def wait_exit(pid, timeout):
+    """Wait for process `pid` (any, not only a child) to end; True if it
+    did within timeout seconds.  A pidfd turns readable when it exits."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
 
 
 class Proc:
@@ -49,7 +65,7 @@ class Proc:
     def __init__(self, argv, name):
         self.name = name
         self.lines = []
-        self.cond = threading.Condition()
+        self.cond = LINES
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
@@ -132,13 +148,14 @@ def listed(edge, agent_id):
 
 
 HANDLERS = {
-    #   Streams three chunks, each after the test says go.
+    #   Streams three chunks, each after the test says go: one line on
+    #   the FIFO $dir/go per chunk (read blocks until the test writes).
     "stream": """#!/bin/sh
 dir=$(cat)
+exec 3<"$dir/go"
 for i in 1 2 3; do
     echo "chunk $i"
-    n=0
-    while [ ! -e "$dir/go$i" ] && [ $n -lt 500 ]; do sleep 0.02; n=$((n+1)); done
+    read -r _ <&3 || exit 1
 done
 """,
     #   Records its pid and its child's, then waits forever.
@@ -154,22 +171,10 @@ wait
 }
 
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    #   A zombie is dead for our purpose.
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 class CliTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="tether-cli-e2e-")
+        os.mkfifo(os.path.join(self.tmp, "go"))
         self.handlers = os.path.join(self.tmp, "handlers")
         os.mkdir(self.handlers)
         for name, text in HANDLERS.items():
@@ -203,8 +208,20 @@ class CliTest(unittest.TestCase):
         return p
 
     def connected(self, agent_id, edge=None):
-        return wait_until(lambda: listed(edge or self.edge, agent_id), 15,
-                          "agent %s listed" % agent_id)
+        """Wait until agent_id is routable, then return its ListAgents entry.
+
+        The gateway itself parks a call until the agent subscribes
+        (--wait-for-agent); any answer from the agent, even UNIMPLEMENTED
+        for this unknown call, proves the router routes to it."""
+        address = (edge or self.edge).address
+        rc, _, err = tether("call", agent_id, "probe", "--wait-for-agent",
+                            "15s", "--timeout", "20s", "--edge", address,
+                            timeout=30)
+        self.assertNotIn(rc, (14, 15, 24),     # DEADLINE, NOT_FOUND, UNAVAILABLE
+                         "agent %s never became routable: %s" % (agent_id, err))
+        entry = listed(edge or self.edge, agent_id)
+        self.assertIsNotNone(entry, "agent %s routable but not listed" % agent_id)
+        return entry
 
     def new_id(self):
         return "dev-" + uuid.uuid4().hex[:8]
@@ -261,10 +278,13 @@ class CliTest(unittest.TestCase):
              "--edge", self.edge.address, "--timeout", "30s"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            for i in (1, 2, 3):
-                line = json.loads(call.stdout.readline())
-                self.assertEqual(line["payload"], "chunk %d\n" % i)
-                open(os.path.join(self.tmp, "go%d" % i), "w").close()
+            #   Opening the FIFO waits for the handler to open its end.
+            with open(os.path.join(self.tmp, "go"), "w") as go:
+                for i in (1, 2, 3):
+                    line = json.loads(call.stdout.readline())
+                    self.assertEqual(line["payload"], "chunk %d\n" % i)
+                    go.write("go %d\n" % i)
+                    go.flush()
             last = json.loads(call.stdout.readline())
             self.assertEqual(last["status"], "OK")
             self.assertEqual(call.wait(20), 0)
@@ -282,12 +302,12 @@ class CliTest(unittest.TestCase):
         rc, _, err = tether("call", aid, "slow", "--data", self.tmp,
                             "--timeout", "1s", "--edge", self.edge.address)
         self.assertEqual(rc, 14, err)               # 10 + DEADLINE_EXCEEDED
-        shell_pid = int(wait_until(lambda: _read(self.tmp, "shell.pid"), 10,
-                                   "handler pid"))
-        child_pid = int(_read(self.tmp, "child.pid"))
-        wait_until(lambda: not alive(shell_pid) and not alive(child_pid), 10,
-                   "handler processes gone")
         agent.wait_line(r"killing handler.*reason=cancelled")
+        #   The handler wrote both pids when it started, before the kill.
+        shell_pid = int(_read(self.tmp, "shell.pid"))
+        child_pid = int(_read(self.tmp, "child.pid"))
+        self.assertTrue(wait_exit(shell_pid, 10), "handler shell still runs")
+        self.assertTrue(wait_exit(child_pid, 10), "handler child still runs")
 
     def test_max_handlers(self):
         #   Two slow handlers fill --max-handlers 2: two more calls are
@@ -313,7 +333,7 @@ class CliTest(unittest.TestCase):
                 c.stderr.close()
         self.assertEqual(sorted(codes), [14, 14, 18, 18])  # DEADLINE, RESOURCE_EXHAUSTED
         self.assertEqual(agent.count(r"too many handlers running"), 2)
-        wait_until(lambda: agent.count(r"handler done") == 2, 15,
+        wait_lines(lambda: agent.count(r"handler done") == 2, 15,
                    "slow handlers killed")
         rc, out, err = tether("call", aid, "fail", "--edge", self.edge.address)
         self.assertEqual((rc, out), (15, b"failing\n"), err)
@@ -346,7 +366,7 @@ class CliTest(unittest.TestCase):
         #   Watch for 3 s: agents fighting in a loop would reconnect many
         #   times; backing off, each tries at most once in that window.
         try:
-            wait_until(lambda: first.count(r"msg=connecting")
+            wait_lines(lambda: first.count(r"msg=connecting")
                        + second.count(r"msg=connecting") > before + 2,
                        3.0, "reconnect loop")
             self.fail("agents with one id reconnect in a tight loop")
