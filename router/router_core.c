@@ -35,6 +35,7 @@
     =========================================================================
 */
 #include "router_core.h"
+#include "tstatus.h"
 #include "router_core_internal.h"
 #include "timers.h"
 #include "tlog.h"
@@ -62,26 +63,8 @@ enum
     ST_FAILED_PRECONDITION = 9,
     ST_ABORTED = 10,
     ST_UNAVAILABLE = 14,
-    ST_MAX = 16
+    ST_MAX = TSTATUS_COUNT - 1
 };
-
-static const char *s_status_name[ST_MAX + 1] = {"OK",
-                                                "CANCELLED",
-                                                "UNKNOWN",
-                                                "INVALID_ARGUMENT",
-                                                "DEADLINE_EXCEEDED",
-                                                "NOT_FOUND",
-                                                "ALREADY_EXISTS",
-                                                "PERMISSION_DENIED",
-                                                "RESOURCE_EXHAUSTED",
-                                                "FAILED_PRECONDITION",
-                                                "ABORTED",
-                                                "OUT_OF_RANGE",
-                                                "UNIMPLEMENTED",
-                                                "INTERNAL",
-                                                "UNAVAILABLE",
-                                                "DATA_LOSS",
-                                                "UNAUTHENTICATED"};
 
 typedef enum
 {
@@ -724,7 +707,7 @@ s_request_account_end (core_t *self,
     s_json_str (&json, "request_id", req->id);
     s_json_str (&json, "agent_id", req->agent_id);
     s_json_int (&json, "status", status);
-    s_json_str (&json, "code", s_status_name[status]);
+    s_json_str (&json, "code", tstatus_name (status));
     s_json_str (&json, "message", message);
     s_json_int (&json, "duration_ms", self->now - req->start_ms);
     s_json_uint (&json, "bytes_to_agent", req->bytes_to_agent);
@@ -784,7 +767,7 @@ s_request_finish (core_t *self,
                "request=%s agent=%s "
                "status=%s duration_ms=%" PRId64 " message=%s",
                s_q (req->id, qid, sizeof qid), req->agent_id,
-               s_status_name[status], duration,
+               tstatus_name (status), duration,
                s_q (message, qmsg, sizeof qmsg));
     }
 
@@ -1985,7 +1968,7 @@ s_emit_stats (core_t *self)
     self->stats_last_ms = self->now;
     fputs (",\"requests_by_status\":{", json.file);
     for (int i = 0; i <= ST_MAX; i++)
-        fprintf (json.file, "%s\"%s\":%" PRIu64, i ? "," : "", s_status_name[i],
+        fprintf (json.file, "%s\"%s\":%" PRIu64, i ? "," : "", tstatus_name (i),
                  self->stats.requests_by_status[i]);
     fputc ('}', json.file);
     fputs (",\"agents_per_edge\":{", json.file);
