@@ -327,6 +327,16 @@ gw_call_send (gw_call_t *self, zframe_t **frame_p)
     return 0;
 }
 
+void
+gw_call_send_done (gw_call_t *self)
+{
+    self->send_busy = false;
+    if (self->send_buf) {
+        grpc_byte_buffer_destroy (self->send_buf);
+        self->send_buf = NULL;
+    }
+}
+
 char *
 gw_call_metadata (gw_call_t *self, const char *key)
 {

@@ -241,6 +241,10 @@ size_t gw_sendq_size (gw_sendq_t *self);
 //  0, or -1.  REQUIRES: !send_busy.
 int gw_call_send (gw_call_t *self, zframe_t **frame_p);
 
+//  A GW_OP_SEND completed: the call may start its next send, and the
+//  message's buffer is released.  The one place a send ends.
+void gw_call_send_done (gw_call_t *self);
+
 //  A byte buffer over the frame's bytes, without copying them.  Takes
 //  ownership of *frame_p and nulls it.  Returns the buffer; caller owns it.
 grpc_byte_buffer *gw_byte_buffer_from_frame (zframe_t **frame_p);

@@ -270,11 +270,7 @@ s_completed (gw_call_t *call, gw_op_kind_t op, bool ok)
     gw_publish_t *self = (gw_publish_t *) call;
     switch (op) {
         case GW_OP_SEND:
-            call->send_busy = false;
-            if (call->send_buf) {
-                grpc_byte_buffer_destroy (call->send_buf);
-                call->send_buf = NULL;
-            }
+            gw_call_send_done (call);
             //  Messages written: this one, or what a send chain wrote.
             if (call->written && self->router_knows)
                 s_send_credit (self, call->written);

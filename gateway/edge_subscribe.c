@@ -370,11 +370,7 @@ s_completed (gw_call_t *call, gw_op_kind_t op, bool ok)
     gw_subscribe_t *self = (gw_subscribe_t *) call;
     switch (op) {
         case GW_OP_SEND:
-            call->send_busy = false;
-            if (call->send_buf) {
-                grpc_byte_buffer_destroy (call->send_buf);
-                call->send_buf = NULL;
-            }
+            gw_call_send_done (call);
             if (ok)
                 s_pump (self);
             break;
