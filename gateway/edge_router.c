@@ -21,6 +21,7 @@
     =========================================================================
 */
 #include "edge_internal.h"
+#include "router_shell.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -31,7 +32,7 @@ struct _edge_router_t
     zframe_t *edge_id;          //  the routing id the core knows us by
     zlistx_t *inbox;            //  zmsg_t * [envelope][payload?] for us
     zsock_t *monitor;           //  XPUB for events, or NULL; owned
-    int64_t subscriptions;      //  topics subscribed on the XPUB
+    size_t subscriptions;       //  topics subscribed on the XPUB
     uint64_t event_send_failed; //  events the XPUB refused
 };
 
@@ -133,38 +134,10 @@ s_flush (edge_router_t *self)
             continue;
         }
         if (kind == CORE_OUT_EVENT && self->monitor) {
-            zframe_t *frame = zmsg_pop (msg);
-            while (frame) {
-                zframe_t *next = zmsg_pop (msg);
-                int flags = ZFRAME_DONTWAIT | (next ? ZFRAME_MORE : 0);
-                if (zframe_send (&frame, self->monitor, flags) == -1) {
-                    self->event_send_failed++;
-                    zframe_destroy (&frame);
-                    zframe_destroy (&next);
-                }
-                frame = next;
-            }
-        } else if (kind == CORE_OUT_LOG) {
-            zframe_t *level_frame = zmsg_first (msg);
-            tlog_level_t level = TLOG_INFO;
-            if (level_frame && zframe_size (level_frame) >= 1) {
-                char digit = (char) zframe_data (level_frame)[0];
-                if (digit >= '0' && digit <= '3')
-                    level = (tlog_level_t) (digit - '0');
-            }
-            if (tlog_enabled (level)) {
-                level_frame = zmsg_pop (msg);
-                zframe_destroy (&level_frame);
-                char *text = zmsg_popstr (msg);
-                char *fields = zmsg_popstr (msg);
-                if (fields && *fields)
-                    tlog (level, text ? text : "", "%s", fields);
-                else
-                    tlog (level, text ? text : "", NULL);
-                zstr_free (&text);
-                zstr_free (&fields);
-            }
-        }
+            if (router_shell_send_nowait (msg, self->monitor) == -1)
+                self->event_send_failed++;
+        } else if (kind == CORE_OUT_LOG)
+            router_shell_log (msg);
         zmsg_destroy (&msg);
     }
 }
@@ -214,14 +187,7 @@ edge_router_monitor_ready (edge_router_t *self)
 {
     if (!self->monitor)
         return;
-    void *handle = zsock_resolve (self->monitor);
-    byte head[1];
-    int size;
-    while ((size = zmq_recv (handle, head, sizeof head, ZMQ_DONTWAIT)) >= 0) {
-        if (size >= 1 && head[0] == 1)
-            self->subscriptions++;
-        else if (size >= 1 && head[0] == 0 && self->subscriptions > 0)
-            self->subscriptions--;
-    }
+    self->subscriptions =
+        router_shell_subscriptions (self->monitor, self->subscriptions);
     core_set_events (self->core, self->subscriptions > 0);
 }

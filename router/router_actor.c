@@ -27,6 +27,7 @@
     =========================================================================
 */
 #include "router_actor.h"
+#include "router_shell.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -47,7 +48,7 @@ typedef struct
     core_t *core;               //  the state machine; owned
     zsock_t *router;            //  ROUTER that edges connect to; owned
     zsock_t *monitor;           //  XPUB for events, NULL when disabled
-    int64_t subscriptions;      //  topics monitors subscribe to (XPUB
+    size_t subscriptions;       //  topics monitors subscribe to (XPUB
                                 //  passes each distinct topic up once)
     zpoller_t *poller;          //  pipe, plus router when bound
     bool terminated;            //  $TERM received
@@ -368,28 +369,6 @@ s_self_destroy (self_t **self_p)
     *self_p = NULL;
 }
 
-//  Send every frame of `msg` on `sock` without blocking.  Returns 0, or -1
-//  when a frame could not be sent (errno tells why).  Frames sent are
-//  destroyed; the caller destroys `msg` and what is left in it.
-static int
-s_send_nowait (zmsg_t *msg, zsock_t *sock)
-{
-    zframe_t *frame = zmsg_pop (msg);
-    while (frame) {
-        zframe_t *next = zmsg_pop (msg);
-        int flags = ZFRAME_DONTWAIT | (next ? ZFRAME_MORE : 0);
-        if (zframe_send (&frame, sock, flags) == -1) {
-            int error = errno;
-            zframe_destroy (&frame);
-            zframe_destroy (&next);
-            errno = error;
-            return -1;
-        }
-        frame = next;
-    }
-    return 0;
-}
-
 //  [routing id][envelope][payload?] to an edge.
 static void
 s_flush_edge (self_t *self, zmsg_t *msg, int64_t now)
@@ -403,7 +382,7 @@ s_flush_edge (self_t *self, zmsg_t *msg, int64_t now)
     int rc = zframe_send (&routing_id, self->router,
                           ZFRAME_MORE | ZFRAME_DONTWAIT | ZFRAME_REUSE);
     if (rc == 0)
-        rc = s_send_nowait (msg, self->router);
+        rc = router_shell_send_nowait (msg, self->router);
     if (rc == -1) {
         int error = errno;
         self->edge_send_failed++;
@@ -418,31 +397,6 @@ s_flush_edge (self_t *self, zmsg_t *msg, int64_t now)
     zframe_destroy (&routing_id);
 }
 
-//  [level digit][msg][fields] to the log.
-static void
-s_flush_log (zmsg_t *msg)
-{
-    zframe_t *level_frame = zmsg_first (msg);
-    tlog_level_t level = TLOG_INFO;
-    if (level_frame && zframe_size (level_frame) >= 1) {
-        char digit = (char) zframe_data (level_frame)[0];
-        if (digit >= '0' && digit <= '3')
-            level = (tlog_level_t) (digit - '0');
-    }
-    if (!tlog_enabled (level))
-        return;
-    level_frame = zmsg_pop (msg);
-    zframe_destroy (&level_frame);
-    char *text = zmsg_popstr (msg);
-    char *fields = zmsg_popstr (msg);
-    if (fields && *fields)
-        tlog (level, text ? text : "", "%s", fields);
-    else
-        tlog (level, text ? text : "", NULL);
-    zstr_free (&text);
-    zstr_free (&fields);
-}
-
 //  Drain the core's outbox, in order.
 static void
 s_self_flush (self_t *self, int64_t now)
@@ -455,11 +409,12 @@ s_self_flush (self_t *self, int64_t now)
                 s_flush_edge (self, msg, now);
                 break;
             case CORE_OUT_EVENT:
-                if (self->monitor && s_send_nowait (msg, self->monitor) == -1)
+                if (self->monitor
+                    && router_shell_send_nowait (msg, self->monitor) == -1)
                     self->event_send_failed++;
                 break;
             case CORE_OUT_LOG:
-                s_flush_log (msg);
+                router_shell_log (msg);
                 break;
             default:
                 self->bad_output++;
@@ -476,15 +431,8 @@ s_self_read_subscriptions (self_t *self)
 {
     if (!self->monitor)
         return;
-    void *handle = zsock_resolve (self->monitor);
-    byte head[1];
-    int size;
-    while ((size = zmq_recv (handle, head, sizeof head, ZMQ_DONTWAIT)) >= 0) {
-        if (size >= 1 && head[0] == 1)
-            self->subscriptions++;
-        else if (size >= 1 && head[0] == 0 && self->subscriptions > 0)
-            self->subscriptions--;
-    }
+    self->subscriptions =
+        router_shell_subscriptions (self->monitor, self->subscriptions);
     core_set_events (self->core, self->subscriptions > 0);
 }
 
