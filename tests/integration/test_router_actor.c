@@ -19,10 +19,11 @@
 
 #include "router_actor.h"
 #include "tlog.h"
+#include "sim_edge.h"
 #include "wire_envelope.h"
 
 //  How long any single expected message may take, ms.
-#define S_DEADLINE_MS 10000
+#define S_DEADLINE_MS SIM_DEADLINE_MS
 
 typedef struct
 {
@@ -36,26 +37,6 @@ typedef struct
 //  ---------------------------------------------------------------------
 //  Helpers
 
-static uint64_t
-s_rand (fixture_t *fx)
-{
-    fx->rng ^= fx->rng << 13;
-    fx->rng ^= fx->rng >> 7;
-    fx->rng ^= fx->rng << 17;
-    return fx->rng;
-}
-
-static void
-s_router_start (fixture_t *fx)
-{
-    fx->router = router_actor_start (&fx->cfg);
-    assert_non_null (fx->router);
-    assert_int_equal (zstr_send (fx->router, "PORT"), 0);
-    assert_int_equal (
-        zsock_recv (fx->router, "ii", &fx->router_port, &fx->monitor_port), 0);
-    assert_true (fx->router_port > 0);
-}
-
 static void
 s_router_stats (fixture_t *fx,
                 uint64_t *agents,
@@ -66,142 +47,6 @@ s_router_stats (fixture_t *fx,
     assert_int_equal (zstr_send (fx->router, "STATS"), 0);
     assert_int_equal (
         zsock_recv (fx->router, "8888", agents, requests, edges, malformed), 0);
-}
-
-//  A simulated edge: a DEALER with a fresh random routing id, as each
-//  edge incarnation has.
-static zsock_t *
-s_edge_new (fixture_t *fx, int port)
-{
-    zsock_t *sock = zsock_new (ZMQ_DEALER);
-    assert_non_null (sock);
-    uint8_t id[16];
-    for (size_t i = 0; i < sizeof id; i++)
-        id[i] = (uint8_t) s_rand (fx);
-    id[0] = 'e'; //  ids starting with 0 are libzmq's
-    assert_int_equal (
-        zmq_setsockopt (zsock_resolve (sock), ZMQ_ROUTING_ID, id, sizeof id),
-        0);
-    zsock_set_linger (sock, 0);
-    zsock_set_sndhwm (sock, 0);
-    zsock_set_rcvhwm (sock, 0);
-    assert_int_equal (zsock_connect (sock, "tcp://127.0.0.1:%d", port), 0);
-    return sock;
-}
-
-//  Send `env`, plus a payload frame when `payload` is not NULL.
-static void
-s_send (zsock_t *sock, Wire__Envelope *env, const void *payload, size_t size)
-{
-    zmsg_t *msg = zmsg_new ();
-    zframe_t *frame = wire_envelope_encode (env);
-    zmsg_append (msg, &frame);
-    if (payload)
-        zmsg_addmem (msg, payload, size);
-    assert_int_equal (zmsg_send (&msg, sock), 0);
-}
-
-//  Wait for a message of command `command` on `sock`, skipping others.
-//  Returns its envelope (caller frees it with wire_envelope_free) and,
-//  when `payload_p` is not NULL, its payload frame (caller owns it; NULL
-//  when there is none).  Fails the test at `file`:`line` on a deadline.
-static Wire__Envelope *
-s_expect (zsock_t *sock,
-          int command,
-          zframe_t **payload_p,
-          const char *file,
-          int line)
-{
-    int64_t deadline = zclock_mono () + S_DEADLINE_MS;
-    int skipped = 0;
-    while (true) {
-        int64_t left = deadline - zclock_mono ();
-        if (left <= 0)
-            break;
-        zsock_set_rcvtimeo (sock, (int) left);
-        zmsg_t *msg = zmsg_recv (sock);
-        if (!msg)
-            break;
-        Wire__Envelope *env = NULL;
-        zframe_t *first = zmsg_pop (msg);
-        int rc = wire_envelope_decode (first, &env);
-        zframe_destroy (&first);
-        if (rc == 0 && (int) env->command == command) {
-            if (payload_p)
-                *payload_p = zmsg_pop (msg);
-            zmsg_destroy (&msg);
-            return env;
-        }
-        skipped++;
-        wire_envelope_free (&env);
-        zmsg_destroy (&msg);
-    }
-    fail_msg ("%s:%d: no %s within %d ms (%d other messages)", file, line,
-              wire_command_name (command), S_DEADLINE_MS, skipped);
-    return NULL;
-}
-
-#define EXPECT(sock, command, payload_p)                                       \
-    s_expect ((sock), WIRE__COMMAND__##command, (payload_p), __FILE__, __LINE__)
-
-//  HELLO with `agents`; expects WELCOME.  Returns the router's incarnation.
-static uint64_t
-s_hello (zsock_t *edge,
-         const char *edge_id,
-         uint64_t incarnation,
-         Wire__AgentEntry **agents,
-         size_t n_agents)
-{
-    Wire__Envelope env = WIRE__ENVELOPE__INIT;
-    env.command = WIRE__COMMAND__HELLO;
-    env.edge_id = (char *) edge_id;
-    env.incarnation = incarnation;
-    env.agents = agents;
-    env.n_agents = n_agents;
-    s_send (edge, &env, NULL, 0);
-    Wire__Envelope *welcome = EXPECT (edge, WELCOME, NULL);
-    uint64_t router_incarnation = welcome->incarnation;
-    wire_envelope_free (&welcome);
-    return router_incarnation;
-}
-
-//  SUBSCRIBE `agent_id` on stream `handle`; expects SUBSCRIBED.  Returns
-//  the session.
-static uint64_t
-s_subscribe (zsock_t *edge, const char *agent_id, uint64_t handle)
-{
-    Wire__AgentEntry agent = WIRE__AGENT_ENTRY__INIT;
-    agent.handle = handle;
-    agent.agent_id = (char *) agent_id;
-    agent.connected_at_unix_ms = zclock_time ();
-    Wire__Envelope env = WIRE__ENVELOPE__INIT;
-    env.command = WIRE__COMMAND__SUBSCRIBE;
-    env.agent = &agent;
-    s_send (edge, &env, NULL, 0);
-    Wire__Envelope *subscribed = EXPECT (edge, SUBSCRIBED, NULL);
-    assert_int_equal (subscribed->handle, handle);
-    assert_string_equal (subscribed->agent_id, agent_id);
-    uint64_t session = subscribed->session;
-    assert_true (session > 0);
-    wire_envelope_free (&subscribed);
-    return session;
-}
-
-static void
-s_publish (zsock_t *client,
-           uint64_t handle,
-           const char *request_id,
-           const char *agent_id,
-           const void *payload,
-           size_t size)
-{
-    Wire__Envelope env = WIRE__ENVELOPE__INIT;
-    env.command = WIRE__COMMAND__PUBLISH;
-    env.handle = handle;
-    env.request_id = (char *) request_id;
-    env.agent_id = (char *) agent_id;
-    env.credit = 16;
-    s_send (client, &env, payload, size);
 }
 
 //  The agent side of one request, all at once: BIND, one RESPONSE, END OK.
@@ -216,12 +61,12 @@ s_answer (zsock_t *agent,
     env.handle = handle;
     env.request_id = (char *) request_id;
     env.command = WIRE__COMMAND__BIND;
-    s_send (agent, &env, NULL, 0);
+    sim_send (agent, &env, NULL, 0);
     env.command = WIRE__COMMAND__RESPONSE;
-    s_send (agent, &env, payload, size);
+    sim_send (agent, &env, payload, size);
     env.command = WIRE__COMMAND__END;
     env.status = 0;
-    s_send (agent, &env, NULL, 0);
+    sim_send (agent, &env, NULL, 0);
 }
 
 static void
@@ -231,17 +76,7 @@ s_ping (zsock_t *edge, const char *edge_id, uint64_t incarnation)
     env.command = WIRE__COMMAND__PING;
     env.edge_id = (char *) edge_id;
     env.incarnation = incarnation;
-    s_send (edge, &env, NULL, 0);
-}
-
-//  Returns the "seq" of a monitor event's JSON body, or -1.
-static int64_t
-s_event_seq (const char *json)
-{
-    const char *seq = strstr (json, "\"seq\":");
-    if (!seq)
-        return -1;
-    return (int64_t) strtoll (seq + 6, NULL, 10);
+    sim_send (edge, &env, NULL, 0);
 }
 
 //  Subscribe `sub` to everything and make sure the PUB has seen the
@@ -256,7 +91,7 @@ s_monitor_join (zsock_t *sub, zsock_t *edge)
     for (int attempt = 0; attempt < 100 && !joined; attempt++) {
         char agent_id[32];
         snprintf (agent_id, sizeof agent_id, "probe-%d", attempt);
-        s_subscribe (edge, agent_id, 900000 + (uint64_t) attempt);
+        sim_subscribe (edge, agent_id, 900000 + (uint64_t) attempt);
         joined = zpoller_wait (poller, 100) == sub;
     }
     assert_true (joined);
@@ -284,7 +119,8 @@ s_setup (void **state)
     free (fx->cfg.monitor);
     fx->cfg.monitor = strdup ("tcp://127.0.0.1:0");
     fx->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t) zclock_usecs ();
-    s_router_start (fx);
+    fx->router =
+        sim_router_start (&fx->cfg, &fx->router_port, &fx->monitor_port);
     *state = fx;
     return 0;
 }
@@ -306,34 +142,34 @@ static void
 test_happy_path (void **state)
 {
     fixture_t *fx = (fixture_t *) *state;
-    zsock_t *agent_edge = s_edge_new (fx, fx->router_port);
-    zsock_t *client_edge = s_edge_new (fx, fx->router_port);
+    zsock_t *agent_edge = sim_edge_new (&fx->rng, fx->router_port);
+    zsock_t *client_edge = sim_edge_new (&fx->rng, fx->router_port);
     zsock_t *sub = zsock_new (ZMQ_SUB);
     assert_int_equal (
         zsock_connect (sub, "tcp://127.0.0.1:%d", fx->monitor_port), 0);
 
-    uint64_t incarnation = s_hello (agent_edge, "edge-a:1", 11, NULL, 0);
+    uint64_t incarnation = sim_hello (agent_edge, "edge-a:1", 11, NULL, 0);
     assert_true (incarnation != 0);
     s_monitor_join (sub, agent_edge);
 
     s_ping (agent_edge, "edge-a:1", 11);
-    Wire__Envelope *pong = EXPECT (agent_edge, PONG, NULL);
+    Wire__Envelope *pong = SIM_EXPECT (agent_edge, PONG, NULL);
     assert_true (pong->known);
     assert_int_equal (pong->incarnation, incarnation);
     wire_envelope_free (&pong);
 
-    uint64_t session = s_subscribe (agent_edge, "dev-1", 1);
-    assert_int_equal (s_hello (client_edge, "edge-b:1", 22, NULL, 0),
+    uint64_t session = sim_subscribe (agent_edge, "dev-1", 1);
+    assert_int_equal (sim_hello (client_edge, "edge-b:1", 22, NULL, 0),
                       incarnation);
 
     //  Payload bytes are opaque to the router: zeros and high bytes too.
     uint8_t request[1000];
     for (size_t i = 0; i < sizeof request; i++)
         request[i] = (uint8_t) (i * 7);
-    s_publish (client_edge, 7, "req-1", "dev-1", request, sizeof request);
+    sim_publish (client_edge, 7, "req-1", "dev-1", request, sizeof request);
 
     zframe_t *payload = NULL;
-    Wire__Envelope *deliver = EXPECT (agent_edge, DELIVER, &payload);
+    Wire__Envelope *deliver = SIM_EXPECT (agent_edge, DELIVER, &payload);
     assert_int_equal (deliver->handle, 1);
     assert_int_equal (deliver->session, session);
     assert_string_equal (deliver->request_id, "req-1");
@@ -350,15 +186,15 @@ test_happy_path (void **state)
     env.command = WIRE__COMMAND__BIND;
     env.handle = 2;
     env.request_id = "req-1";
-    s_send (agent_edge, &env, NULL, 0);
-    Wire__Envelope *bound = EXPECT (agent_edge, BOUND, NULL);
+    sim_send (agent_edge, &env, NULL, 0);
+    Wire__Envelope *bound = SIM_EXPECT (agent_edge, BOUND, NULL);
     assert_int_equal (bound->handle, 2);
     assert_true (bound->credit > 0);
     wire_envelope_free (&bound);
 
     env.command = WIRE__COMMAND__RESPONSE;
-    s_send (agent_edge, &env, response, sizeof response);
-    Wire__Envelope *reply = EXPECT (client_edge, REPLY, &payload);
+    sim_send (agent_edge, &env, response, sizeof response);
+    Wire__Envelope *reply = SIM_EXPECT (client_edge, REPLY, &payload);
     assert_int_equal (reply->handle, 7);
     assert_string_equal (reply->request_id, "req-1");
     assert_non_null (payload);
@@ -369,8 +205,8 @@ test_happy_path (void **state)
 
     env.command = WIRE__COMMAND__END;
     env.status = 0;
-    s_send (agent_edge, &env, NULL, 0);
-    Wire__Envelope *finish = EXPECT (client_edge, FINISH, NULL);
+    sim_send (agent_edge, &env, NULL, 0);
+    Wire__Envelope *finish = SIM_EXPECT (client_edge, FINISH, NULL);
     assert_int_equal (finish->handle, 7);
     assert_int_equal (finish->status, 0);
     wire_envelope_free (&finish);
@@ -386,7 +222,7 @@ test_happy_path (void **state)
             zstr_free (&json);
             fail_msg ("monitor: no request.end");
         }
-        int64_t seq = s_event_seq (json);
+        int64_t seq = sim_event_seq (json);
         assert_true (seq >= 0);
         if (last_seq >= 0)
             assert_int_equal (seq, last_seq + 1);
@@ -435,22 +271,22 @@ s_send_garbage (fixture_t *fx, zsock_t *sock, int kind)
 {
     zmsg_t *msg = zmsg_new ();
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
-    env.handle = s_rand (fx) % 50;
+    env.handle = sim_rand (&fx->rng) % 50;
     env.request_id = "r-garbage";
-    env.session = s_rand (fx) % 5;
+    env.session = sim_rand (&fx->rng) % 5;
     uint8_t bytes[256];
     for (size_t i = 0; i < sizeof bytes; i++)
-        bytes[i] = (uint8_t) s_rand (fx);
+        bytes[i] = (uint8_t) sim_rand (&fx->rng);
     switch (kind) {
         case 0: { //  1..4 frames of random bytes
-            int frames = 1 + (int) (s_rand (fx) % 4);
+            int frames = 1 + (int) (sim_rand (&fx->rng) % 4);
             for (int i = 0; i < frames; i++)
-                zmsg_addmem (msg, bytes, s_rand (fx) % sizeof bytes);
+                zmsg_addmem (msg, bytes, sim_rand (&fx->rng) % sizeof bytes);
             break;
         }
         case 1: //  empty frames
             zmsg_addmem (msg, NULL, 0);
-            if (s_rand (fx) % 2)
+            if (sim_rand (&fx->rng) % 2)
                 zmsg_addmem (msg, NULL, 0);
             break;
         case 2: { //  a well-formed envelope of version 2
@@ -465,23 +301,23 @@ s_send_garbage (fixture_t *fx, zsock_t *sock, int kind)
         case 3: { //  unknown, reserved or router->edge command
             static const int commands[] = {0,  12, 31, 32, 33,
                                            36, 39, 40, 99, -1};
-            env.command = (Wire__Command) commands[s_rand (fx) % 10];
+            env.command = (Wire__Command) commands[sim_rand (&fx->rng) % 10];
             zframe_t *frame = wire_envelope_encode (&env);
             zmsg_append (msg, &frame);
             break;
         }
         case 4: { //  a known command with too many frames
-            env.command = (Wire__Command) (1 + s_rand (fx) % 11);
+            env.command = (Wire__Command) (1 + sim_rand (&fx->rng) % 11);
             zframe_t *frame = wire_envelope_encode (&env);
             zmsg_append (msg, &frame);
-            int extra = 2 + (int) (s_rand (fx) % 3);
+            int extra = 2 + (int) (sim_rand (&fx->rng) % 3);
             for (int i = 0; i < extra; i++)
                 zmsg_addmem (msg, bytes, 8);
             break;
         }
         case 5: { //  payload commands without their payload
-            env.command = s_rand (fx) % 2 ? WIRE__COMMAND__PUBLISH
-                                          : WIRE__COMMAND__RESPONSE;
+            env.command = sim_rand (&fx->rng) % 2 ? WIRE__COMMAND__PUBLISH
+                                                  : WIRE__COMMAND__RESPONSE;
             env.agent_id = "nobody";
             zframe_t *frame = wire_envelope_encode (&env);
             zmsg_append (msg, &frame);
@@ -491,9 +327,9 @@ s_send_garbage (fixture_t *fx, zsock_t *sock, int kind)
             static const Wire__Command commands[] = {
                 WIRE__COMMAND__BIND, WIRE__COMMAND__END, WIRE__COMMAND__CANCEL,
                 WIRE__COMMAND__CREDIT, WIRE__COMMAND__UNSUBSCRIBE};
-            env.command = commands[s_rand (fx) % 5];
-            env.credit = (uint32_t) s_rand (fx);
-            env.status = (int32_t) (s_rand (fx) % 40) - 5;
+            env.command = commands[sim_rand (&fx->rng) % 5];
+            env.credit = (uint32_t) sim_rand (&fx->rng);
+            env.status = (int32_t) (sim_rand (&fx->rng) % 40) - 5;
             zframe_t *frame = wire_envelope_encode (&env);
             zmsg_append (msg, &frame);
             break;
@@ -504,11 +340,11 @@ s_send_garbage (fixture_t *fx, zsock_t *sock, int kind)
             memset (long_id, 'x', sizeof long_id - 1);
             long_id[sizeof long_id - 1] = 0;
             static char *ids[] = {"", "bad id", "tab\tid", "../etc", NULL};
-            int pick = (int) (s_rand (fx) % 5);
+            int pick = (int) (sim_rand (&fx->rng) % 5);
             agent.agent_id = ids[pick] ? ids[pick] : long_id;
-            agent.handle = 5000 + s_rand (fx) % 100;
+            agent.handle = 5000 + sim_rand (&fx->rng) % 100;
             env.command = WIRE__COMMAND__SUBSCRIBE;
-            if (s_rand (fx) % 4)
+            if (sim_rand (&fx->rng) % 4)
                 env.agent = &agent;
             zframe_t *frame = wire_envelope_encode (&env);
             zmsg_append (msg, &frame);
@@ -520,7 +356,7 @@ s_send_garbage (fixture_t *fx, zsock_t *sock, int kind)
             zframe_t *frame = wire_envelope_encode (&env);
             size_t size = zframe_size (frame);
             zmsg_addmem (msg, zframe_data (frame),
-                         size > 1 ? 1 + s_rand (fx) % (size - 1) : 0);
+                         size > 1 ? 1 + sim_rand (&fx->rng) % (size - 1) : 0);
             zframe_destroy (&frame);
             zmsg_addmem (msg, bytes, 16);
             break;
@@ -534,14 +370,15 @@ test_garbage (void **state)
 {
     fixture_t *fx = (fixture_t *) *state;
     fx->rng = 0x12345678abcdefull; //  reproducible
-    zsock_t *edge = s_edge_new (fx, fx->router_port);
-    zsock_t *stranger = s_edge_new (fx, fx->router_port);
-    s_hello (edge, "edge-g:1", 33, NULL, 0);
-    s_subscribe (edge, "dev-g", 1);
+    zsock_t *edge = sim_edge_new (&fx->rng, fx->router_port);
+    zsock_t *stranger = sim_edge_new (&fx->rng, fx->router_port);
+    sim_hello (edge, "edge-g:1", 33, NULL, 0);
+    sim_subscribe (edge, "dev-g", 1);
 
     for (int i = 0; i < 5000; i++) {
         //  From a known edge and from one that never said HELLO.
-        s_send_garbage (fx, i % 3 ? edge : stranger, (int) (s_rand (fx) % 9));
+        s_send_garbage (fx, i % 3 ? edge : stranger,
+                        (int) (sim_rand (&fx->rng) % 9));
         if (i % 64 == 0) {
             s_drain (edge);
             s_drain (stranger);
@@ -550,7 +387,7 @@ test_garbage (void **state)
     //  A frame far over the payload limit.
     size_t huge_size = 8 * 1024 * 1024;
     uint8_t *huge = (uint8_t *) zmalloc (huge_size);
-    s_publish (edge, 99, "req-huge", "dev-g", huge, huge_size);
+    sim_publish (edge, 99, "req-huge", "dev-g", huge, huge_size);
     zmsg_t *msg = zmsg_new ();
     zmsg_addmem (msg, huge, huge_size);
     assert_int_equal (zmsg_send (&msg, edge), 0);
@@ -558,24 +395,24 @@ test_garbage (void **state)
 
     //  Still routing: PING from the known edge, and a full request.
     s_ping (edge, "edge-g:1", 33);
-    Wire__Envelope *pong = EXPECT (edge, PONG, NULL);
+    Wire__Envelope *pong = SIM_EXPECT (edge, PONG, NULL);
     wire_envelope_free (&pong);
 
-    zsock_t *client = s_edge_new (fx, fx->router_port);
-    s_hello (client, "edge-c:1", 44, NULL, 0);
-    zsock_t *agent = s_edge_new (fx, fx->router_port);
-    s_hello (agent, "edge-h:1", 55, NULL, 0);
-    s_subscribe (agent, "dev-h", 1);
-    s_publish (client, 1, "req-after", "dev-h", "ping", 4);
-    Wire__Envelope *deliver = EXPECT (agent, DELIVER, NULL);
+    zsock_t *client = sim_edge_new (&fx->rng, fx->router_port);
+    sim_hello (client, "edge-c:1", 44, NULL, 0);
+    zsock_t *agent = sim_edge_new (&fx->rng, fx->router_port);
+    sim_hello (agent, "edge-h:1", 55, NULL, 0);
+    sim_subscribe (agent, "dev-h", 1);
+    sim_publish (client, 1, "req-after", "dev-h", "ping", 4);
+    Wire__Envelope *deliver = SIM_EXPECT (agent, DELIVER, NULL);
     wire_envelope_free (&deliver);
     s_answer (agent, 2, "req-after", "pong", 4);
     zframe_t *payload = NULL;
-    Wire__Envelope *reply = EXPECT (client, REPLY, &payload);
+    Wire__Envelope *reply = SIM_EXPECT (client, REPLY, &payload);
     assert_memory_equal (zframe_data (payload), "pong", 4);
     zframe_destroy (&payload);
     wire_envelope_free (&reply);
-    Wire__Envelope *finish = EXPECT (client, FINISH, NULL);
+    Wire__Envelope *finish = SIM_EXPECT (client, FINISH, NULL);
     assert_int_equal (finish->status, 0);
     wire_envelope_free (&finish);
 
@@ -595,7 +432,7 @@ static void
 test_oversize_frame (void **state)
 {
     fixture_t *fx = (fixture_t *) *state;
-    zsock_t *rogue = s_edge_new (fx, fx->router_port);
+    zsock_t *rogue = sim_edge_new (&fx->rng, fx->router_port);
     size_t size = WIRE_ENVELOPE_MAX + 1024 * 1024;
     zmsg_t *msg = zmsg_new ();
     zframe_t *frame = zframe_new (NULL, size);
@@ -603,10 +440,10 @@ test_oversize_frame (void **state)
     zmsg_append (msg, &frame);
     assert_int_equal (zmsg_send (&msg, rogue), 0);
 
-    zsock_t *edge = s_edge_new (fx, fx->router_port);
-    s_hello (edge, "edge-o:1", 1, NULL, 0);
+    zsock_t *edge = sim_edge_new (&fx->rng, fx->router_port);
+    sim_hello (edge, "edge-o:1", 1, NULL, 0);
     s_ping (edge, "edge-o:1", 1);
-    Wire__Envelope *pong = EXPECT (edge, PONG, NULL);
+    Wire__Envelope *pong = SIM_EXPECT (edge, PONG, NULL);
     assert_true (pong->known);
     wire_envelope_free (&pong);
     zsock_destroy (&edge);
@@ -628,18 +465,20 @@ test_router_restart (void **state)
     zactor_destroy (&fx->router);
     free (fx->cfg.bind);
     fx->cfg.bind = strdup ("tcp://127.0.0.1:![61000-65535]");
-    s_router_start (fx);
+    fx->router =
+        sim_router_start (&fx->cfg, &fx->router_port, &fx->monitor_port);
 
-    zsock_t *edge = s_edge_new (fx, fx->router_port);
-    uint64_t old_incarnation = s_hello (edge, "edge-r:1", 66, NULL, 0);
-    uint64_t session = s_subscribe (edge, "dev-r", 1);
+    zsock_t *edge = sim_edge_new (&fx->rng, fx->router_port);
+    uint64_t old_incarnation = sim_hello (edge, "edge-r:1", 66, NULL, 0);
+    uint64_t session = sim_subscribe (edge, "dev-r", 1);
 
     //  Same port, new process state.
     int port = fx->router_port;
     zactor_destroy (&fx->router);
     free (fx->cfg.bind);
     fx->cfg.bind = zsys_sprintf ("tcp://127.0.0.1:%d", port);
-    s_router_start (fx);
+    fx->router =
+        sim_router_start (&fx->cfg, &fx->router_port, &fx->monitor_port);
     assert_int_equal (fx->router_port, port);
 
     //  Heartbeat until the new router answers; the DEALER reconnects by
@@ -672,17 +511,17 @@ test_router_restart (void **state)
     agent.agent_id = "dev-r";
     agent.session = session;
     Wire__AgentEntry *agents[] = {&agent};
-    assert_int_equal (s_hello (edge, "edge-r:1", 66, agents, 1),
+    assert_int_equal (sim_hello (edge, "edge-r:1", 66, agents, 1),
                       new_incarnation);
-    Wire__Envelope *subscribed = EXPECT (edge, SUBSCRIBED, NULL);
+    Wire__Envelope *subscribed = SIM_EXPECT (edge, SUBSCRIBED, NULL);
     assert_int_equal (subscribed->handle, 1);
     wire_envelope_free (&subscribed);
 
-    zsock_t *client = s_edge_new (fx, fx->router_port);
-    s_hello (client, "edge-s:1", 77, NULL, 0);
-    s_publish (client, 3, "req-r", "dev-r", "again", 5);
+    zsock_t *client = sim_edge_new (&fx->rng, fx->router_port);
+    sim_hello (client, "edge-s:1", 77, NULL, 0);
+    sim_publish (client, 3, "req-r", "dev-r", "again", 5);
     zframe_t *payload = NULL;
-    Wire__Envelope *deliver = EXPECT (edge, DELIVER, &payload);
+    Wire__Envelope *deliver = SIM_EXPECT (edge, DELIVER, &payload);
     assert_int_equal (deliver->handle, 1);
     assert_memory_equal (zframe_data (payload), "again", 5);
     zframe_destroy (&payload);
@@ -699,16 +538,16 @@ static void
 test_stalled_monitor (void **state)
 {
     fixture_t *fx = (fixture_t *) *state;
-    zsock_t *agent = s_edge_new (fx, fx->router_port);
-    zsock_t *client = s_edge_new (fx, fx->router_port);
+    zsock_t *agent = sim_edge_new (&fx->rng, fx->router_port);
+    zsock_t *client = sim_edge_new (&fx->rng, fx->router_port);
     zsock_t *sub = zsock_new (ZMQ_SUB);
     zsock_set_rcvhwm (sub, 100);
     assert_int_equal (
         zsock_connect (sub, "tcp://127.0.0.1:%d", fx->monitor_port), 0);
-    s_hello (agent, "edge-m:1", 1, NULL, 0);
-    s_hello (client, "edge-n:1", 2, NULL, 0);
+    sim_hello (agent, "edge-m:1", 1, NULL, 0);
+    sim_hello (client, "edge-n:1", 2, NULL, 0);
     s_monitor_join (sub, agent); //  from here on `sub` is never read
-    s_subscribe (agent, "dev-m", 1);
+    sim_subscribe (agent, "dev-m", 1);
 
     //  Two events per request: 25,000 requests, 64 in flight.
     const int total = 25000;
@@ -720,8 +559,8 @@ test_stalled_monitor (void **state)
         while (sent < total && sent - finished < window) {
             char request_id[32];
             snprintf (request_id, sizeof request_id, "m-%d", sent);
-            s_publish (client, 1 + (uint64_t) sent, request_id, "dev-m", "q",
-                       1);
+            sim_publish (client, 1 + (uint64_t) sent, request_id, "dev-m", "q",
+                         1);
             sent++;
         }
         void *which = zpoller_wait (poller, S_DEADLINE_MS);
@@ -789,9 +628,9 @@ test_inproc_endpoint (void **state)
 
     zsock_t *edge = zsock_new (ZMQ_DEALER);
     assert_int_equal (zsock_connect (edge, "inproc://test-router-a"), 0);
-    s_hello (edge, "edge-i:1", 1, NULL, 0);
+    sim_hello (edge, "edge-i:1", 1, NULL, 0);
     s_ping (edge, "edge-i:1", 1);
-    Wire__Envelope *pong = EXPECT (edge, PONG, NULL);
+    Wire__Envelope *pong = SIM_EXPECT (edge, PONG, NULL);
     assert_true (pong->known);
     wire_envelope_free (&pong);
     zsock_destroy (&edge);

@@ -39,10 +39,11 @@
 
 #include "event_json.h"
 #include "router_actor.h"
+#include "sim_edge.h"
 #include "wire_envelope.h"
 
 //  How long any single expected message or condition may take, ms.
-#define S_DEADLINE_MS 10000
+#define S_DEADLINE_MS SIM_DEADLINE_MS
 #define S_SKIP        77
 
 typedef struct
@@ -73,154 +74,6 @@ typedef struct
 
 //  ---------------------------------------------------------------------
 //  Router and wire helpers
-
-static void
-s_router_start (fixture_t *fx)
-{
-    fx->router = router_actor_start (&fx->cfg);
-    assert_non_null (fx->router);
-    assert_int_equal (zstr_send (fx->router, "PORT"), 0);
-    assert_int_equal (
-        zsock_recv (fx->router, "ii", &fx->router_port, &fx->monitor_port), 0);
-    assert_true (fx->router_port > 0);
-    assert_true (fx->monitor_port > 0);
-}
-
-static uint64_t
-s_rand (fixture_t *fx)
-{
-    fx->rng ^= fx->rng << 13;
-    fx->rng ^= fx->rng >> 7;
-    fx->rng ^= fx->rng << 17;
-    return fx->rng;
-}
-
-//  A simulated edge: a DEALER with a fresh random routing id.
-static zsock_t *
-s_edge_new (fixture_t *fx)
-{
-    zsock_t *sock = zsock_new (ZMQ_DEALER);
-    assert_non_null (sock);
-    uint8_t id[16];
-    for (size_t i = 0; i < sizeof id; i++)
-        id[i] = (uint8_t) s_rand (fx);
-    id[0] = 'e';
-    assert_int_equal (
-        zmq_setsockopt (zsock_resolve (sock), ZMQ_ROUTING_ID, id, sizeof id),
-        0);
-    zsock_set_linger (sock, 0);
-    zsock_set_sndhwm (sock, 0);
-    zsock_set_rcvhwm (sock, 0);
-    assert_int_equal (
-        zsock_connect (sock, "tcp://127.0.0.1:%d", fx->router_port), 0);
-    return sock;
-}
-
-static void
-s_send (zsock_t *sock, Wire__Envelope *env, const void *payload, size_t size)
-{
-    zmsg_t *msg = zmsg_new ();
-    zframe_t *frame = wire_envelope_encode (env);
-    zmsg_append (msg, &frame);
-    if (payload)
-        zmsg_addmem (msg, payload, size);
-    assert_int_equal (zmsg_send (&msg, sock), 0);
-}
-
-//  Wait for a message of `command` on `sock`, skipping others.  Returns its
-//  envelope (caller frees it with wire_envelope_free).
-static Wire__Envelope *
-s_expect (zsock_t *sock, int command, const char *file, int line)
-{
-    int64_t deadline = zclock_mono () + S_DEADLINE_MS;
-    while (true) {
-        int64_t left = deadline - zclock_mono ();
-        if (left <= 0)
-            break;
-        zsock_set_rcvtimeo (sock, (int) left);
-        zmsg_t *msg = zmsg_recv (sock);
-        if (!msg)
-            break;
-        Wire__Envelope *env = NULL;
-        int rc = wire_envelope_decode (zmsg_first (msg), &env);
-        zmsg_destroy (&msg);
-        if (rc == 0 && (int) env->command == command)
-            return env;
-        wire_envelope_free (&env);
-    }
-    fail_msg ("%s:%d: no %s within %d ms", file, line,
-              wire_command_name (command), S_DEADLINE_MS);
-    return NULL;
-}
-
-#define EXPECT(sock, command)                                                  \
-    s_expect ((sock), WIRE__COMMAND__##command, __FILE__, __LINE__)
-
-static void
-s_hello (zsock_t *edge, const char *edge_id, uint64_t incarnation)
-{
-    Wire__Envelope env = WIRE__ENVELOPE__INIT;
-    env.command = WIRE__COMMAND__HELLO;
-    env.edge_id = (char *) edge_id;
-    env.incarnation = incarnation;
-    s_send (edge, &env, NULL, 0);
-    Wire__Envelope *welcome = EXPECT (edge, WELCOME);
-    wire_envelope_free (&welcome);
-}
-
-static uint64_t
-s_subscribe (zsock_t *edge, const char *agent_id, uint64_t handle)
-{
-    Wire__AgentEntry agent = WIRE__AGENT_ENTRY__INIT;
-    agent.handle = handle;
-    agent.agent_id = (char *) agent_id;
-    agent.connected_at_unix_ms = zclock_time ();
-    Wire__Envelope env = WIRE__ENVELOPE__INIT;
-    env.command = WIRE__COMMAND__SUBSCRIBE;
-    env.agent = &agent;
-    s_send (edge, &env, NULL, 0);
-    Wire__Envelope *subscribed = EXPECT (edge, SUBSCRIBED);
-    uint64_t session = subscribed->session;
-    wire_envelope_free (&subscribed);
-    return session;
-}
-
-static void
-s_publish (zsock_t *client,
-           uint64_t handle,
-           const char *request_id,
-           const char *agent_id,
-           const void *payload,
-           size_t size)
-{
-    Wire__Envelope env = WIRE__ENVELOPE__INIT;
-    env.command = WIRE__COMMAND__PUBLISH;
-    env.handle = handle;
-    env.request_id = (char *) request_id;
-    env.agent_id = (char *) agent_id;
-    env.credit = 16;
-    s_send (client, &env, payload, size);
-}
-
-//  One command with handle and request id, and an optional payload.
-static void
-s_command (zsock_t *edge,
-           int command,
-           uint64_t handle,
-           const char *request_id,
-           int status,
-           const void *payload,
-           size_t size)
-{
-    Wire__Envelope env = WIRE__ENVELOPE__INIT;
-    env.command = (Wire__Command) command;
-    env.handle = handle;
-    env.request_id = (char *) request_id;
-    env.status = status;
-    if (status)
-        env.message = "agent failed";
-    s_send (edge, &env, payload, size);
-}
 
 
 //  ---------------------------------------------------------------------
@@ -340,11 +193,11 @@ s_monitor_join (fixture_t *fx)
 static void
 s_scenario (fixture_t *fx, scenario_t *out)
 {
-    zsock_t *a = s_edge_new (fx);
-    zsock_t *b = s_edge_new (fx);
+    zsock_t *a = sim_edge_new (&fx->rng, fx->router_port);
+    zsock_t *b = sim_edge_new (&fx->rng, fx->router_port);
     event_json_t *ev;
 
-    s_hello (a, "edge-a:1", 101);
+    sim_hello (a, "edge-a:1", 101, NULL, 0);
     ev = EXPECT_EVENT (fx, "edge.up");
     s_assert_str (ev, "edge", "edge-a:1");
     s_assert_uint (ev, "incarnation", 101);
@@ -356,12 +209,12 @@ s_scenario (fixture_t *fx, scenario_t *out)
     assert_int_equal (strspn (incarnation, "0123456789abcdef"), 16);
     snprintf (out->incarnation, sizeof out->incarnation, "%s", incarnation);
     event_json_destroy (&ev);
-    s_hello (b, "edge-b:1", 202);
+    sim_hello (b, "edge-b:1", 202, NULL, 0);
     ev = EXPECT_EVENT (fx, "edge.up");
     s_assert_str (ev, "edge", "edge-b:1");
     event_json_destroy (&ev);
 
-    uint64_t session = s_subscribe (a, "dev-1", 1);
+    uint64_t session = sim_subscribe (a, "dev-1", 1);
     ev = EXPECT_EVENT (fx, "agent.up");
     s_assert_str (ev, "agent_id", "dev-1");
     s_assert_uint (ev, "session", session);
@@ -374,23 +227,23 @@ s_scenario (fixture_t *fx, scenario_t *out)
     char request[100], response[40];
     memset (request, 'q', sizeof request);
     memset (response, 'r', sizeof response);
-    s_publish (b, 11, "req-1", "dev-1", request, sizeof request);
-    Wire__Envelope *env = EXPECT (a, DELIVER);
+    sim_publish (b, 11, "req-1", "dev-1", request, sizeof request);
+    Wire__Envelope *env = SIM_EXPECT (a, DELIVER, NULL);
     wire_envelope_free (&env);
     ev = EXPECT_EVENT (fx, "request.start");
     s_assert_str (ev, "request_id", "req-1");
     s_assert_str (ev, "agent_id", "dev-1");
     s_assert_str (ev, "client_edge", "edge-b:1");
     event_json_destroy (&ev);
-    s_command (a, WIRE__COMMAND__BIND, 2, "req-1", 0, NULL, 0);
-    env = EXPECT (a, BOUND);
+    sim_command (a, WIRE__COMMAND__BIND, 2, "req-1", 0, NULL, 0);
+    env = SIM_EXPECT (a, BOUND, NULL);
     wire_envelope_free (&env);
-    s_command (a, WIRE__COMMAND__RESPONSE, 2, "req-1", 0, response,
-               sizeof response);
-    env = EXPECT (b, REPLY);
+    sim_command (a, WIRE__COMMAND__RESPONSE, 2, "req-1", 0, response,
+                 sizeof response);
+    env = SIM_EXPECT (b, REPLY, NULL);
     wire_envelope_free (&env);
-    s_command (a, WIRE__COMMAND__END, 2, "req-1", 0, NULL, 0);
-    env = EXPECT (b, FINISH);
+    sim_command (a, WIRE__COMMAND__END, 2, "req-1", 0, NULL, 0);
+    env = SIM_EXPECT (b, FINISH, NULL);
     assert_int_equal (env->status, 0);
     wire_envelope_free (&env);
     ev = EXPECT_EVENT (fx, "request.end");
@@ -410,8 +263,8 @@ s_scenario (fixture_t *fx, scenario_t *out)
     event_json_destroy (&ev);
 
     //  req-2: no such agent, refused at once (no request.start).
-    s_publish (b, 12, "req-2", "ghost", "x", 1);
-    env = EXPECT (b, FINISH);
+    sim_publish (b, 12, "req-2", "ghost", "x", 1);
+    env = SIM_EXPECT (b, FINISH, NULL);
     assert_int_equal (env->status, 5);
     wire_envelope_free (&env);
     ev = EXPECT_EVENT (fx, "request.end");
@@ -421,17 +274,17 @@ s_scenario (fixture_t *fx, scenario_t *out)
     event_json_destroy (&ev);
 
     //  req-3: the agent answers with an error status.
-    s_publish (b, 13, "req-3", "dev-1", request, 10);
-    env = EXPECT (a, DELIVER);
+    sim_publish (b, 13, "req-3", "dev-1", request, 10);
+    env = SIM_EXPECT (a, DELIVER, NULL);
     wire_envelope_free (&env);
     ev = EXPECT_EVENT (fx, "request.start");
     s_assert_str (ev, "request_id", "req-3");
     event_json_destroy (&ev);
-    s_command (a, WIRE__COMMAND__BIND, 3, "req-3", 0, NULL, 0);
-    env = EXPECT (a, BOUND);
+    sim_command (a, WIRE__COMMAND__BIND, 3, "req-3", 0, NULL, 0);
+    env = SIM_EXPECT (a, BOUND, NULL);
     wire_envelope_free (&env);
-    s_command (a, WIRE__COMMAND__END, 3, "req-3", 13, NULL, 0);
-    env = EXPECT (b, FINISH);
+    sim_command (a, WIRE__COMMAND__END, 3, "req-3", 13, NULL, 0);
+    env = SIM_EXPECT (b, FINISH, NULL);
     assert_int_equal (env->status, 13);
     wire_envelope_free (&env);
     ev = EXPECT_EVENT (fx, "request.end");
@@ -442,7 +295,7 @@ s_scenario (fixture_t *fx, scenario_t *out)
     event_json_destroy (&ev);
 
     //  A second agent, then the first one leaves.
-    s_subscribe (a, "dev-2", 4);
+    sim_subscribe (a, "dev-2", 4);
     ev = EXPECT_EVENT (fx, "agent.up");
     s_assert_str (ev, "agent_id", "dev-2");
     event_json_destroy (&ev);
@@ -450,7 +303,7 @@ s_scenario (fixture_t *fx, scenario_t *out)
     unsubscribe.command = WIRE__COMMAND__UNSUBSCRIBE;
     unsubscribe.handle = 1;
     unsubscribe.session = session;
-    s_send (a, &unsubscribe, NULL, 0);
+    sim_send (a, &unsubscribe, NULL, 0);
     ev = EXPECT_EVENT (fx, "agent.down");
     s_assert_str (ev, "agent_id", "dev-1");
     s_assert_uint (ev, "session", session);
@@ -690,8 +543,8 @@ static zsock_t *
 s_exporter_join (fixture_t *fx)
 {
     s_exporter_start (fx);
-    zsock_t *warm = s_edge_new (fx);
-    s_hello (warm, "edge-w:1", 1);
+    zsock_t *warm = sim_edge_new (&fx->rng, fx->router_port);
+    sim_hello (warm, "edge-w:1", 1, NULL, 0);
     s_monitor_join (fx);
     const expect_t up[] = {{"tether_router_up", 1}};
     s_wait_metrics (fx, up, 1);
@@ -715,7 +568,8 @@ s_setup (void **state)
     fx->cfg.core.edge_liveness_ms = 0;
     fx->exporter_err = -1;
     fx->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t) zclock_usecs ();
-    s_router_start (fx);
+    fx->router =
+        sim_router_start (&fx->cfg, &fx->router_port, &fx->monitor_port);
     *state = fx;
     return 0;
 }
@@ -745,8 +599,8 @@ static void
 test_events (void **state)
 {
     fixture_t *fx = (fixture_t *) *state;
-    zsock_t *warm = s_edge_new (fx);
-    s_hello (warm, "edge-w:1", 1);
+    zsock_t *warm = sim_edge_new (&fx->rng, fx->router_port);
+    sim_hello (warm, "edge-w:1", 1, NULL, 0);
     s_monitor_join (fx);
     scenario_t scenario;
     s_scenario (fx, &scenario);
@@ -852,9 +706,10 @@ test_exporter (void **state)
     free (fx->cfg.monitor);
     fx->cfg.monitor = zsys_sprintf ("tcp://127.0.0.1:%d", fx->monitor_port);
     fx->cfg.core.stats_interval_ms = 1000;
-    s_router_start (fx);
-    warm = s_edge_new (fx);
-    s_hello (warm, "edge-w:1", 2);
+    fx->router =
+        sim_router_start (&fx->cfg, &fx->router_port, &fx->monitor_port);
+    warm = sim_edge_new (&fx->rng, fx->router_port);
+    sim_hello (warm, "edge-w:1", 2, NULL, 0);
     s_exporter_wait_log (fx, "msg=\"router restarted\"");
     text = s_scrape (fx);
     assert_true (s_sample (text, "tether_router_restarts_total") == 1);
@@ -964,11 +819,12 @@ test_stall (void **state)
     //  buffers that stops reading once it has joined.
     zactor_destroy (&fx->router);
     fx->cfg.monitor_hwm = 100;
-    s_router_start (fx);
-    zsock_t *agent = s_edge_new (fx);
-    zsock_t *client = s_edge_new (fx);
-    s_hello (agent, "edge-m:1", 1);
-    s_hello (client, "edge-n:1", 2);
+    fx->router =
+        sim_router_start (&fx->cfg, &fx->router_port, &fx->monitor_port);
+    zsock_t *agent = sim_edge_new (&fx->rng, fx->router_port);
+    zsock_t *client = sim_edge_new (&fx->rng, fx->router_port);
+    sim_hello (agent, "edge-m:1", 1, NULL, 0);
+    sim_hello (client, "edge-n:1", 2, NULL, 0);
     fx->sub = zsock_new (ZMQ_SUB);
     assert_non_null (fx->sub);
     zsock_set_rcvhwm (fx->sub, 10);
@@ -977,7 +833,7 @@ test_stall (void **state)
     assert_int_equal (
         zsock_connect (fx->sub, "tcp://127.0.0.1:%d", fx->monitor_port), 0);
     s_next_stats (fx);
-    s_subscribe (agent, "dev-m", 1);
+    sim_subscribe (agent, "dev-m", 1);
 
     //  Two events per request: 5,000 requests, 64 in flight.
     const int total = 5000;
@@ -989,8 +845,8 @@ test_stall (void **state)
         while (sent < total && sent - finished < window) {
             char request_id[32];
             snprintf (request_id, sizeof request_id, "s-%d", sent);
-            s_publish (client, 1 + (uint64_t) sent, request_id, "dev-m", "q",
-                       1);
+            sim_publish (client, 1 + (uint64_t) sent, request_id, "dev-m", "q",
+                         1);
             sent++;
         }
         void *which = zpoller_wait (poller, S_DEADLINE_MS);
@@ -1000,13 +856,13 @@ test_stall (void **state)
         Wire__Envelope *env = NULL;
         assert_int_equal (wire_envelope_decode (zmsg_first (msg), &env), 0);
         if (env->command == WIRE__COMMAND__DELIVER) {
-            uint64_t handle = 1000000 + s_rand (fx) % 1000000;
-            s_command (agent, WIRE__COMMAND__BIND, handle, env->request_id, 0,
-                       NULL, 0);
-            s_command (agent, WIRE__COMMAND__RESPONSE, handle, env->request_id,
-                       0, "a", 1);
-            s_command (agent, WIRE__COMMAND__END, handle, env->request_id, 0,
-                       NULL, 0);
+            uint64_t handle = 1000000 + sim_rand (&fx->rng) % 1000000;
+            sim_command (agent, WIRE__COMMAND__BIND, handle, env->request_id, 0,
+                         NULL, 0);
+            sim_command (agent, WIRE__COMMAND__RESPONSE, handle,
+                         env->request_id, 0, "a", 1);
+            sim_command (agent, WIRE__COMMAND__END, handle, env->request_id, 0,
+                         NULL, 0);
         } else if (env->command == WIRE__COMMAND__FINISH) {
             assert_int_equal (env->status, 0);
             finished++;
@@ -1110,8 +966,8 @@ test_cli (void **state)
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d",
               fx->monitor_port);
-    zsock_t *warm = s_edge_new (fx);
-    s_hello (warm, "edge-w:1", 1);
+    zsock_t *warm = sim_edge_new (&fx->rng, fx->router_port);
+    sim_hello (warm, "edge-w:1", 1, NULL, 0);
     static char out[1 << 16];
 
     //  --json: one object per line, with its topic, contiguous seq.
