@@ -382,14 +382,46 @@ void tether_call_cancel (tether_call_t *self);
 void tether_call_destroy (tether_call_t **self_p);
 
 //  List connected agents whose id starts with `prefix` (NULL or "" for
-//  all), at most `limit` of them (0 = the gateway's maximum).  Returns the
-//  list (caller owns it), or NULL on failure with *status_p set to the gRPC
-//  status (status_p may be NULL).
+//  all), in id order, at most `limit` of them (0 = the gateway's maximum):
+//  the first page of the list, as one ListAgents call.  The gateway also
+//  stops a page where its message size ends; tether_agents_next_page_token
+//  says whether more follow.  Returns the list (caller owns it), or NULL
+//  on failure with *status_p set to the gRPC status (status_p may be
+//  NULL).
 tether_agents_t *tether_client_list_agents (tether_client_t *self,
                                             const char *prefix,
                                             uint32_t limit,
                                             uint32_t timeout_ms,
                                             int *status_p);
+
+//  The same, for the page after `page_token`: NULL or "" for the first
+//  page, else the tether_agents_next_page_token of the previous page
+//  (with the same prefix).  A token the gateway cannot read ends
+//  INVALID_ARGUMENT.
+tether_agents_t *tether_client_list_agents_page (tether_client_t *self,
+                                                 const char *prefix,
+                                                 uint32_t limit,
+                                                 const char *page_token,
+                                                 uint32_t timeout_ms,
+                                                 int *status_p);
+
+//  Every connected agent whose id starts with `prefix`, in id order: asks
+//  page after page, `page_size` agents each (0 = the gateway's maximum),
+//  until the gateway says there are no more.  `timeout_ms` (0 = none)
+//  bounds the whole walk.  Agents that come and go meanwhile may or may
+//  not be in it; none is listed twice.  Returns the list (caller owns it),
+//  or NULL on failure with *status_p set (INTERNAL when the gateway's
+//  pages do not follow one another in id order).
+tether_agents_t *tether_client_list_all_agents (tether_client_t *self,
+                                                const char *prefix,
+                                                uint32_t page_size,
+                                                uint32_t timeout_ms,
+                                                int *status_p);
+
+//  The token for the page after this list ("" when the gateway has no
+//  more): pass it to tether_client_list_agents_page.  Borrowed, valid
+//  while the list lives.
+const char *tether_agents_next_page_token (tether_agents_t *self);
 
 //  Number of entries in the list.
 size_t tether_agents_size (tether_agents_t *self);

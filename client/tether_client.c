@@ -396,10 +396,51 @@ s_unary (tether_client_t *self,
     return (int) status;
 }
 
-struct _tether_agents_t
+//  One ListAgents call into `list`.  Returns the gRPC status (INTERNAL
+//  when the answer does not parse or does not follow the previous page).
+static int
+s_list_page (tether_client_t *self,
+             const char *prefix,
+             uint32_t limit,
+             const char *page_token,
+             uint32_t timeout_ms,
+             tether_agents_t *list)
 {
-    Tether__V1__ListAgentsResponse *response; //  Owned
-};
+    Tether__V1__ListAgentsRequest request =
+        TETHER__V1__LIST_AGENTS_REQUEST__INIT;
+    request.prefix = (char *) (prefix ? prefix : "");
+    request.limit = limit;
+    request.page_token = (char *) (page_token ? page_token : "");
+    grpc_byte_buffer *buffer = tether_buffer_pack (&request.base);
+    uint8_t *reply;
+    size_t size;
+    int status =
+        s_unary (self, TETHER_METHOD_LIST, buffer, timeout_ms, &reply, &size);
+    grpc_byte_buffer_destroy (buffer);
+    if (status == TETHER_OK && tether_agents_add_page (list, reply, size))
+        status = TETHER_INTERNAL;
+    free (reply);
+    return status;
+}
+
+tether_agents_t *
+tether_client_list_agents_page (tether_client_t *self,
+                                const char *prefix,
+                                uint32_t limit,
+                                const char *page_token,
+                                uint32_t timeout_ms,
+                                int *status_p)
+{
+    assert (self);
+    tether_agents_t *agents = tether_agents_new ();
+    int status =
+        s_list_page (self, prefix, limit, page_token, timeout_ms, agents);
+    if (status != TETHER_OK)
+        tether_agents_destroy (&agents);
+    if (status_p)
+        *status_p = status;
+    return agents;
+}
 
 tether_agents_t *
 tether_client_list_agents (tether_client_t *self,
@@ -408,112 +449,55 @@ tether_client_list_agents (tether_client_t *self,
                            uint32_t timeout_ms,
                            int *status_p)
 {
+    return tether_client_list_agents_page (self, prefix, limit, NULL,
+                                           timeout_ms, status_p);
+}
+
+tether_agents_t *
+tether_client_list_all_agents (tether_client_t *self,
+                               const char *prefix,
+                               uint32_t page_size,
+                               uint32_t timeout_ms,
+                               int *status_p)
+{
     assert (self);
-    Tether__V1__ListAgentsRequest request =
-        TETHER__V1__LIST_AGENTS_REQUEST__INIT;
-    request.prefix = (char *) (prefix ? prefix : "");
-    request.limit = limit;
-    grpc_byte_buffer *buffer = tether_buffer_pack (&request.base);
-    uint8_t *reply;
-    size_t size;
-    int status =
-        s_unary (self, TETHER_METHOD_LIST, buffer, timeout_ms, &reply, &size);
-    grpc_byte_buffer_destroy (buffer);
-    tether_agents_t *agents = NULL;
-    if (status == TETHER_OK) {
-        Tether__V1__ListAgentsResponse *response =
-            tether__v1__list_agents_response__unpack (NULL, size, reply);
-        if (response) {
-            agents = (tether_agents_t *) calloc (1, sizeof *agents);
-            assert (agents);
-            agents->response = response;
-        } else
+    tether_agents_t *agents = tether_agents_new ();
+    int64_t deadline = tether_now_ms () + timeout_ms;
+    char *token = NULL;
+    int status = TETHER_OK;
+    while (true) {
+        uint32_t left = 0;
+        if (timeout_ms) {
+            int64_t ms = deadline - tether_now_ms ();
+            if (ms <= 0) {
+                status = TETHER_DEADLINE_EXCEEDED;
+                break;
+            }
+            left = (uint32_t) ms;
+        }
+        status = s_list_page (self, prefix, page_size, token, left, agents);
+        if (status != TETHER_OK)
+            break;
+        const char *next = tether_agents_next_page_token (agents);
+        if (!*next)
+            break;
+        //  Pages follow each other in id order (checked as they are
+        //  added), so a token that does not move forward is a gateway
+        //  going round in circles.
+        if (token && strcmp (next, token) <= 0) {
             status = TETHER_INTERNAL;
+            break;
+        }
+        free (token);
+        token = strdup (next);
+        assert (token);
     }
-    free (reply);
+    free (token);
+    if (status != TETHER_OK)
+        tether_agents_destroy (&agents);
     if (status_p)
         *status_p = status;
     return agents;
-}
-
-size_t
-tether_agents_size (tether_agents_t *self)
-{
-    assert (self);
-    return self->response->n_agents;
-}
-
-static Tether__V1__AgentInfo *
-s_agent (tether_agents_t *self, size_t index)
-{
-    assert (self);
-    assert (index < self->response->n_agents);
-    return self->response->agents[index];
-}
-
-const char *
-tether_agents_id (tether_agents_t *self, size_t index)
-{
-    return s_agent (self, index)->agent_id;
-}
-
-const char *
-tether_agents_edge (tether_agents_t *self, size_t index)
-{
-    return s_agent (self, index)->edge;
-}
-
-int64_t
-tether_agents_connected_at_ms (tether_agents_t *self, size_t index)
-{
-    return s_agent (self, index)->connected_at_unix_ms;
-}
-
-uint32_t
-tether_agents_in_flight (tether_agents_t *self, size_t index)
-{
-    return s_agent (self, index)->in_flight;
-}
-
-uint64_t
-tether_agents_session (tether_agents_t *self, size_t index)
-{
-    return s_agent (self, index)->session;
-}
-
-size_t
-tether_agents_label_count (tether_agents_t *self, size_t index)
-{
-    return s_agent (self, index)->n_labels;
-}
-
-int
-tether_agents_label_at (tether_agents_t *self,
-                        size_t index,
-                        size_t label,
-                        const char **key_p,
-                        const char **value_p)
-{
-    Tether__V1__AgentInfo *agent = s_agent (self, index);
-    if (label >= agent->n_labels)
-        return -1;
-    if (key_p)
-        *key_p = agent->labels[label]->key;
-    if (value_p)
-        *value_p = agent->labels[label]->value;
-    return 0;
-}
-
-void
-tether_agents_destroy (tether_agents_t **self_p)
-{
-    assert (self_p);
-    tether_agents_t *self = *self_p;
-    if (!self)
-        return;
-    tether__v1__list_agents_response__free_unpacked (self->response, NULL);
-    free (self);
-    *self_p = NULL;
 }
 
 int

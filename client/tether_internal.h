@@ -118,6 +118,16 @@ gpr_timespec tether_deadline (uint32_t ms);
 //  Monotonic milliseconds.
 int64_t tether_now_ms (void);
 
+//  An empty agent list.  Caller owns it.
+tether_agents_t *tether_agents_new (void);
+//  Unpack one ListAgentsResponse (`size` bytes of `data`, copied) and
+//  append its agents.  Returns 0, or -1 (the list unchanged) when the
+//  bytes do not parse or the page does not start after the last agent
+//  already listed.
+int tether_agents_add_page (tether_agents_t *self,
+                            const uint8_t *data,
+                            size_t size);
+
 //  Requests, as the agent sees them.  The new request has two references:
 //  one for the agent's table, one for the handler.  Takes ownership of
 //  `message`; takes a new reference on `conn`.  tether_request_end waits

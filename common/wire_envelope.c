@@ -3,6 +3,25 @@
 
     Invariant: a decoded envelope has version == WIRE_VERSION; anything else
     is reported as malformed (-2) and freed here.
+
+    The fast codec.  Most envelopes are a handful of varints and strings,
+    and protobuf-c's generic, descriptor-driven code costs far more than
+    the bytes: on the router's hot path, packing and unpacking envelopes
+    with it cost about as much as all the routing.  So the scalar and
+    string fields of proto/wire.proto are packed and parsed here directly,
+    and protobuf-c keeps everything else: an envelope with agent entries
+    (fields 15 and 16) or unknown fields is packed by protobuf-c, and an
+    input the parser does not recognise in full (another field number, a
+    wire type that does not match the field, a truncated or overlong
+    varint or length) is handed to protobuf-c from its first byte, so
+    protobuf-c alone decides every unusual case.  What the parser accepts
+    it decodes as protobuf-c does: proto3 fields, the last occurrence wins,
+    a 32-bit field keeps the low 32 bits of its varint, a bool is true when
+    any bit of its varint is set, a string is copied and NUL-terminated.
+    What the packer writes is protobuf-c's encoding: fields in number
+    order, zero scalars and empty strings left out, a negative int32 or
+    enum as a ten-byte varint.  tests/unit/test_wire_codec.c checks both
+    against protobuf-c on random envelopes and mutated bytes.
     =========================================================================
 */
 #include "wire_envelope.h"
@@ -11,11 +30,10 @@ zframe_t *
 wire_envelope_encode (Wire__Envelope *env)
 {
     assert (env);
-    env->version = WIRE_VERSION;
-    size_t size = wire__envelope__get_packed_size (env);
+    size_t size = wire_envelope_packed_size (env);
     zframe_t *frame = zframe_new (NULL, size);
     assert (frame);
-    size_t packed = wire__envelope__pack (env, zframe_data (frame));
+    size_t packed = wire_envelope_pack_into (env, zframe_data (frame), size);
     assert (packed == size);
     return frame;
 }
@@ -55,4 +73,420 @@ wire_command_name (int command)
     const ProtobufCEnumValue *value = protobuf_c_enum_descriptor_get_value (
         &wire__command__descriptor, command);
     return value ? value->name : "UNKNOWN";
+}
+
+
+//  ---------------------------------------------------------------------
+//  Packing
+
+//  Counts bytes, and writes them while they fit.
+typedef struct
+{
+    byte *base;  //  where to write, or NULL to count only (also once
+                 //  the bytes stopped fitting)
+    size_t cap;  //  bytes at base
+    size_t size; //  bytes so far; above cap when they did not fit
+} writer_t;
+
+static void
+s_put (writer_t *w, const void *data, size_t len)
+{
+    if (w->base) {
+        if (w->size + len <= w->cap)
+            memcpy (w->base + w->size, data, len);
+        else
+            w->base = NULL;
+    }
+    w->size += len;
+}
+
+static void
+s_put_varint (writer_t *w, uint64_t value)
+{
+    if (w->base && w->size + 10 <= w->cap) {
+        //  Room for the longest varint: write in place
+        byte *out = w->base + w->size;
+        byte *start = out;
+        while (value >= 0x80) {
+            *out++ = (byte) (value | 0x80);
+            value >>= 7;
+        }
+        *out++ = (byte) value;
+        w->size += (size_t) (out - start);
+        return;
+    }
+    byte bytes[10];
+    size_t len = 0;
+    while (value >= 0x80) {
+        bytes[len++] = (byte) (value | 0x80);
+        value >>= 7;
+    }
+    bytes[len++] = (byte) value;
+    s_put (w, bytes, len);
+}
+
+//  A varint field (wire type 0); zero is left out, as proto3 says.
+static void
+s_put_uint (writer_t *w, unsigned int field, uint64_t value)
+{
+    if (value) {
+        s_put_varint (w, (uint64_t) field << 3);
+        s_put_varint (w, value);
+    }
+}
+
+//  An int32 or enum field: a negative value is sign-extended to 64 bits.
+static void
+s_put_int32 (writer_t *w, unsigned int field, int32_t value)
+{
+    s_put_uint (w, field, (uint64_t) (int64_t) value);
+}
+
+//  A string field (wire type 2); NULL and "" are left out.
+static void
+s_put_string (writer_t *w, unsigned int field, const char *value)
+{
+    if (!value || !*value)
+        return;
+    size_t len = strlen (value);
+    s_put_varint (w, ((uint64_t) field << 3) | 2);
+    s_put_varint (w, len);
+    s_put (w, value, len);
+}
+
+//  True when the fast packer can write `env`.
+static bool
+s_fast_packable (const Wire__Envelope *env)
+{
+    return env->n_agents == 0 && env->agent == NULL
+           && env->base.n_unknown_fields == 0;
+}
+
+//  Writes `value` as a varint at `p`; returns the byte after it.
+static inline byte *
+s_varint_at (byte *p, uint64_t value)
+{
+    while (value >= 0x80) {
+        *p++ = (byte) (value | 0x80);
+        value >>= 7;
+    }
+    *p++ = (byte) value;
+    return p;
+}
+
+//  A varint field at `p` (tag bytes first); returns the byte after it.
+#define S_VARINT_FIELD(p, tag, value)                                          \
+    do {                                                                       \
+        uint64_t v_ = (value);                                                 \
+        if (v_) {                                                              \
+            p = s_varint_at (p, (tag));                                        \
+            p = s_varint_at (p, v_);                                           \
+        }                                                                      \
+    } while (0)
+
+//  A string field of `len` bytes at `p`; returns the byte after it.
+static inline byte *
+s_string_at (byte *p, uint32_t field, const char *value, size_t len)
+{
+    if (len) {
+        p = s_varint_at (p, ((uint64_t) field << 3) | 2);
+        p = s_varint_at (p, len);
+        memcpy (p, value, len);
+        p += len;
+    }
+    return p;
+}
+
+//  Longest encoding of the varint fields: eleven of them, each a tag of
+//  at most two bytes and a value of at most ten.
+#define S_VARINTS_MAX (11 * 12)
+
+//  Longest encoding of a string field, besides its bytes.
+#define S_STRING_OVERHEAD 7
+
+static size_t
+s_fast_pack_counted (const Wire__Envelope *env, byte *out, size_t cap);
+
+//  Packs with no check per byte when the longest possible encoding fits
+//  in `cap`; else counts, and writes what fits, field by field.
+static size_t
+s_fast_pack (const Wire__Envelope *env, byte *out, size_t cap)
+{
+    const char *strings[6] = {env->request_id, env->agent_id, env->message,
+                              env->edge_id,    env->prefix,   env->page_token};
+    size_t lens[6];
+    size_t longest = S_VARINTS_MAX;
+    for (int i = 0; i < 6; i++) {
+        lens[i] = strings[i] && *strings[i] ? strlen (strings[i]) : 0;
+        longest += S_STRING_OVERHEAD + lens[i];
+    }
+    if (!out || longest > cap)
+        return s_fast_pack_counted (env, out, cap);
+    byte *p = out;
+    S_VARINT_FIELD (p, 1 << 3, env->version);
+    S_VARINT_FIELD (p, 2 << 3, (uint64_t) (int64_t) (int32_t) env->command);
+    S_VARINT_FIELD (p, 3 << 3, env->handle);
+    p = s_string_at (p, 4, strings[0], lens[0]);
+    p = s_string_at (p, 5, strings[1], lens[1]);
+    S_VARINT_FIELD (p, 6 << 3, env->session);
+    S_VARINT_FIELD (p, 7 << 3, (uint64_t) (int64_t) env->status);
+    p = s_string_at (p, 8, strings[2], lens[2]);
+    S_VARINT_FIELD (p, 9 << 3, env->credit);
+    S_VARINT_FIELD (p, 10 << 3, env->timeout_ms);
+    S_VARINT_FIELD (p, 11 << 3, env->wait_ms);
+    p = s_string_at (p, 12, strings[3], lens[3]);
+    S_VARINT_FIELD (p, 13 << 3, env->incarnation);
+    S_VARINT_FIELD (p, 14 << 3, env->known ? 1 : 0);
+    p = s_string_at (p, 17, strings[4], lens[4]);
+    S_VARINT_FIELD (p, 18 << 3, env->limit);
+    p = s_string_at (p, 19, strings[5], lens[5]);
+    return (size_t) (p - out);
+}
+
+static size_t
+s_fast_pack_counted (const Wire__Envelope *env, byte *out, size_t cap)
+{
+    writer_t w = {out, cap, 0};
+    s_put_uint (&w, 1, env->version);
+    s_put_int32 (&w, 2, (int32_t) env->command);
+    s_put_uint (&w, 3, env->handle);
+    s_put_string (&w, 4, env->request_id);
+    s_put_string (&w, 5, env->agent_id);
+    s_put_uint (&w, 6, env->session);
+    s_put_int32 (&w, 7, env->status);
+    s_put_string (&w, 8, env->message);
+    s_put_uint (&w, 9, env->credit);
+    s_put_uint (&w, 10, env->timeout_ms);
+    s_put_uint (&w, 11, env->wait_ms);
+    s_put_string (&w, 12, env->edge_id);
+    s_put_uint (&w, 13, env->incarnation);
+    s_put_uint (&w, 14, env->known ? 1 : 0);
+    s_put_string (&w, 17, env->prefix);
+    s_put_uint (&w, 18, env->limit);
+    s_put_string (&w, 19, env->page_token);
+    return w.size;
+}
+
+size_t
+wire_envelope_packed_size (Wire__Envelope *env)
+{
+    assert (env);
+    env->version = WIRE_VERSION;
+    if (s_fast_packable (env))
+        return s_fast_pack (env, NULL, 0);
+    return wire__envelope__get_packed_size (env);
+}
+
+size_t
+wire_envelope_pack_into (Wire__Envelope *env, byte *out, size_t cap)
+{
+    assert (env);
+    assert (out || cap == 0);
+    env->version = WIRE_VERSION;
+    if (s_fast_packable (env))
+        return s_fast_pack (env, out, cap);
+    size_t size = wire__envelope__get_packed_size (env);
+    if (size <= cap)
+        wire__envelope__pack (env, out);
+    return size;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Parsing
+
+//  String buffers above this size are given back once a smaller input
+//  comes (a HELLO listing a whole fleet must not pin megabytes).
+#define S_STRINGS_KEEP (64u * 1024)
+
+struct _wire_envelope_parser_t
+{
+    Wire__Envelope env;       //  the last envelope the fast path decoded
+    char *strings;            //  its string fields, each NUL-terminated
+    size_t strings_cap;       //  bytes allocated at strings
+    Wire__Envelope *unpacked; //  the last one protobuf-c decoded, or NULL
+};
+
+wire_envelope_parser_t *
+wire_envelope_parser_new (void)
+{
+    wire_envelope_parser_t *self =
+        (wire_envelope_parser_t *) calloc (1, sizeof *self);
+    assert (self);
+    wire__envelope__init (&self->env);
+    return self;
+}
+
+void
+wire_envelope_parser_destroy (wire_envelope_parser_t **self_p)
+{
+    assert (self_p);
+    wire_envelope_parser_t *self = *self_p;
+    if (self) {
+        wire_envelope_free (&self->unpacked);
+        free (self->strings);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  Room for every string of a `size`-byte input: each string takes at
+//  least a tag and a length byte on the wire, one more than its NUL.
+static void
+s_strings_reserve (wire_envelope_parser_t *self, size_t size)
+{
+    size_t need = size + 1;
+    if (need <= self->strings_cap
+        && (self->strings_cap <= S_STRINGS_KEEP || need > S_STRINGS_KEEP))
+        return;
+    size_t cap = need < 256 ? 256 : need;
+    char *strings = (char *) realloc (self->strings, cap);
+    assert (strings);
+    self->strings = strings;
+    self->strings_cap = cap;
+}
+
+//  Parse `size` bytes into self->env.  Returns 0, or -1 when the input is
+//  not one the fast path decodes in full (then protobuf-c decides).
+static int
+s_parse_fast (wire_envelope_parser_t *self, const byte *data, size_t size)
+{
+    Wire__Envelope *env = &self->env;
+    wire__envelope__init (env);
+    char *strings = self->strings;
+    const byte *p = data;
+    const byte *end = data + size;
+    while (p < end) {
+        //  Every field we know has a one- or two-byte tag
+        uint32_t tag = *p++;
+        if (tag & 0x80) {
+            if (p == end || (*p & 0x80))
+                return -1;
+            tag = (tag & 0x7F) | ((uint32_t) *p++ << 7);
+        }
+        uint32_t field = tag >> 3;
+        uint32_t wire_type = tag & 7;
+        if (wire_type == 0) {
+            uint64_t value = 0;
+            bool any = false;
+            for (unsigned int i = 0;; i++) {
+                if (p == end || i == 10)
+                    return -1;
+                byte b = *p++;
+                if (b & 0x7F)
+                    any = true;
+                value |= (uint64_t) (b & 0x7F) << (7 * i);
+                if (!(b & 0x80))
+                    break;
+            }
+            switch (field) {
+                case 1:
+                    env->version = (uint32_t) value;
+                    break;
+                case 2:
+                    env->command = (Wire__Command) (int32_t) (uint32_t) value;
+                    break;
+                case 3:
+                    env->handle = value;
+                    break;
+                case 6:
+                    env->session = value;
+                    break;
+                case 7:
+                    env->status = (int32_t) (uint32_t) value;
+                    break;
+                case 9:
+                    env->credit = (uint32_t) value;
+                    break;
+                case 10:
+                    env->timeout_ms = (uint32_t) value;
+                    break;
+                case 11:
+                    env->wait_ms = (uint32_t) value;
+                    break;
+                case 13:
+                    env->incarnation = value;
+                    break;
+                case 14:
+                    env->known = any;
+                    break;
+                case 18:
+                    env->limit = (uint32_t) value;
+                    break;
+                default:
+                    return -1;
+            }
+        } else if (wire_type == 2) {
+            uint64_t len = 0;
+            for (unsigned int i = 0;; i++) {
+                if (p == end || i == 5)
+                    return -1;
+                byte b = *p++;
+                len |= (uint64_t) (b & 0x7F) << (7 * i);
+                if (!(b & 0x80))
+                    break;
+            }
+            if (len > (uint64_t) (end - p))
+                return -1;
+            char **member;
+            switch (field) {
+                case 4:
+                    member = &env->request_id;
+                    break;
+                case 5:
+                    member = &env->agent_id;
+                    break;
+                case 8:
+                    member = &env->message;
+                    break;
+                case 12:
+                    member = &env->edge_id;
+                    break;
+                case 17:
+                    member = &env->prefix;
+                    break;
+                case 19:
+                    member = &env->page_token;
+                    break;
+                default:
+                    return -1;
+            }
+            memcpy (strings, p, (size_t) len);
+            strings[len] = 0;
+            *member = strings;
+            strings += len + 1;
+            p += len;
+        } else
+            return -1;
+    }
+    return 0;
+}
+
+int
+wire_envelope_parser_decode (wire_envelope_parser_t *self,
+                             const void *data,
+                             size_t size,
+                             Wire__Envelope **env_p)
+{
+    assert (self);
+    assert (env_p);
+    *env_p = NULL;
+    wire_envelope_free (&self->unpacked);
+    if ((!data && size) || size > WIRE_ENVELOPE_MAX)
+        return -2;
+    if (size == 0)
+        return -2; //  no version field: version 0
+    s_strings_reserve (self, size);
+    Wire__Envelope *env = &self->env;
+    if (s_parse_fast (self, (const byte *) data, size) != 0) {
+        self->unpacked =
+            wire__envelope__unpack (NULL, size, (const uint8_t *) data);
+        if (!self->unpacked)
+            return -2;
+        env = self->unpacked;
+    }
+    if (env->version != WIRE_VERSION)
+        return -2;
+    *env_p = env;
+    return 0;
 }

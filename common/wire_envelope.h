@@ -39,4 +39,43 @@ void wire_envelope_free (Wire__Envelope **env_p);
 //  value outside the enum.  Borrowed, static storage.
 const char *wire_command_name (int command);
 
+//  Sets env->version to WIRE_VERSION and returns the size of `env` packed.
+//  Envelopes without agent entries or unknown fields (every router -> edge
+//  command) are sized and packed without protobuf-c's generic walk; the
+//  bytes are the same as wire__envelope__pack's.
+size_t wire_envelope_packed_size (Wire__Envelope *env);
+
+//  Packs `env` (version set as by wire_envelope_packed_size) into the
+//  `cap` bytes at `out`.  Returns its packed size.  When that is above
+//  `cap`, the bytes at `out` are not the envelope: call again with room
+//  for that many.  One pass, so a caller with room to spare need not ask
+//  wire_envelope_packed_size first.
+size_t wire_envelope_pack_into (Wire__Envelope *env, byte *out, size_t cap);
+
+//  A reusable decoder for a stream of envelopes, for a hot loop: it keeps
+//  one envelope and its strings in its own buffers, so decoding allocates
+//  nothing once they have grown.  An envelope with agent entries (HELLO,
+//  SUBSCRIBE) or any field outside proto/wire.proto's scalars and strings
+//  is left to protobuf-c, so every input decodes exactly as with
+//  wire_envelope_decode.
+typedef struct _wire_envelope_parser_t wire_envelope_parser_t;
+
+//  Create a parser.  Caller owns it.
+wire_envelope_parser_t *wire_envelope_parser_new (void);
+
+//  Destroy the parser and the envelope it holds; null the pointer.  Does
+//  nothing when *self_p is NULL.
+void wire_envelope_parser_destroy (wire_envelope_parser_t **self_p);
+
+//  Decode `size` bytes at `data`.  Returns 0 and sets *env_p to the
+//  envelope (borrowed: valid until the parser's next decode or its
+//  destruction) when they are a well-formed envelope of WIRE_VERSION;
+//  returns -2 and sets *env_p to NULL when they are malformed, oversized
+//  or of another version.  Same verdicts and fields as
+//  wire_envelope_decode.
+int wire_envelope_parser_decode (wire_envelope_parser_t *self,
+                                 const void *data,
+                                 size_t size,
+                                 Wire__Envelope **env_p);
+
 #endif

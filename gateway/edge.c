@@ -17,7 +17,9 @@
     owner has no socket to wait on but the monitor's subscriptions and
     the signalfd, so it waits in grpc_completion_queue_next itself, at most
     S_DIRECT_WAIT_MS at a time (or until its next timer), and looks at the
-    signalfd and the monitor without waiting after each batch of events.
+    signalfd and the monitor without waiting after a batch of events, at
+    most every S_DIRECT_LOOK_MS (a poll(2) per batch would cost a system
+    call per wake-up).
     A gRPC event then costs no thread hop at all, as in a plain
     single-threaded gRPC server; a signal is seen within S_DIRECT_WAIT_MS.
 
@@ -53,8 +55,12 @@
 */
 #include "edge_internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -69,6 +75,8 @@
 #define S_BATCH 512
 //  Direct mode: longest wait in the completion queue, ms.
 #define S_DIRECT_WAIT_MS 50
+//  Direct mode: shortest interval between looks at signals and the monitor.
+#define S_DIRECT_LOOK_MS 10
 
 //  What the CQ thread forwards for each event.
 typedef struct
@@ -236,13 +244,14 @@ gw_byte_buffer_from_frame (zframe_t **frame_p)
 gw_sendq_t *
 gw_sendq_new (uint32_t capacity)
 {
-    gw_sendq_t *self = (gw_sendq_t *) calloc (1, sizeof (gw_sendq_t));
-    assert (self);
     uint32_t size = 2;
     while (size < capacity && size < (1u << 31))
         size <<= 1;
-    self->slots = (zframe_t **) calloc (size, sizeof (zframe_t *));
-    assert (self->slots);
+    //  One allocation: the slots follow the struct.
+    gw_sendq_t *self = (gw_sendq_t *) calloc (
+        1, sizeof (gw_sendq_t) + (size_t) size * sizeof (zframe_t *));
+    assert (self);
+    self->slots = (zframe_t **) (self + 1);
     self->mask = size - 1;
     atomic_init (&self->head, 0);
     atomic_init (&self->tail, 0);
@@ -259,7 +268,6 @@ gw_sendq_destroy (gw_sendq_t **self_p)
     zframe_t *frame;
     while ((frame = gw_sendq_pop (self)))
         zframe_destroy (&frame);
-    free (self->slots);
     free (self);
     *self_p = NULL;
 }
@@ -391,14 +399,24 @@ gw_call_take_message (gw_call_t *self)
 {
     if (!self->recv_buf)
         return NULL;
+    //  One copy, straight from gRPC's slices into the frame.
     grpc_byte_buffer_reader reader;
     zframe_t *frame = NULL;
     if (grpc_byte_buffer_reader_init (&reader, self->recv_buf)) {
-        grpc_slice all = grpc_byte_buffer_reader_readall (&reader);
-        frame =
-            zframe_new (GRPC_SLICE_START_PTR (all), GRPC_SLICE_LENGTH (all));
+        //  buffer_out: the bytes as read (decompressed, when they were).
+        frame = zframe_new (NULL, grpc_byte_buffer_length (reader.buffer_out));
         assert (frame);
-        grpc_slice_unref (all);
+        byte *out = zframe_data (frame);
+        size_t room = zframe_size (frame);
+        grpc_slice *slice;
+        while (grpc_byte_buffer_reader_peek (&reader, &slice)) {
+            size_t len = GRPC_SLICE_LENGTH (*slice);
+            if (len > room)
+                len = room;
+            memcpy (out, GRPC_SLICE_START_PTR (*slice), len);
+            out += len;
+            room -= len;
+        }
         grpc_byte_buffer_reader_destroy (&reader);
     }
     grpc_byte_buffer_destroy (self->recv_buf);
@@ -470,17 +488,37 @@ s_random_bytes (void *buf, size_t size)
     }
 }
 
-void
-gw_random_hex (char *buf)
+//  16 bytes as 32 hex characters and a NUL into `buf`.
+static void
+s_hex16 (const uint8_t *bytes, char *buf)
 {
     static const char digits[] = "0123456789abcdef";
-    uint8_t bytes[16];
-    s_random_bytes (bytes, sizeof bytes);
     for (int i = 0; i < 16; i++) {
         buf[2 * i] = digits[bytes[i] >> 4];
         buf[2 * i + 1] = digits[bytes[i] & 15];
     }
     buf[32] = 0;
+}
+
+void
+gw_random_hex (char *buf)
+{
+    uint8_t bytes[16];
+    s_random_bytes (bytes, sizeof bytes);
+    s_hex16 (bytes, buf);
+}
+
+void
+gw_request_id (edge_t *edge, char *buf)
+{
+    if (edge->entropy_left < 16) {
+        s_random_bytes (edge->entropy, sizeof edge->entropy);
+        edge->entropy_left = sizeof edge->entropy;
+    }
+    uint8_t *bytes = edge->entropy + sizeof edge->entropy - edge->entropy_left;
+    s_hex16 (bytes, buf);
+    memset (bytes, 0, 16);
+    edge->entropy_left -= 16;
 }
 
 //  ---- the router -------------------------------------------------------
@@ -609,8 +647,12 @@ s_handle_router_msg (edge_t *self, zmsg_t **msg_p, int64_t now)
     zframe_t *payload = zmsg_pop (msg);
     bool extra = zmsg_size (msg) > 0;
     zmsg_destroy (msg_p);
+    //  Borrowed from the parser until its next decode: router messages are
+    //  handled one at a time, never from inside a handler.
     Wire__Envelope *env = NULL;
-    if (extra || wire_envelope_decode (head, &env)) {
+    if (extra || !head
+        || wire_envelope_parser_decode (self->parser, zframe_data (head),
+                                        zframe_size (head), &env)) {
         self->malformed++;
         if (self->malformed % 1000 == 1)
             tlog (TLOG_WARN, "malformed router message", "dropped=%" PRIu64,
@@ -676,7 +718,6 @@ s_handle_router_msg (edge_t *self, zmsg_t **msg_p, int64_t now)
             break;
     }
 cleanup:
-    wire_envelope_free (&env);
     zframe_destroy (&head);
     zframe_destroy (&payload);
 }
@@ -794,6 +835,7 @@ s_drain_local (edge_t *self, int64_t now)
             break;
         s_handle_router_msg (self, &msg, now);
     }
+    edge_publish_flush (self);
 }
 
 //  Direct mode: handle completion-queue events on this thread, waiting at
@@ -834,6 +876,7 @@ s_drain_dealer (edge_t *self, int64_t now)
             break;
         s_handle_router_msg (self, &msg, now);
     }
+    edge_publish_flush (self);
 }
 
 //  CQ thread: forward one event to the owner.
@@ -915,6 +958,33 @@ s_pump (void *args)
 
 //  ---- construction -----------------------------------------------------
 
+//  Debian builds abseil with its debug checks on, so every absl::Mutex
+//  lock and unlock inside gRPC also maintains a lock graph for deadlock
+//  detection: about 12 % of the edge's instructions per request
+//  (callgrind), which release builds of abseil compile out.  Switch it off
+//  when the library has the switch (absl::SetMutexDeadlockDetectionMode,
+//  OnDeadlockCycle::kIgnore = 0; looked up by name, as it is C++).
+static void
+s_abseil_quiet (void)
+{
+    const char *names[] = {
+        "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_"
+        "15OnDeadlockCycleE",
+        "_ZN4absl12lts_2022062329SetMutexDeadlockDetectionModeENS0_"
+        "15OnDeadlockCycleE",
+        "_ZN4absl29SetMutexDeadlockDetectionModeENS_15OnDeadlockCycleE",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        void (*set_mode) (int) = NULL;
+        void *symbol = dlsym (RTLD_DEFAULT, names[i]);
+        memcpy (&set_mode, &symbol, sizeof set_mode);
+        if (set_mode) {
+            set_mode (0);
+            return;
+        }
+    }
+}
+
 static size_t
 s_hash (const void *key)
 {
@@ -977,6 +1047,15 @@ s_start_server (edge_t *self)
         //  SETTINGS); the edge-wide --max-calls refuses.
         {GRPC_ARG_MAX_CONCURRENT_STREAMS,
          (int) cfg->max_streams_per_connection},
+        //  Memory per connection (docs/configuration.md, "Memory per
+        //  agent"): channelz keeps a socket node per connection; HPACK's
+        //  decoder table holds the peer's headers; TCP keeps zerocopy send
+        //  records even with zerocopy off (it is: 0 records, ~1.4 KB less);
+        //  and the edge never compresses what it sends.
+        {GRPC_ARG_ENABLE_CHANNELZ, cfg->channelz ? 1 : 0},
+        {GRPC_ARG_HTTP2_HPACK_TABLE_SIZE_DECODER, (int) cfg->hpack_table_size},
+        {GRPC_ARG_TCP_TX_ZEROCOPY_MAX_SIMULT_SENDS, 0},
+        {GRPC_ARG_ENABLE_PER_MESSAGE_COMPRESSION, 0},
     };
     enum
     {
@@ -1138,12 +1217,15 @@ edge_new (const edge_config_t *cfg)
     assert (cfg);
     edge_t *self = (edge_t *) calloc (1, sizeof (edge_t));
     assert (self);
+    s_abseil_quiet ();
     self->cfg = cfg;
     self->sigfd = -1;
     self->incarnation = s_random_u64 ();
     self->shutdown_op.kind = GW_OP_COUNT;
     self->calls = zhashx_new ();
     assert (self->calls);
+    self->parser = wire_envelope_parser_new ();
+    assert (self->parser);
     zhashx_set_key_hasher (self->calls, s_hash);
     zhashx_set_key_comparator (self->calls, s_compare);
     zhashx_set_key_duplicator (self->calls, NULL);
@@ -1244,11 +1326,48 @@ s_begin_stop (edge_t *self, const char *why)
     grpc_server_cancel_all_calls (self->server);
 }
 
+//  Give the heap's free pages back to the OS after a burst of calls has
+//  ended (--trim-after-calls fewer than at the peak): glibc keeps them
+//  otherwise, and RSS is what an operator pays for.  The trim waits one
+//  heartbeat, so that one trim covers the whole burst, and runs once more
+//  five heartbeats later, as a client may close its connections well
+//  after their calls.  The cost: malloc_trim walks every
+//  malloc arena under its lock (gRPC's threads wait meanwhile; about 90 ms
+//  after 10,000 agents left), and the pages fault in again when calls
+//  come back.
+static void
+s_trim_memory (edge_t *self, int64_t now)
+{
+    uint32_t after = self->cfg->trim_after_calls;
+    size_t calls = zhashx_size (self->calls);
+    if (!after)
+        return;
+    if (calls > self->trim_peak)
+        self->trim_peak = calls;
+    int64_t heartbeat = self->cfg->embedded.core.heartbeat_ms;
+    if (!self->trim_due && self->trim_peak - calls >= after) {
+        self->trim_due = now + heartbeat;
+        self->trim_rounds = 2;
+    }
+    if (!self->trim_due || now < self->trim_due)
+        return;
+#ifdef __GLIBC__
+    int64_t start = zclock_usecs ();
+    malloc_trim (0);
+    tlog (TLOG_DEBUG, "memory trimmed", "calls=%zu peak=%zu trim_us=%" PRId64,
+          calls, self->trim_peak, zclock_usecs () - start);
+#endif
+    self->trim_peak = calls;
+    //  Once more a little later: connections may close after their calls.
+    self->trim_due = --self->trim_rounds ? now + 5 * heartbeat : 0;
+}
+
 //  Run timers due at `now`; returns ms until the next one.
 static long
 s_timers (edge_t *self, int64_t now)
 {
     const edge_config_t *cfg = self->cfg;
+    s_trim_memory (self, now);
     //  A message the router never got (gw_router_send): once it is
     //  reachable, start again as after its restart; at most once per
     //  heartbeat, as that HELLO may not get through either.
@@ -1323,7 +1442,14 @@ edge_run (edge_t *self)
                 timeout = S_DIRECT_WAIT_MS;
             s_drain_cq (self, timeout);
             items[0].revents = 0;
-            rc = zmq_poll (items + 1, 2, 0);
+            items[1].revents = 0;
+            items[2].revents = 0;
+            rc = 0;
+            int64_t looked = zclock_mono ();
+            if (looked >= self->next_look) {
+                self->next_look = looked + S_DIRECT_LOOK_MS;
+                rc = zmq_poll (items + 1, 2, 0);
+            }
         } else
             rc = zmq_poll (items, 3, timeout);
         if (rc == -1) {
@@ -1425,6 +1551,7 @@ edge_destroy (edge_t **self_p)
     zsock_destroy (&self->pump_tx);
     zsock_destroy (&self->pump_rx);
     zhashx_destroy (&self->calls);
+    wire_envelope_parser_destroy (&self->parser);
     edge_auth_teardown (self);
     if (self->sigfd >= 0)
         close (self->sigfd);

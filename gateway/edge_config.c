@@ -64,6 +64,9 @@ edge_config_defaults (edge_config_t *cfg)
     cfg->keepalive_timeout_ms = 10000;
     cfg->min_ping_interval_ms = 10000;
     cfg->max_ping_strikes = 2;
+    cfg->channelz = false;
+    cfg->hpack_table_size = 4096;
+    cfg->trim_after_calls = 1000;
     cfg->tls_cert = s_dup ("");
     cfg->tls_key = s_dup ("");
     cfg->tls_client_ca = s_dup ("");
@@ -173,6 +176,18 @@ s_options (edge_config_t *cfg, tconfig_option_t *options, size_t max)
         {"edge/max_ping_strikes", "TETHER_MAX_PING_STRIKES",
          "--max-ping-strikes", TCONFIG_UINT, &cfg->max_ping_strikes, 0, 1000000,
          "too-early client pings tolerated before GOAWAY; 0 = no limit"},
+        {"edge/channelz", "TETHER_CHANNELZ", "--channelz", TCONFIG_BOOL,
+         &cfg->channelz, 0, 0,
+         "keep gRPC channelz records (about 500 B per connection)"},
+        {"edge/hpack_table_size", "TETHER_HPACK_TABLE_SIZE",
+         "--hpack-table-size", TCONFIG_SIZE, &cfg->hpack_table_size, 0,
+         64u * 1024u,
+         "HPACK decoder table per connection; 0 saves ~400 B per agent"},
+        {"edge/trim_after_calls", "TETHER_TRIM_AFTER_CALLS",
+         "--trim-after-calls", TCONFIG_UINT, &cfg->trim_after_calls, 0,
+         S_COUNT_MAX,
+         "calls ended since the peak before free heap goes back to the OS; "
+         "0 = never"},
         {"edge/tls_cert", "TETHER_TLS_CERT", "--tls-cert", TCONFIG_STRING,
          &cfg->tls_cert, 0, 0,
          "server certificate chain (PEM file); with --tls-key: TLS on"},

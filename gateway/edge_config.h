@@ -47,6 +47,11 @@ typedef struct
     uint32_t keepalive_timeout_ms; //  no ping ack this long: drop it
     uint32_t min_ping_interval_ms; //  clients may ping this often
     uint32_t max_ping_strikes;     //  pings too early before GOAWAY; 0 = any
+    //  Memory per connection (docs/configuration.md, "Memory per agent").
+    bool channelz;             //  keep gRPC's channelz node per connection
+    uint32_t hpack_table_size; //  HPACK decoder table per connection, bytes
+    uint32_t trim_after_calls; //  calls ended since the peak before the
+                               //  edge returns free heap to the OS; 0 = never
     //  Security (docs/security.md); every string empty = off.
     char *tls_cert;               //  server certificate chain, PEM file
     char *tls_key;                //  server private key, PEM file

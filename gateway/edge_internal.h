@@ -91,7 +91,7 @@ typedef struct _gw_call_t gw_call_t;
 //  the call's send path (see the send chain above).
 typedef struct
 {
-    zframe_t **slots;      //  mask + 1 entries
+    zframe_t **slots;      //  mask + 1 entries, after the struct
     uint32_t mask;         //  capacity - 1 (a power of two - 1)
     _Atomic uint32_t head; //  next to pop; written by the consumer
     _Atomic uint32_t tail; //  next to push; written by the producer
@@ -168,6 +168,11 @@ struct _edge_t
                                   //  completion queue itself (embedded
                                   //  router; edge.c)
     bool cq_done;                 //  direct: GRPC_QUEUE_SHUTDOWN was seen
+    size_t trim_peak;             //  most calls held since the last trim
+    int64_t trim_due;             //  zclock_mono of the next trim; 0 = none
+    int trim_rounds;              //  trims left for this burst
+    int64_t next_look;            //  direct: zclock_mono of the next look
+                                  //  at signals and the monitor
     int sigfd;                    //  signalfd for SIGINT/SIGTERM
     gw_router_state_t rs;         //  router liveness
     int64_t next_ping;            //  zclock_mono of the next PING
@@ -184,6 +189,16 @@ struct _edge_t
     bool client_auth;             //  clients must present a client token
     token_key_t *agent_key;       //  agent token key; owned, NULL = off
     token_key_t *client_key;      //  client token key; owned, NULL = off
+    gw_call_t *publish_flush;     //  publish calls with REPLYs to write
+                                  //  once the router messages at hand are
+                                  //  handled (edge_publish_flush)
+
+    //  Decodes router messages; owned.
+    wire_envelope_parser_t *parser;
+    //  Kernel randomness not used yet for request ids (gw_request_id):
+    //  the last entropy_left bytes.
+    uint8_t entropy[512];
+    size_t entropy_left;
 };
 
 //  ---- edge.c: shared plumbing -------------------------------------------
@@ -285,6 +300,10 @@ bool gw_router_alive (edge_t *edge);
 
 //  128 random bits as 32 hex characters into `buf` (at least 33 bytes).
 void gw_random_hex (char *buf);
+
+//  The same for a request id, from the kernel's CSPRNG as well, but read
+//  for many ids at once (edge->entropy): one getrandom(2) per 32 ids.
+void gw_request_id (edge_t *edge, char *buf);
 
 //  ---- edge_router.c: the embedded router on the owner thread ----------
 
@@ -395,6 +414,9 @@ void
 edge_subscribe_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p);
 void
 edge_publish_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p);
+//  Start the writes that REPLYs queued (edge->publish_flush).  Call after
+//  each run of router messages, before any call can be freed.
+void edge_publish_flush (edge_t *edge);
 void
 edge_respond_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p);
 void edge_list_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p);

@@ -155,3 +155,161 @@ edge_parse_escape (const void *data, size_t len, char *buf, size_t size)
     buf[n] = 0;
     return buf;
 }
+
+//  ---- reading a few fields without unpacking ------------------------------
+//  Conservative by design: any byte sequence these walks are not sure
+//  protobuf-c reads the same way is answered -1, and the caller unpacks.
+
+typedef struct
+{
+    uint32_t number;      //  field number
+    int wire;             //  wire type: 0 varint, 2 length-delimited
+    uint64_t value;       //  varint value
+    const uint8_t *bytes; //  length-delimited content
+    size_t len;           //  its length
+} s_field_t;
+
+//  Read one varint of at most `max` bytes at *pos.  Returns 0 or -1.
+static int
+s_read_varint (const uint8_t *data,
+               size_t size,
+               size_t *pos,
+               unsigned max,
+               uint64_t *value)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < max && *pos < size; i++) {
+        uint8_t b = data[(*pos)++];
+        v |= (uint64_t) (b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *value = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+//  Read the next field at *pos: only varint and length-delimited fields
+//  with a tag of at most 5 bytes (as protobuf-c reads tags).  Returns 0, or -1 for anything else.
+static int
+s_next_field (const uint8_t *data, size_t size, size_t *pos, s_field_t *f)
+{
+    uint64_t tag;
+    if (s_read_varint (data, size, pos, 5, &tag) || (tag >> 3) == 0
+        || (tag >> 3) > 0x1fffffff)
+        return -1;
+    f->number = (uint32_t) (tag >> 3);
+    f->wire = (int) (tag & 7);
+    if (f->wire == 0)
+        return s_read_varint (data, size, pos, 10, &f->value);
+    if (f->wire != 2)
+        return -1;
+    //  protobuf-c reads a length from at most 5 bytes, up to INT_MAX.
+    uint64_t len;
+    if (s_read_varint (data, size, pos, 5, &len) || len > 0x7fffffff
+        || len > size - *pos)
+        return -1;
+    f->bytes = data + *pos;
+    f->len = (size_t) len;
+    *pos += (size_t) len;
+    return 0;
+}
+
+//  A map<string, string> entry: only fields 1 and 2, both
+//  length-delimited.  Returns 0 or -1.
+static int
+s_map_entry (const uint8_t *data, size_t size)
+{
+    size_t pos = 0;
+    s_field_t f;
+    while (pos < size) {
+        if (s_next_field (data, size, &pos, &f) || f.wire != 2
+            || (f.number != 1 && f.number != 2))
+            return -1;
+    }
+    return 0;
+}
+
+int
+edge_parse_request_fields (const uint8_t *data,
+                           size_t size,
+                           edge_request_fields_t *fields)
+{
+    memset (fields, 0, sizeof *fields);
+    if (!data && size)
+        return -1;
+    size_t pos = 0;
+    s_field_t f;
+    while (pos < size) {
+        if (s_next_field (data, size, &pos, &f))
+            return -1;
+        switch (f.number) {
+            case 1: //  id
+            case 2: //  agent_id
+            case 3: //  call
+            case 4: //  payload
+                if (f.wire != 2)
+                    return -1;
+                if (f.number == 1) {
+                    fields->id = f.bytes;
+                    fields->id_len = f.len;
+                } else if (f.number == 2) {
+                    fields->agent_id = f.bytes;
+                    fields->agent_id_len = f.len;
+                }
+                break;
+            case 5: //  headers
+                if (f.wire != 2 || s_map_entry (f.bytes, f.len))
+                    return -1;
+                break;
+            case 6: //  cancel
+                if (f.wire != 0)
+                    return -1;
+                break;
+            default:
+                return -1;
+        }
+    }
+    return 0;
+}
+
+int
+edge_parse_response_fields (const uint8_t *data,
+                            size_t size,
+                            edge_response_fields_t *fields)
+{
+    memset (fields, 0, sizeof *fields);
+    if (!data && size)
+        return -1;
+    size_t pos = 0;
+    s_field_t f;
+    while (pos < size) {
+        if (s_next_field (data, size, &pos, &f))
+            return -1;
+        switch (f.number) {
+            case 1: //  request_id
+            case 2: //  payload
+            case 4: //  status_message
+                if (f.wire != 2)
+                    return -1;
+                if (f.number == 1) {
+                    fields->request_id = f.bytes;
+                    fields->request_id_len = f.len;
+                } else if (f.number == 2)
+                    fields->payload_len = f.len;
+                else {
+                    fields->status_message = f.bytes;
+                    fields->status_message_len = f.len;
+                }
+                break;
+            case 3: //  status_code: int32, the low 32 bits of the varint
+                if (f.wire != 0)
+                    return -1;
+                fields->status_code = (int32_t) (uint32_t) f.value;
+                break;
+            default:
+                return -1;
+        }
+    }
+    return 0;
+}

@@ -58,6 +58,42 @@ int edge_parse_wait_ms (const char *value, size_t len, uint32_t *ms);
 int edge_parse_request_id (
     const char *value, size_t len, size_t max_len, char *why, size_t why_size);
 
+//  The fields of an encoded AgentRequest the edge reads when it accepts a
+//  client's call.  Pointers into the encoded bytes, not NUL-terminated.
+typedef struct
+{
+    const uint8_t *id; //  field 1; the last occurrence, as in protobuf
+    size_t id_len;
+    const uint8_t *agent_id; //  field 2
+    size_t agent_id_len;
+} edge_request_fields_t;
+
+//  Read `fields` from an AgentRequest that edge_parse_message accepted,
+//  without unpacking it.  Returns 0, or -1 when the bytes hold something
+//  this walk does not vouch for (a field outside proto/tether.proto, a
+//  known field of another wire type, ...): then unpack them with
+//  protobuf-c, which decides.  When it returns 0, protobuf-c would accept
+//  the bytes and read the same values.
+int edge_parse_request_fields (const uint8_t *data,
+                               size_t size,
+                               edge_request_fields_t *fields);
+
+//  The fields of an encoded AgentResponse the edge reads.
+typedef struct
+{
+    const uint8_t *request_id; //  field 1
+    size_t request_id_len;
+    size_t payload_len;            //  field 2's length
+    int32_t status_code;           //  field 3
+    const uint8_t *status_message; //  field 4
+    size_t status_message_len;
+} edge_response_fields_t;
+
+//  As edge_parse_request_fields, for an AgentResponse.
+int edge_parse_response_fields (const uint8_t *data,
+                                size_t size,
+                                edge_response_fields_t *fields);
+
 //  Write `len` bytes of `data` into `buf` as a logfmt value: as is when
 //  plain printable ASCII, else double-quoted with \xNN for control and
 //  non-ASCII bytes; cut to fit `size` (at least 1).  Returns `buf`.

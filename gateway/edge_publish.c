@@ -41,6 +41,8 @@ typedef struct
                              //  credit
     grpc_status_code status; //  from FINISH
     char *message;           //  from FINISH; owned
+    gw_call_t *flush_next;   //  next in edge->publish_flush
+    bool flush_listed;       //  in edge->publish_flush
 } gw_publish_t;
 
 static char *
@@ -48,6 +50,19 @@ s_strdup (const char *text)
 {
     char *copy = strdup (text ? text : "");
     assert (copy);
+    return copy;
+}
+
+//  A C string of `len` bytes at `data` (NULL = empty); the bytes were
+//  checked to hold no NUL.
+static char *
+s_strndup (const uint8_t *data, size_t len)
+{
+    char *copy = (char *) malloc (len + 1);
+    assert (copy);
+    if (len)
+        memcpy (copy, data, len);
+    copy[len] = 0;
     return copy;
 }
 
@@ -92,6 +107,8 @@ s_drop_queue (gw_publish_t *self)
 }
 
 //  Write what is queued; end the call once FINISH came and all is written.
+//  Once FINISH came, the last message goes out with the status in one
+//  batch (one write to the client instead of two).
 static void
 s_pump (gw_publish_t *self)
 {
@@ -100,6 +117,11 @@ s_pump (gw_publish_t *self)
         return;
     zframe_t *frame;
     while (!call->send_busy && (frame = gw_sendq_pop (call->sendq))) {
+        if (self->finish_pending && gw_sendq_size (call->sendq) == 0) {
+            grpc_byte_buffer *last = gw_byte_buffer_from_frame (&frame);
+            gw_call_finish (call, self->status, self->message, &last);
+            return;
+        }
         int rc = gw_call_send (call, &frame);
         if (rc) {
             gw_call_abort (call, GRPC_STATUS_INTERNAL, "write failed");
@@ -196,28 +218,41 @@ s_arrived (gw_call_t *call)
     else
         edge_parse_message (EDGE_MSG_AGENT_REQUEST, zframe_data (frame),
                             zframe_size (frame), invalid, sizeof invalid);
-    if (frame)
+    //  The two ids are read off the bytes; protobuf-c unpacks only what
+    //  that walk does not vouch for (and refused input, for the log).
+    edge_request_fields_t fields;
+    bool read = false;
+    if (frame && !*invalid
+        && edge_parse_request_fields (zframe_data (frame), zframe_size (frame),
+                                      &fields)
+               == 0) {
+        self->agent_id = s_strndup (fields.agent_id, fields.agent_id_len);
+        self->request_id = s_strndup (fields.id, fields.id_len);
+        read = true;
+    } else if (frame) {
         req = tether__v1__agent_request__unpack (NULL, zframe_size (frame),
                                                  zframe_data (frame));
-    uint32_t wait_ms = 0;
-    if (req) {
-        self->agent_id = s_strdup (req->agent_id);
-        self->request_id = s_strdup (req->id);
+        if (req) {
+            self->agent_id = s_strdup (req->agent_id);
+            self->request_id = s_strdup (req->id);
+            read = true;
+        }
     }
-    if (!req || *invalid) {
+    uint32_t wait_ms = 0;
+    if (!read || *invalid) {
         s_refuse_input (self, *invalid ? invalid
                                        : "an AgentRequest message is "
                                          "expected");
         goto cleanup;
     }
-    if (!*req->agent_id) {
+    if (!*self->agent_id) {
         s_reject (self, GRPC_STATUS_INVALID_ARGUMENT, "agent_id is empty");
         goto cleanup;
     }
-    if (scope && !token_scope_allows (scope, req->agent_id)) {
+    if (scope && !token_scope_allows (scope, self->agent_id)) {
         snprintf (why, sizeof why,
                   "agent '%.100s' is outside this client's scope",
-                  req->agent_id);
+                  self->agent_id);
         s_reject (self, GRPC_STATUS_PERMISSION_DENIED, why);
         goto cleanup;
     }
@@ -233,7 +268,7 @@ s_arrived (gw_call_t *call)
     if (!*self->request_id) {
         //  Append field 1 (tag 0x0a, length 32): last one wins.
         char id[33];
-        gw_random_hex (id);
+        gw_request_id (edge, id);
         free (self->request_id);
         self->request_id = s_strdup (id);
         size_t size = zframe_size (frame);
@@ -337,6 +372,11 @@ const gw_class_t edge_publish_class = {"publish", sizeof (gw_publish_t),
 static bool
 s_status_only (zframe_t *frame)
 {
+    edge_response_fields_t fields;
+    if (edge_parse_response_fields (zframe_data (frame), zframe_size (frame),
+                                    &fields)
+        == 0)
+        return fields.status_code != 0 && fields.payload_len == 0;
     Tether__V1__AgentResponse *resp = tether__v1__agent_response__unpack (
         NULL, zframe_size (frame), zframe_data (frame));
     if (!resp)
@@ -381,7 +421,14 @@ edge_publish_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
                                "response window overrun");
                 break;
             }
-            s_pump (self);
+            //  Written once the router messages at hand are handled
+            //  (edge_publish_flush): a FINISH among them then goes out
+            //  with this message.
+            if (!self->flush_listed) {
+                self->flush_listed = true;
+                self->flush_next = edge->publish_flush;
+                edge->publish_flush = call;
+            }
             break;
         case WIRE__COMMAND__FINISH: {
             if (!self->router_knows || self->finish_pending)
@@ -399,5 +446,17 @@ edge_publish_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
         }
         default:
             break;
+    }
+}
+
+void
+edge_publish_flush (edge_t *edge)
+{
+    while (edge->publish_flush) {
+        gw_publish_t *self = (gw_publish_t *) edge->publish_flush;
+        edge->publish_flush = self->flush_next;
+        self->flush_next = NULL;
+        self->flush_listed = false;
+        s_pump (self);
     }
 }

@@ -57,6 +57,19 @@ s_strdup (const char *text)
     return copy;
 }
 
+//  A C string of `len` bytes at `data` (NULL = empty); the bytes were
+//  checked to hold no NUL.
+static char *
+s_strndup (const uint8_t *data, size_t len)
+{
+    char *copy = (char *) malloc (len + 1);
+    assert (copy);
+    if (len)
+        memcpy (copy, data, len);
+    copy[len] = 0;
+    return copy;
+}
+
 static grpc_byte_buffer *
 s_empty_message (void)
 {
@@ -148,12 +161,28 @@ s_bind (gw_respond_t *self)
 static void
 s_forward (gw_respond_t *self, zframe_t **frame_p)
 {
-    Tether__V1__AgentResponse *resp = tether__v1__agent_response__unpack (
-        NULL, zframe_size (*frame_p), zframe_data (*frame_p));
-    int status = resp ? resp->status_code : 0;
-    char *message = s_strdup (resp ? resp->status_message : "");
-    if (resp)
-        tether__v1__agent_response__free_unpacked (resp, NULL);
+    //  The status is read off the bytes (checked by edge_parse_message:
+    //  no NUL in the strings); protobuf-c unpacks what the walk does not
+    //  vouch for.
+    int status = 0;
+    char *message = NULL;
+    edge_response_fields_t fields;
+    if (edge_parse_response_fields (zframe_data (*frame_p),
+                                    zframe_size (*frame_p), &fields)
+        == 0) {
+        status = fields.status_code;
+        if (status != 0)
+            message =
+                s_strndup (fields.status_message, fields.status_message_len);
+    } else {
+        Tether__V1__AgentResponse *resp = tether__v1__agent_response__unpack (
+            NULL, zframe_size (*frame_p), zframe_data (*frame_p));
+        status = resp ? resp->status_code : 0;
+        if (status != 0)
+            message = s_strdup (resp->status_message);
+        if (resp)
+            tether__v1__agent_response__free_unpacked (resp, NULL);
+    }
 
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__RESPONSE;
@@ -291,6 +320,17 @@ s_received (gw_respond_t *self)
             s_bind_to_refuse (self, frame, invalid);
         zframe_destroy (&frame);
         s_refuse_input (self, invalid);
+        return;
+    }
+    edge_response_fields_t fields;
+    if (self->state == RESP_FIRST && frame
+        && edge_parse_response_fields (zframe_data (frame), zframe_size (frame),
+                                       &fields)
+               == 0
+        && fields.request_id_len > 0) {
+        self->request_id = s_strndup (fields.request_id, fields.request_id_len);
+        self->first = frame;
+        s_bind (self);
         return;
     }
     if (self->state == RESP_FIRST) {

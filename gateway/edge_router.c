@@ -30,7 +30,11 @@ struct _edge_router_t
 {
     core_t *core;               //  the state machine; owned
     zframe_t *edge_id;          //  the routing id the core knows us by
-    zlistx_t *inbox;            //  zmsg_t * [envelope][payload?] for us
+    zmsg_t **inbox;             //  ring of [envelope][payload?] for us;
+                                //  owned, with the messages in it
+    size_t inbox_size;          //  slots (a power of two)
+    size_t inbox_head;          //  oldest message's slot
+    size_t inbox_count;         //  messages in the ring
     zsock_t *monitor;           //  XPUB for events, or NULL; owned
     size_t subscriptions;       //  topics subscribed on the XPUB
     uint64_t event_send_failed; //  events the XPUB refused
@@ -87,9 +91,9 @@ edge_router_new (const router_config_t *cfg,
     core_set_log_level (self->core, level);
     core_set_events (self->core, false);
     self->edge_id = zframe_new (edge_id, edge_id_size);
-    self->inbox = zlistx_new ();
+    self->inbox_size = 64;
+    self->inbox = (zmsg_t **) calloc (self->inbox_size, sizeof (zmsg_t *));
     assert (self->edge_id && self->inbox);
-    zlistx_set_destructor (self->inbox, (zlistx_destructor_fn *) zmsg_destroy);
     if (monitor && *monitor) {
         self->monitor = zsock_new (ZMQ_XPUB);
         assert (self->monitor);
@@ -111,11 +115,35 @@ edge_router_destroy (edge_router_t **self_p)
     if (!self)
         return;
     zsock_destroy (&self->monitor);
-    zlistx_destroy (&self->inbox);
+    zmsg_t *msg;
+    while ((msg = edge_router_recv (self)))
+        zmsg_destroy (&msg);
+    free (self->inbox);
     zframe_destroy (&self->edge_id);
     core_destroy (&self->core);
     free (self);
     *self_p = NULL;
+}
+
+//  Append a message to the inbox ring, growing it when full.
+static void
+s_inbox_push (edge_router_t *self, zmsg_t *msg)
+{
+    if (self->inbox_count == self->inbox_size) {
+        size_t size = self->inbox_size * 2;
+        zmsg_t **ring = (zmsg_t **) calloc (size, sizeof (zmsg_t *));
+        assert (ring);
+        for (size_t i = 0; i < self->inbox_count; i++)
+            ring[i] =
+                self->inbox[(self->inbox_head + i) & (self->inbox_size - 1)];
+        free (self->inbox);
+        self->inbox = ring;
+        self->inbox_size = size;
+        self->inbox_head = 0;
+    }
+    self->inbox[(self->inbox_head + self->inbox_count)
+                & (self->inbox_size - 1)] = msg;
+    self->inbox_count++;
 }
 
 //  Take what the core produced: messages for us into the inbox, events to
@@ -130,7 +158,7 @@ s_flush (edge_router_t *self)
             //  [routing id][envelope][payload?]: there is only us.
             zframe_t *to = zmsg_pop (msg);
             zframe_destroy (&to);
-            zlistx_add_end (self->inbox, msg);
+            s_inbox_push (self, msg);
             continue;
         }
         if (kind == CORE_OUT_EVENT && self->monitor) {
@@ -162,7 +190,7 @@ edge_router_tick (edge_router_t *self, int64_t now)
 long
 edge_router_timeout (edge_router_t *self, int64_t now)
 {
-    if (zlistx_size (self->inbox) > 0)
+    if (self->inbox_count > 0)
         return 0;
     int64_t due = core_next_due (self->core);
     if (due < 0)
@@ -173,7 +201,13 @@ edge_router_timeout (edge_router_t *self, int64_t now)
 zmsg_t *
 edge_router_recv (edge_router_t *self)
 {
-    return (zmsg_t *) zlistx_detach (self->inbox, NULL);
+    if (self->inbox_count == 0)
+        return NULL;
+    zmsg_t *msg = self->inbox[self->inbox_head];
+    self->inbox[self->inbox_head] = NULL;
+    self->inbox_head = (self->inbox_head + 1) & (self->inbox_size - 1);
+    self->inbox_count--;
+    return msg;
 }
 
 void *

@@ -213,6 +213,11 @@ s_arrived (gw_call_t *call)
     char why[256];
     char *identity = NULL;
     grpc_status_code code = gw_auth_agent (call, &identity, why, sizeof why);
+    //  The metadata was wanted for that alone: free its array (about
+    //  700 B; the strings stay with the call) for a stream that may last
+    //  months.
+    grpc_metadata_array_destroy (&call->md);
+    grpc_metadata_array_init (&call->md);
     zframe_t *frame = gw_call_take_message (call);
     //  Strings are checked before anything trusts them: protobuf-c reads
     //  "dev-1\0x" as "dev-1", and a label that is not UTF-8 would break

@@ -7,10 +7,14 @@
       2. read the monotonic clock once;
       3. answer a pipe command, if any;
       4. drain the ROUTER, up to `batch` messages, handing each to
-         core_handle and flushing the outbox after each one;
+         core_handle_frames and flushing the outbox after each one;
       5. core_tick, then flush again.
+    The hot path allocates next to nothing: a message is read frame by
+    frame into zmq_msg_t kept in self (only a payload, which the core may
+    keep, becomes a zframe_t), and an edge message leaves as the bytes the
+    core packed in its outbox (core_outbox_take), written with zmq_send.
     Flushing never blocks.  Edge messages go out frame by frame with
-    ZFRAME_DONTWAIT on a ROUTER_MANDATORY socket: EHOSTUNREACH (the edge is
+    ZMQ_DONTWAIT on a ROUTER_MANDATORY socket: EHOSTUNREACH (the edge is
     gone) or EAGAIN (the edge has fallen edge_hwm messages behind) is
     counted and reported to the core, which declares the edge dead.
     Monitor events go to the PUB with ZFRAME_DONTWAIT; a PUB drops for a
@@ -47,6 +51,12 @@ typedef struct
     router_config_t cfg;        //  our own copy of the settings
     core_t *core;               //  the state machine; owned
     zsock_t *router;            //  ROUTER that edges connect to; owned
+    void *router_handle;        //  its libzmq socket
+    zframe_t *routing_id;       //  the current message's routing id,
+                                //  reset for each one; owned
+    zmq_msg_t in_id;            //  the message being read: routing id,
+    zmq_msg_t in_envelope;      //  envelope,
+    zmq_msg_t in_extra;         //  and frames past the payload (dropped)
     zsock_t *monitor;           //  XPUB for events, NULL when disabled
     size_t subscriptions;       //  topics monitors subscribe to (XPUB
                                 //  passes each distinct topic up once)
@@ -240,6 +250,11 @@ s_self_new (zsock_t *pipe, const router_config_t *cfg)
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     assert (self);
     self->pipe = pipe;
+    self->routing_id = zframe_new_empty ();
+    assert (self->routing_id);
+    zmq_msg_init (&self->in_id);
+    zmq_msg_init (&self->in_envelope);
+    zmq_msg_init (&self->in_extra);
     self->router_bound = zlist_new ();
     self->monitor_bound = zlist_new ();
     assert (self->router_bound && self->monitor_bound);
@@ -268,6 +283,7 @@ s_self_new (zsock_t *pipe, const router_config_t *cfg)
     //  Events are built once a monitor subscribes.
     core_set_events (self->core, false);
     if (s_self_bind (self) == 0) {
+        self->router_handle = zsock_resolve (self->router);
         zpoller_add (self->poller, self->router);
         if (self->monitor)
             zpoller_add (self->poller, self->monitor);
@@ -364,63 +380,66 @@ s_self_destroy (self_t **self_p)
     zactor_destroy (&self->auth);
     zcert_destroy (&self->cert);
     core_destroy (&self->core);
+    zmq_msg_close (&self->in_extra);
+    zmq_msg_close (&self->in_envelope);
+    zmq_msg_close (&self->in_id);
+    zframe_destroy (&self->routing_id);
     router_config_clear (&self->cfg);
     free (self);
     *self_p = NULL;
 }
 
-//  [routing id][envelope][payload?] to an edge.
+//  [routing id][envelope][payload?] to an edge.  Takes the payload.
 static void
-s_flush_edge (self_t *self, zmsg_t *msg, int64_t now)
+s_flush_edge (self_t *self, core_output_t *out, int64_t now)
 {
-    if (zmsg_size (msg) < 2) {
-        self->bad_output++;
-        return;
-    }
-    zframe_t *routing_id = zmsg_pop (msg);
-    //  ZFRAME_REUSE keeps our copy of the id for core_edge_unreachable.
-    int rc = zframe_send (&routing_id, self->router,
-                          ZFRAME_MORE | ZFRAME_DONTWAIT | ZFRAME_REUSE);
-    if (rc == 0)
-        rc = router_shell_send_nowait (msg, self->router);
+    void *router = self->router_handle;
+    int rc = zmq_send (router, out->routing_id, out->routing_id_size,
+                       ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc != -1)
+        rc = zmq_send (router, out->envelope, out->envelope_size,
+                       ZMQ_DONTWAIT | (out->payload ? ZMQ_SNDMORE : 0));
+    if (rc != -1 && out->payload)
+        rc = zframe_send (&out->payload, self->router, ZFRAME_DONTWAIT);
     if (rc == -1) {
         int error = errno;
         self->edge_send_failed++;
+        //  The core's bytes are valid until we call it: copy the id first
+        zframe_reset (self->routing_id, out->routing_id, out->routing_id_size);
         if (tlog_enabled (TLOG_DEBUG)) {
-            char *hex = zframe_strhex (routing_id);
+            char *hex = zframe_strhex (self->routing_id);
             tlog (TLOG_DEBUG, "edge unreachable", "routing_id=%s error=%s", hex,
                   error == EAGAIN ? "full" : "unroutable");
             free (hex);
         }
-        core_edge_unreachable (self->core, routing_id, now);
+        core_edge_unreachable (self->core, self->routing_id, now);
     }
-    zframe_destroy (&routing_id);
 }
 
 //  Drain the core's outbox, in order.
 static void
 s_self_flush (self_t *self, int64_t now)
 {
-    core_out_t kind;
-    zmsg_t *msg;
-    while ((msg = core_outbox_pop (self->core, &kind))) {
-        switch (kind) {
+    core_output_t out;
+    while (core_outbox_take (self->core, &out)) {
+        switch (out.kind) {
             case CORE_OUT_EDGE:
-                s_flush_edge (self, msg, now);
+                s_flush_edge (self, &out, now);
                 break;
             case CORE_OUT_EVENT:
                 if (self->monitor
-                    && router_shell_send_nowait (msg, self->monitor) == -1)
+                    && router_shell_send_nowait (out.msg, self->monitor) == -1)
                     self->event_send_failed++;
                 break;
             case CORE_OUT_LOG:
-                router_shell_log (msg);
+                router_shell_log (out.msg);
                 break;
             default:
                 self->bad_output++;
                 break;
         }
-        zmsg_destroy (&msg);
+        zframe_destroy (&out.payload);
+        zmsg_destroy (&out.msg);
     }
 }
 
@@ -436,19 +455,64 @@ s_self_read_subscriptions (self_t *self)
     core_set_events (self->core, self->subscriptions > 0);
 }
 
+//  Read the rest of a message whose routing id is in self->in_id:
+//  envelope into self->in_envelope, payload into *payload_p, frames past
+//  it dropped.  Returns the number of frames after the routing id, or -1
+//  when a frame could not be read (the message is then lost, as a whole).
+static int
+s_self_read_frames (self_t *self, zframe_t **payload_p)
+{
+    void *router = self->router_handle;
+    int frames = 0;
+    bool more = zmq_msg_more (&self->in_id);
+    if (more) {
+        if (zmq_msg_recv (&self->in_envelope, router, 0) == -1)
+            return -1;
+        frames++;
+        more = zmq_msg_more (&self->in_envelope);
+    }
+    if (more) {
+        *payload_p = zframe_recv (self->router);
+        if (!*payload_p)
+            return -1;
+        frames++;
+        more = zframe_more (*payload_p);
+    }
+    while (more) {
+        if (zmq_msg_recv (&self->in_extra, router, 0) == -1)
+            return -1;
+        frames++;
+        more = zmq_msg_more (&self->in_extra);
+    }
+    if (frames > 2) {
+        //  Do not hold on to a stray frame until the next one comes
+        zmq_msg_close (&self->in_extra);
+        zmq_msg_init (&self->in_extra);
+    }
+    return frames;
+}
+
 //  Handle up to `batch` messages waiting on the ROUTER.
 static void
 s_self_drain (self_t *self, int64_t now)
 {
+    void *router = self->router_handle;
     for (uint32_t i = 0; i < self->cfg.batch; i++) {
-        zmsg_t *msg = zmsg_recv (self->router);
-        if (!msg)
-            break; //  EAGAIN: nothing more (rcvtimeo is 0)
-        zframe_t *routing_id = zmsg_pop (msg);
-        if (routing_id)
-            core_handle (self->core, routing_id, &msg, now);
-        zframe_destroy (&routing_id);
-        zmsg_destroy (&msg);
+        if (zmq_msg_recv (&self->in_id, router, ZMQ_DONTWAIT) == -1)
+            break; //  EAGAIN: nothing more
+        zframe_t *payload = NULL;
+        int frames = s_self_read_frames (self, &payload);
+        if (frames == -1) {
+            zframe_destroy (&payload);
+            break;
+        }
+        zframe_reset (self->routing_id, zmq_msg_data (&self->in_id),
+                      zmq_msg_size (&self->in_id));
+        core_handle_frames (self->core, self->routing_id,
+                            frames ? zmq_msg_data (&self->in_envelope) : NULL,
+                            frames ? zmq_msg_size (&self->in_envelope) : 0,
+                            (size_t) frames, &payload, now);
+        zframe_destroy (&payload);
         s_self_flush (self, now);
     }
 }

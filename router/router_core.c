@@ -6,18 +6,32 @@
     the outbox.  docs/protocol.md is the contract; this file implements it.
 
     Tables and their indexes (changed together, in the same function):
-      agents    agent_id -> agent_t            (owns the agent)
-      edge      ->agents list, ->by_handle     (the agent's current stream)
-      requests  request_id -> request_t        (owns the request)
+      agents    agent_id -> agent_t            (owns the agent; a hash set
+                                                of pointers, see "Agent
+                                                indexes")
+      agent_tree the same agents in id order   (ListAgents pages)
+      edge      ->agents list, ->by_handle     (the agent's current stream;
+                                                list links in agent_t)
+      requests  request_id -> request_t        (owns the request; a hash
+                                                set of pointers, see "The
+                                                request table")
       agent     ->requests list                (delivered, in flight)
       waiting   agent_id -> list of request_t  (parked for an agent; an
                                                 emptied list is deleted)
       edge      ->client_reqs, ->resp_reqs     (the request's client call
-                                                and response call)
+                                                and response call; list
+                                                links in request_t)
       edges     routing id bytes -> edge_t (keyed by the edge's own
-                routing id frame), names: edge_id -> edge_t
-    Every list entry is a zlistx handle kept in the entity, so removal is
-    O(1).
+                routing id frame; edge_cache keeps the last ones looked
+                up), names: edge_id -> edge_t
+    Every list entry is a zlistx handle kept in the entity (edge->agents:
+    links in agent_t), so removal is O(1).
+
+    The hot path allocates only what a message brings (its payload frame)
+    or what must outlive it (a request): an input's envelope is decoded by
+    one reused parser (common/wire_envelope.c), and the outbox keeps an
+    edge message as bytes, its routing id and its envelope packed in
+    place, plus its payload frame.
 
     Invariants:
     - A request leaves through s_request_finish and nowhere else.  That
@@ -44,6 +58,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,10 +116,40 @@ typedef enum
 //  for ever while a reported session can never make it wrap.
 #define SESSION_MAX ((uint64_t) INT64_MAX)
 
+#define EDGE_CACHE_SLOTS 64 //  see s_edge_lookup; a power of two
+
 #define LOG_MALFORMED_FIRST 10   //  malformed inputs logged each...
 #define LOG_MALFORMED_EVERY 1000 //  ...then one in this many
 
 typedef struct _agent_t agent_t;
+typedef struct _request_t request_t;
+
+//  A list of requests linked through the requests themselves (one pair
+//  of links per list a request can be in), oldest first: adding and
+//  removing allocate nothing.
+typedef struct
+{
+    request_t *prev; //  older request in the list
+    request_t *next; //  newer request in the list
+} req_link_t;
+
+typedef struct
+{
+    request_t *first; //  oldest
+    request_t *last;  //  newest
+    size_t size;      //  requests in the list
+} req_list_t;
+
+//  A hash set of agents, open addressing with linear probing: one slot
+//  array, no entry and no key copy per agent.  It is keyed by the agent's
+//  id (core->agents) or by its stream handle (edge->by_handle).
+typedef struct
+{
+    agent_t **slots; //  capacity slots, NULL = free
+    size_t capacity; //  0 or a power of two
+    size_t size;     //  agents held
+    bool by_handle;  //  keyed by agent->handle, else by agent->id
+} agent_map_t;
 
 struct _core_edge_t
 {
@@ -120,44 +165,73 @@ struct _core_edge_t
     int64_t last_heard;     //  when it last sent anything
     uint64_t serial;        //  never reused: names it in requests
     bool dead;              //  lost; in the graveyard
-    zlistx_t *agents;       //  agent_t whose current stream is here
-    zhashx_t *by_handle;    //  stream handle (hex) -> agent_t
-    zlistx_t *client_reqs;  //  request_t whose client call is here
-    zlistx_t *resp_reqs;    //  request_t whose response call is here
+    agent_t *agents;        //  agent_t whose current stream is here,
+                            //  oldest first (linked through agent_t)
+    agent_t *agents_last;   //  the newest of them
+    agent_map_t by_handle;  //  stream handle -> agent_t
+    req_list_t client_reqs; //  request_t whose client call is here
+    req_list_t resp_reqs;   //  request_t whose response call is here
     timers_node_t liveness; //  fires when it may have gone silent
 };
 typedef core_edge_t edge_t;
 
+//  One allocation per agent, its id inline; an idle agent owns at most
+//  one more block (its labels).  Every index the agent is in is either a
+//  slot array (core->agents, edge->by_handle) or links inside the agent
+//  (the id tree, edge->agents).
 struct _agent_t
 {
-    char *id;             //  agent id
-    uint64_t session;     //  current session
+    agent_t *left;        //  id tree: the subtree of smaller ids
+    agent_t *right;       //  id tree: the subtree of larger ids
+    agent_t *edge_prev;   //  edge->agents: older agent on the edge
+    agent_t *edge_next;   //  edge->agents: newer agent on the edge
     edge_t *edge;         //  current stream's edge
     uint64_t handle;      //  current stream's handle on that edge
-    void *edge_item;      //  handle in edge->agents
+    uint64_t session;     //  current session
     int64_t connected_at; //  unix ms, as the edge saw it
-    size_t n_labels;      //  labels
-    char **label_keys;    //  n_labels strings
-    char **label_values;  //  n_labels strings
-    zlistx_t *requests;   //  request_t delivered and in flight
+    zlistx_t *requests;   //  request_t delivered and in flight; NULL
+                          //  until the first delivery
+    char *labels;         //  n_labels key, value string pairs, each
+                          //  NUL-terminated, in one block; NULL if none
+    uint32_t n_labels;    //  labels
+    uint32_t hash;        //  hash of id
+    uint8_t height;       //  id tree: height of this subtree
+    char id[];            //  agent id, NUL-terminated
 };
 
+//  The request table, keyed by each request's own id: open addressing
+//  with linear probing over one array of request pointers, so a request
+//  costs the table no allocation and no key copy.
 typedef struct
 {
-    char *id;                 //  request id
-    char *agent_id;           //  addressed agent
+    request_t **slots; //  capacity slots, NULL = free
+    size_t capacity;   //  0 or a power of two
+    size_t size;       //  requests held
+} req_map_t;
+
+//  One allocation per request, its two ids inline.
+struct _request_t
+{
+    char *id;                 //  request id (in text); the key in
+                              //  core->requests, not copied there
+    char *agent_id;           //  addressed agent (in text)
     req_state_t state;        //  see req_state_t
     agent_t *agent;           //  the agent it was delivered to, until
                               //  that agent disconnects
     void *agent_item;         //  handle in agent->requests
     uint64_t session;         //  session it was delivered to
-    char *agent_edge;         //  name of the agent's edge, last known
+    char *agent_edge;         //  name of the agent's edge, last known:
+                              //  agent_edge_buf, or a heap copy when
+                              //  it does not fit there
+    char agent_edge_buf[48];  //  the usual, short, name
+    uint32_t hash;            //  s_req_hash (id), its key in
+                              //  core->requests
     edge_t *client_edge;      //  the client call's edge
     uint64_t client_handle;   //  the client call's handle
-    void *client_item;        //  handle in client_edge->client_reqs
+    req_link_t client_link;   //  links in client_edge->client_reqs
     edge_t *resp_edge;        //  the response call's edge, once bound
     uint64_t resp_handle;     //  the response call's handle
-    void *resp_item;          //  handle in resp_edge->resp_reqs
+    req_link_t resp_link;     //  links in resp_edge->resp_reqs
     zlistx_t *wait_list;      //  the waiting bucket it is parked in
     void *wait_item;          //  handle in wait_list
     zframe_t *payload;        //  the AgentRequest, kept until a
@@ -174,13 +248,37 @@ typedef struct
     uint64_t bytes_to_agent;  //  request payload bytes
     uint64_t bytes_to_client; //  response payload bytes
     uint64_t responses;       //  response messages relayed
-} request_t;
+    request_t *next_dead;     //  graveyard link (core->dead_requests)
+    char text[];              //  id and agent_id, NUL-terminated
+};
 
+//  One outbox entry.  An edge message is kept as bytes (its routing id,
+//  then its packed envelope, in core->out_bytes) and the payload frame:
+//  no zmsg_t, no frame and no allocation for a message without payload.
 typedef struct
 {
-    core_out_t kind; //  what the shell does with it
-    zmsg_t *msg;     //  owned
+    core_out_t kind;   //  what the shell does with it
+    size_t offset;     //  CORE_OUT_EDGE: routing id at out_bytes + offset
+    uint32_t id_size;  //  CORE_OUT_EDGE: routing id bytes
+    uint32_t env_size; //  CORE_OUT_EDGE: envelope bytes, after the id
+    zframe_t *payload; //  CORE_OUT_EDGE: frame 2, or NULL; owned
+    zmsg_t *msg;       //  CORE_OUT_EVENT, CORE_OUT_LOG: owned
 } outbox_entry_t;
+
+//  A slot of core->edge_cache: an edge and its routing id's bytes.
+typedef struct
+{
+    edge_t *edge;   //  or NULL
+    const byte *id; //  zframe_data (edge->routing_id)
+    size_t size;    //  zframe_size (edge->routing_id)
+} edge_slot_t;
+
+//  The edges recently looked up, by a hash of their routing id (see
+//  s_edge_lookup).  An edge leaves it when it leaves core->edges.
+typedef struct
+{
+    edge_slot_t slots[EDGE_CACHE_SLOTS];
+} edge_cache_t;
 
 //  The buffer monitor events are written into (see "JSON" below).
 typedef struct
@@ -208,32 +306,96 @@ struct _core_t
     char incarnation_text[17];    //  incarnation as 16 hex digits, for events
     int64_t stats_last_ms;        //  previous stats event (or the start)
     uint64_t stats_last_finished; //  requests_finished at that time
-    zhashx_t *agents;             //  agent_id -> agent_t
-    zhashx_t *requests;           //  request_id -> request_t
+    agent_map_t agents;           //  agent_id -> agent_t (owns them)
+    agent_t *agent_tree;          //  the same agents by id (AVL tree)
+    req_map_t requests;           //  request_id -> request_t
     zhashx_t *waiting;            //  agent_id -> zlistx_t of request_t
     size_t waiting_count;         //  requests parked
     zhashx_t *edges;              //  routing id frame -> edge_t
+    edge_cache_t edge_cache;      //  edges recently looked up
     zhashx_t *edge_names;         //  edge_id -> edge_t
     timers_t *timers;             //  request deadlines
     timers_t *cron;               //  edge liveness and stats
     timers_node_t stats_timer;    //  the periodic stats
-    zlistx_t *outbox;             //  outbox_entry_t, oldest first
-    zlistx_t *dead_requests;      //  request_t to free after this input
+    outbox_entry_t *outbox;       //  entries [outbox_head, outbox_tail),
+                                  //  oldest first
+    size_t outbox_head;           //  oldest entry not taken yet
+    size_t outbox_tail;           //  next free entry
+    size_t outbox_cap;            //  entries allocated
+    byte *out_bytes;              //  routing ids and envelopes of the
+                                  //  edge entries; reset when emptied
+    size_t out_size;              //  bytes used
+    size_t out_cap;               //  bytes allocated
+    request_t *dead_requests;     //  to free after this input, linked
+                                  //  through next_dead
     zlistx_t *dead_edges;         //  edge_t to free after this input
+    //  Decodes every input's envelope
+    wire_envelope_parser_t *parser;
 };
 
 
 //  ---------------------------------------------------------------------
 //  Outbox: edge messages, events, logs
 
+//  Byte buffers above this size are given back once the outbox empties.
+#define OUT_BYTES_KEEP (256u * 1024)
+
+//  A new entry at the end of the outbox, zeroed but for its kind.  Taken
+//  entries' bytes stay readable until this is called: the shell reads
+//  them between two calls into the core.
+static outbox_entry_t *
+s_outbox_add (core_t *self, core_out_t kind)
+{
+    if (self->outbox_head == self->outbox_tail) {
+        //  Empty: start again at the front
+        self->outbox_head = self->outbox_tail = 0;
+        self->out_size = 0;
+        if (self->out_cap > OUT_BYTES_KEEP) {
+            free (self->out_bytes);
+            self->out_bytes = NULL;
+            self->out_cap = 0;
+        }
+    }
+    if (self->outbox_tail == self->outbox_cap) {
+        if (self->outbox_head > 0) {
+            memmove (self->outbox, self->outbox + self->outbox_head,
+                     (self->outbox_tail - self->outbox_head)
+                         * sizeof (outbox_entry_t));
+            self->outbox_tail -= self->outbox_head;
+            self->outbox_head = 0;
+        } else {
+            size_t cap = self->outbox_cap ? self->outbox_cap * 2 : 16;
+            self->outbox = (outbox_entry_t *) realloc (
+                self->outbox, cap * sizeof (outbox_entry_t));
+            assert (self->outbox);
+            self->outbox_cap = cap;
+        }
+    }
+    outbox_entry_t *entry = &self->outbox[self->outbox_tail++];
+    memset (entry, 0, sizeof *entry);
+    entry->kind = kind;
+    return entry;
+}
+
+//  Returns room for `size` more bytes at self->out_bytes + self->out_size.
+static byte *
+s_out_reserve (core_t *self, size_t size)
+{
+    if (self->out_size + size > self->out_cap) {
+        size_t cap = self->out_cap ? self->out_cap : 4096;
+        while (cap < self->out_size + size)
+            cap *= 2;
+        self->out_bytes = (byte *) realloc (self->out_bytes, cap);
+        assert (self->out_bytes);
+        self->out_cap = cap;
+    }
+    return self->out_bytes + self->out_size;
+}
+
 static void
 s_outbox_push (core_t *self, core_out_t kind, zmsg_t *msg)
 {
-    outbox_entry_t *entry = (outbox_entry_t *) malloc (sizeof *entry);
-    assert (entry);
-    entry->kind = kind;
-    entry->msg = msg;
-    zlistx_add_end (self->outbox, entry);
+    s_outbox_add (self, kind)->msg = msg;
 }
 
 static void
@@ -276,13 +438,27 @@ s_send_to (core_t *self,
            Wire__Envelope *env,
            zframe_t **payload_p)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *){zframe_dup (routing_id)});
-    zframe_t *frame = wire_envelope_encode (env);
-    zmsg_append (msg, &frame);
-    if (payload_p && *payload_p)
-        zmsg_append (msg, payload_p);
-    s_outbox_push (self, CORE_OUT_EDGE, msg);
+    size_t id_size = zframe_size (routing_id);
+    outbox_entry_t *entry = s_outbox_add (self, CORE_OUT_EDGE);
+    //  Pack in one pass into the room there is; again if it was short
+    byte *bytes = s_out_reserve (self, id_size + 256);
+    size_t room = self->out_cap - self->out_size - id_size;
+    size_t env_size = wire_envelope_pack_into (env, bytes + id_size, room);
+    if (env_size > room) {
+        bytes = s_out_reserve (self, id_size + env_size);
+        size_t packed =
+            wire_envelope_pack_into (env, bytes + id_size, env_size);
+        assert (packed == env_size);
+    }
+    memcpy (bytes, zframe_data (routing_id), id_size);
+    entry->offset = self->out_size;
+    entry->id_size = (uint32_t) id_size;
+    entry->env_size = (uint32_t) env_size;
+    self->out_size += id_size + env_size;
+    if (payload_p) {
+        entry->payload = *payload_p;
+        *payload_p = NULL;
+    }
 }
 
 //  Send to `edge`, unless it is dead: then the payload is dropped.
@@ -588,12 +764,15 @@ s_json_labels (json_t *json, agent_t *agent)
     if (json->buf->discard)
         return;
     s_jb_puts (json->buf, ",\"labels\":{");
+    const char *label = agent->labels;
     for (size_t i = 0; i < agent->n_labels; i++) {
         if (i)
             s_jb_putc (json->buf, ',');
-        s_jb_escape (json->buf, agent->label_keys[i]);
+        s_jb_escape (json->buf, label);
+        label += strlen (label) + 1;
         s_jb_putc (json->buf, ':');
-        s_jb_escape (json->buf, agent->label_values[i]);
+        s_jb_escape (json->buf, label);
+        label += strlen (label) + 1;
     }
     s_jb_putc (json->buf, '}');
 }
@@ -629,10 +808,319 @@ s_request_id_valid (core_t *self, const char *id)
     return true;
 }
 
-static void
-s_handle_key (uint64_t handle, char *key)
+
+//  ---------------------------------------------------------------------
+//  Agent indexes
+//
+//  An idle agent costs the router one allocation (agent_t, its id
+//  inline), a labels block when it has labels, and a slot in each of two
+//  hash sets (core->agents by id, its edge's by_handle by stream handle),
+//  which are pointer arrays at most three quarters full.  The id tree
+//  (an AVL tree linked through agent_t) keeps the agents in id order, so
+//  a ListAgents page starts at its token in O(log N) and costs only what
+//  it sends.  An agent's requests list is created at its first delivery.
+
+static uint32_t
+s_id_hash (const char *id)
 {
-    snprintf (key, 17, "%" PRIx64, handle);
+    uint32_t hash = 2166136261u; //  FNV-1a
+    for (const unsigned char *c = (const unsigned char *) id; *c; c++) {
+        hash ^= *c;
+        hash *= 16777619u;
+    }
+    return hash;
+}
+
+//  Handles are an edge's incarnation id plus a counter: mix the bits.
+static size_t
+s_handle_hash (uint64_t handle)
+{
+    handle ^= handle >> 33;
+    handle *= 0xff51afd7ed558ccdULL;
+    handle ^= handle >> 33;
+    return (size_t) handle;
+}
+
+static size_t
+s_map_home (agent_map_t *map, agent_t *agent)
+{
+    size_t hash = map->by_handle ? s_handle_hash (agent->handle) : agent->hash;
+    return hash & (map->capacity - 1);
+}
+
+static void
+s_map_place (agent_map_t *map, agent_t *agent)
+{
+    size_t mask = map->capacity - 1;
+    size_t i = s_map_home (map, agent);
+    while (map->slots[i])
+        i = (i + 1) & mask;
+    map->slots[i] = agent;
+}
+
+static void
+s_map_resize (agent_map_t *map, size_t capacity)
+{
+    agent_t **old = map->slots;
+    size_t old_capacity = map->capacity;
+    map->slots = NULL;
+    map->capacity = capacity;
+    if (capacity) {
+        map->slots = (agent_t **) calloc (capacity, sizeof (agent_t *));
+        assert (map->slots);
+        for (size_t i = 0; i < old_capacity; i++)
+            if (old[i])
+                s_map_place (map, old[i]);
+    }
+    free (old);
+}
+
+static void
+s_map_free (agent_map_t *map)
+{
+    free (map->slots);
+    map->slots = NULL;
+    map->capacity = 0;
+    map->size = 0;
+}
+
+//  Adds `agent` (not in the map; its key not held by another agent).
+static void
+s_map_insert (agent_map_t *map, agent_t *agent)
+{
+    if ((map->size + 1) * 4 > map->capacity * 3)
+        s_map_resize (map, map->capacity ? map->capacity * 2 : 8);
+    s_map_place (map, agent);
+    map->size++;
+}
+
+//  Removes `agent`, which is in the map: the run after its slot moves
+//  back, so no slot is ever marked deleted.
+static void
+s_map_remove (agent_map_t *map, agent_t *agent)
+{
+    size_t mask = map->capacity - 1;
+    size_t hole = s_map_home (map, agent);
+    while (map->slots[hole] != agent) {
+        assert (map->slots[hole]);
+        hole = (hole + 1) & mask;
+    }
+    size_t i = hole;
+    while (true) {
+        i = (i + 1) & mask;
+        agent_t *next = map->slots[i];
+        if (!next)
+            break;
+        //  `next` may fill the hole when its home is not in (hole, i]
+        size_t home = s_map_home (map, next);
+        bool between;
+        if (hole <= i)
+            between = hole < home && home <= i;
+        else
+            between = hole < home || home <= i;
+        if (!between) {
+            map->slots[hole] = next;
+            hole = i;
+        }
+    }
+    map->slots[hole] = NULL;
+    map->size--;
+    if (map->size == 0)
+        s_map_free (map);
+    else if (map->capacity > 64 && map->size * 8 < map->capacity)
+        s_map_resize (map, map->capacity / 2);
+}
+
+static agent_t *
+s_map_find_id (agent_map_t *map, const char *id)
+{
+    if (!map->size)
+        return NULL;
+    uint32_t hash = s_id_hash (id);
+    size_t mask = map->capacity - 1;
+    for (size_t i = hash & mask; map->slots[i]; i = (i + 1) & mask)
+        if (map->slots[i]->hash == hash && streq (map->slots[i]->id, id))
+            return map->slots[i];
+    return NULL;
+}
+
+static agent_t *
+s_map_find_handle (agent_map_t *map, uint64_t handle)
+{
+    if (!map->size)
+        return NULL;
+    size_t mask = map->capacity - 1;
+    for (size_t i = s_handle_hash (handle) & mask; map->slots[i];
+         i = (i + 1) & mask)
+        if (map->slots[i]->handle == handle)
+            return map->slots[i];
+    return NULL;
+}
+
+static int
+s_tree_height (agent_t *node)
+{
+    return node ? node->height : 0;
+}
+
+static void
+s_tree_fix_height (agent_t *node)
+{
+    int left = s_tree_height (node->left);
+    int right = s_tree_height (node->right);
+    node->height = (uint8_t) (1 + (left > right ? left : right));
+}
+
+static agent_t *
+s_tree_rotate_right (agent_t *node)
+{
+    agent_t *top = node->left;
+    node->left = top->right;
+    top->right = node;
+    s_tree_fix_height (node);
+    s_tree_fix_height (top);
+    return top;
+}
+
+static agent_t *
+s_tree_rotate_left (agent_t *node)
+{
+    agent_t *top = node->right;
+    node->right = top->left;
+    top->left = node;
+    s_tree_fix_height (node);
+    s_tree_fix_height (top);
+    return top;
+}
+
+//  Restores the AVL balance at `node`; returns the subtree's new root.
+static agent_t *
+s_tree_balance (agent_t *node)
+{
+    s_tree_fix_height (node);
+    int skew = s_tree_height (node->left) - s_tree_height (node->right);
+    if (skew > 1) {
+        if (s_tree_height (node->left->left)
+            < s_tree_height (node->left->right))
+            node->left = s_tree_rotate_left (node->left);
+        return s_tree_rotate_right (node);
+    }
+    if (skew < -1) {
+        if (s_tree_height (node->right->right)
+            < s_tree_height (node->right->left))
+            node->right = s_tree_rotate_right (node->right);
+        return s_tree_rotate_left (node);
+    }
+    return node;
+}
+
+//  Adds `agent` (its id not in the tree); returns the new root.
+static agent_t *
+s_tree_insert (agent_t *root, agent_t *agent)
+{
+    if (!root) {
+        agent->left = agent->right = NULL;
+        agent->height = 1;
+        return agent;
+    }
+    if (strcmp (agent->id, root->id) < 0)
+        root->left = s_tree_insert (root->left, agent);
+    else
+        root->right = s_tree_insert (root->right, agent);
+    return s_tree_balance (root);
+}
+
+static agent_t *
+s_tree_detach_min (agent_t *root, agent_t **min_p)
+{
+    if (!root->left) {
+        *min_p = root;
+        return root->right;
+    }
+    root->left = s_tree_detach_min (root->left, min_p);
+    return s_tree_balance (root);
+}
+
+//  Removes `agent`, which is in the tree; returns the new root.
+static agent_t *
+s_tree_remove (agent_t *root, agent_t *agent)
+{
+    assert (root);
+    int cmp = strcmp (agent->id, root->id);
+    if (cmp < 0)
+        root->left = s_tree_remove (root->left, agent);
+    else if (cmp > 0)
+        root->right = s_tree_remove (root->right, agent);
+    else {
+        assert (root == agent);
+        if (!root->right)
+            return root->left;
+        agent_t *min;
+        agent_t *right = s_tree_detach_min (root->right, &min);
+        min->left = root->left;
+        min->right = right;
+        root = min;
+    }
+    return s_tree_balance (root);
+}
+
+//  Walks the tree in id order from a starting id.  An AVL tree of 2^32
+//  agents is less than 48 high.
+typedef struct
+{
+    agent_t *path[64]; //  nodes still to visit, the next on top
+    size_t depth;      //  nodes on path
+} tree_walk_t;
+
+//  Starts `walk` at the first agent whose id is above `from` (`strict`) or
+//  at least `from`.
+static void
+s_tree_walk_from (tree_walk_t *walk,
+                  agent_t *root,
+                  const char *from,
+                  bool strict)
+{
+    walk->depth = 0;
+    while (root) {
+        int cmp = strcmp (root->id, from);
+        if (cmp > 0 || (cmp == 0 && !strict)) {
+            assert (walk->depth < 64);
+            walk->path[walk->depth++] = root;
+            root = root->left;
+        } else
+            root = root->right;
+    }
+}
+
+static agent_t *
+s_tree_walk_next (tree_walk_t *walk)
+{
+    if (!walk->depth)
+        return NULL;
+    agent_t *node = walk->path[--walk->depth];
+    for (agent_t *below = node->right; below; below = below->left) {
+        assert (walk->depth < 64);
+        walk->path[walk->depth++] = below;
+    }
+    return node;
+}
+
+//  Requests delivered to `agent` and still in flight.
+static size_t
+s_agent_in_flight (agent_t *agent)
+{
+    return agent->requests ? zlistx_size (agent->requests) : 0;
+}
+
+//  `agent`'s requests list, created at its first use.
+static zlistx_t *
+s_agent_requests (agent_t *agent)
+{
+    if (!agent->requests) {
+        agent->requests = zlistx_new ();
+        assert (agent->requests);
+    }
+    return agent->requests;
 }
 
 
@@ -669,9 +1157,18 @@ s_req_set_state (core_t *self, request_t *req, req_state_t state)
 static void
 s_set_agent_edge_name (request_t *req, const char *name)
 {
-    free (req->agent_edge);
-    req->agent_edge = strdup (name);
-    assert (req->agent_edge);
+    if (req->agent_edge == name)
+        return;
+    if (req->agent_edge != req->agent_edge_buf)
+        free (req->agent_edge);
+    size_t size = strlen (name) + 1;
+    if (size <= sizeof req->agent_edge_buf) {
+        memcpy (req->agent_edge_buf, name, size);
+        req->agent_edge = req->agent_edge_buf;
+    } else {
+        req->agent_edge = strdup (name);
+        assert (req->agent_edge);
+    }
 }
 
 static void
@@ -680,12 +1177,109 @@ s_request_destroy (request_t **req_p)
     request_t *req = *req_p;
     if (req) {
         zframe_destroy (&req->payload);
-        free (req->id);
-        free (req->agent_id);
-        free (req->agent_edge);
+        if (req->agent_edge != req->agent_edge_buf)
+            free (req->agent_edge);
         free (req);
         *req_p = NULL;
     }
+}
+
+
+//  ---------------------------------------------------------------------
+//  The request table
+
+static uint32_t
+s_req_hash (const char *id)
+{
+    uint32_t hash = 2166136261u; //  FNV-1a
+    for (const unsigned char *c = (const unsigned char *) id; *c; c++) {
+        hash ^= *c;
+        hash *= 16777619u;
+    }
+    return hash;
+}
+
+static void
+s_req_map_place (req_map_t *map, request_t *req)
+{
+    size_t mask = map->capacity - 1;
+    size_t i = req->hash & mask;
+    while (map->slots[i])
+        i = (i + 1) & mask;
+    map->slots[i] = req;
+}
+
+static void
+s_req_map_resize (req_map_t *map, size_t capacity)
+{
+    request_t **old = map->slots;
+    size_t old_capacity = map->capacity;
+    map->slots = NULL;
+    map->capacity = capacity;
+    if (capacity) {
+        map->slots = (request_t **) calloc (capacity, sizeof (request_t *));
+        assert (map->slots);
+        for (size_t i = 0; i < old_capacity; i++)
+            if (old[i])
+                s_req_map_place (map, old[i]);
+    }
+    free (old);
+}
+
+//  The request whose id is `id`, or NULL.
+static request_t *
+s_req_map_find (req_map_t *map, const char *id)
+{
+    if (!map->size)
+        return NULL;
+    uint32_t hash = s_req_hash (id);
+    size_t mask = map->capacity - 1;
+    for (size_t i = hash & mask; map->slots[i]; i = (i + 1) & mask)
+        if (map->slots[i]->hash == hash && streq (map->slots[i]->id, id))
+            return map->slots[i];
+    return NULL;
+}
+
+//  Adds `req` (its hash set; no request with its id in the map).
+static void
+s_req_map_insert (req_map_t *map, request_t *req)
+{
+    if ((map->size + 1) * 4 > map->capacity * 3)
+        s_req_map_resize (map, map->capacity ? map->capacity * 2 : 64);
+    s_req_map_place (map, req);
+    map->size++;
+}
+
+//  Removes `req`, which is in the map.  The run of slots after it moves
+//  back over the hole, so no slot is ever marked deleted.
+static void
+s_req_map_remove (req_map_t *map, request_t *req)
+{
+    size_t mask = map->capacity - 1;
+    size_t hole = req->hash & mask;
+    while (map->slots[hole] != req) {
+        assert (map->slots[hole]);
+        hole = (hole + 1) & mask;
+    }
+    size_t i = hole;
+    while (true) {
+        i = (i + 1) & mask;
+        request_t *next = map->slots[i];
+        if (!next)
+            break;
+        //  `next` may fill the hole unless its home is in (hole, i]
+        size_t home = next->hash & mask;
+        bool stays =
+            hole <= i ? (hole < home && home <= i) : (hole < home || home <= i);
+        if (!stays) {
+            map->slots[hole] = next;
+            hole = i;
+        }
+    }
+    map->slots[hole] = NULL;
+    map->size--;
+    if (map->capacity > 64 && map->size * 8 < map->capacity)
+        s_req_map_resize (map, map->capacity / 2);
 }
 
 //  Count a request's end and publish `request.end`, for every request
@@ -726,6 +1320,46 @@ s_request_account_end (core_t *self,
         s_json_str (&json, "state", s_req_state_name[req->state]);
     }
     s_json_emit (self, &json, "request.end");
+}
+
+//  The links of `req` at `offset` (offsetof the req_link_t in request_t).
+static req_link_t *
+s_req_link (request_t *req, size_t offset)
+{
+    return (req_link_t *) ((char *) req + offset);
+}
+
+//  Add `req` at the end of `list`, through its links at `offset`.
+static void
+s_req_list_append (req_list_t *list, request_t *req, size_t offset)
+{
+    req_link_t *link = s_req_link (req, offset);
+    link->prev = list->last;
+    link->next = NULL;
+    if (list->last)
+        s_req_link (list->last, offset)->next = req;
+    else
+        list->first = req;
+    list->last = req;
+    list->size++;
+}
+
+//  Take `req`, which is in `list`, out of it.
+static void
+s_req_list_remove (req_list_t *list, request_t *req, size_t offset)
+{
+    req_link_t *link = s_req_link (req, offset);
+    if (link->prev)
+        s_req_link (link->prev, offset)->next = link->next;
+    else
+        list->first = link->next;
+    if (link->next)
+        s_req_link (link->next, offset)->prev = link->prev;
+    else
+        list->last = link->prev;
+    link->prev = link->next = NULL;
+    assert (list->size > 0);
+    list->size--;
 }
 
 //  End `req` with `status`: tell the parties still there that did not end
@@ -772,7 +1406,7 @@ s_request_finish (core_t *self,
     }
 
     //  Unlink from every index and timer
-    zhashx_delete (self->requests, req->id);
+    s_req_map_remove (&self->requests, req);
     if (req->agent) {
         zlistx_delete (req->agent->requests, req->agent_item);
         req->agent = NULL;
@@ -786,18 +1420,18 @@ s_request_finish (core_t *self,
         req->wait_list = NULL;
         req->wait_item = NULL;
     }
-    zlistx_delete (req->client_edge->client_reqs, req->client_item);
-    req->client_item = NULL;
-    if (req->resp_edge) {
-        zlistx_delete (req->resp_edge->resp_reqs, req->resp_item);
-        req->resp_item = NULL;
-    }
+    s_req_list_remove (&req->client_edge->client_reqs, req,
+                       offsetof (request_t, client_link));
+    if (req->resp_edge)
+        s_req_list_remove (&req->resp_edge->resp_reqs, req,
+                           offsetof (request_t, resp_link));
     timers_disarm (self->timers, &req->activity);
     timers_disarm (self->timers, &req->deadline);
     timers_disarm (self->timers, &req->wait);
     zframe_destroy (&req->payload);
     s_req_set_state (self, req, REQ_FINISHED);
-    zlistx_add_end (self->dead_requests, req);
+    req->next_dead = self->dead_requests;
+    self->dead_requests = req;
 }
 
 //  Send DELIVER for `req` (already in `agent`'s list) down the agent's
@@ -830,7 +1464,7 @@ static void
 s_request_deliver (core_t *self, request_t *req, agent_t *agent)
 {
     req->agent = agent;
-    req->agent_item = zlistx_add_end (agent->requests, req);
+    req->agent_item = zlistx_add_end (s_agent_requests (agent), req);
     req->bytes_to_agent = zframe_size (req->payload);
     s_request_send (self, req, agent);
     s_req_set_state (self, req, REQ_DELIVERED);
@@ -850,7 +1484,7 @@ s_agent_deliver_waiting (core_t *self, agent_t *agent)
         req->wait_list = NULL;
         req->wait_item = NULL;
         self->waiting_count--;
-        if (zlistx_size (agent->requests) >= self->cfg.max_in_flight_per_agent)
+        if (s_agent_in_flight (agent) >= self->cfg.max_in_flight_per_agent)
             s_request_finish (self, req, ST_RESOURCE_EXHAUSTED,
                               "agent in-flight limit reached", BY_ROUTER);
         else
@@ -863,36 +1497,42 @@ s_agent_deliver_waiting (core_t *self, agent_t *agent)
 //  ---------------------------------------------------------------------
 //  Agents
 
-static void
-s_agent_free_labels (agent_t *agent)
-{
-    for (size_t i = 0; i < agent->n_labels; i++) {
-        free (agent->label_keys[i]);
-        free (agent->label_values[i]);
-    }
-    free (agent->label_keys);
-    free (agent->label_values);
-    agent->label_keys = NULL;
-    agent->label_values = NULL;
-    agent->n_labels = 0;
-}
-
+//  Replaces `agent`'s labels with the entry's, packed in one block.
 static void
 s_agent_set_labels (agent_t *agent, Wire__AgentEntry *entry)
 {
-    s_agent_free_labels (agent);
-    agent->n_labels = entry->n_labels;
-    agent->label_keys = (char **) calloc (entry->n_labels + 1, sizeof (char *));
-    agent->label_values =
-        (char **) calloc (entry->n_labels + 1, sizeof (char *));
-    assert (agent->label_keys && agent->label_values);
+    free (agent->labels);
+    agent->labels = NULL;
+    agent->n_labels = (uint32_t) entry->n_labels;
+    if (!entry->n_labels)
+        return;
+    size_t size = 0;
     for (size_t i = 0; i < entry->n_labels; i++) {
         const char *key = entry->labels[i]->key;
         const char *value = entry->labels[i]->value;
-        agent->label_keys[i] = strdup (key ? key : "");
-        agent->label_values[i] = strdup (value ? value : "");
-        assert (agent->label_keys[i] && agent->label_values[i]);
+        size += strlen (key ? key : "") + strlen (value ? value : "") + 2;
     }
+    agent->labels = (char *) malloc (size);
+    assert (agent->labels);
+    char *at = agent->labels;
+    for (size_t i = 0; i < entry->n_labels; i++) {
+        const char *key = entry->labels[i]->key;
+        const char *value = entry->labels[i]->value;
+        at = stpcpy (at, key ? key : "") + 1;
+        at = stpcpy (at, value ? value : "") + 1;
+    }
+}
+
+//  A new agent record, in no table yet.
+static agent_t *
+s_agent_new (const char *id)
+{
+    size_t len = strlen (id);
+    agent_t *agent = (agent_t *) calloc (1, offsetof (agent_t, id) + len + 1);
+    assert (agent);
+    memcpy (agent->id, id, len + 1);
+    agent->hash = s_id_hash (id);
+    return agent;
 }
 
 //  Free an agent that is in no table any more.
@@ -901,9 +1541,8 @@ s_agent_destroy (agent_t **agent_p)
 {
     agent_t *agent = *agent_p;
     if (agent) {
-        s_agent_free_labels (agent);
+        free (agent->labels);
         zlistx_destroy (&agent->requests);
-        free (agent->id);
         free (agent);
         *agent_p = NULL;
     }
@@ -912,23 +1551,34 @@ s_agent_destroy (agent_t **agent_p)
 static void
 s_agent_attach (agent_t *agent, edge_t *edge, uint64_t handle)
 {
-    char key[17];
-    s_handle_key (handle, key);
     agent->edge = edge;
     agent->handle = handle;
-    agent->edge_item = zlistx_add_end (edge->agents, agent);
-    zhashx_update (edge->by_handle, key, agent);
+    agent->edge_prev = edge->agents_last;
+    agent->edge_next = NULL;
+    if (edge->agents_last)
+        edge->agents_last->edge_next = agent;
+    else
+        edge->agents = agent;
+    edge->agents_last = agent;
+    s_map_insert (&edge->by_handle, agent);
 }
 
 static void
 s_agent_detach (agent_t *agent)
 {
-    char key[17];
-    s_handle_key (agent->handle, key);
-    zlistx_delete (agent->edge->agents, agent->edge_item);
-    zhashx_delete (agent->edge->by_handle, key);
+    edge_t *edge = agent->edge;
+    s_map_remove (&edge->by_handle, agent);
+    if (agent->edge_prev)
+        agent->edge_prev->edge_next = agent->edge_next;
+    else
+        edge->agents = agent->edge_next;
+    if (agent->edge_next)
+        agent->edge_next->edge_prev = agent->edge_prev;
+    else
+        edge->agents_last = agent->edge_prev;
     agent->edge = NULL;
-    agent->edge_item = NULL;
+    agent->edge_prev = NULL;
+    agent->edge_next = NULL;
 }
 
 //  The agent's current stream is gone: requests still waiting for their
@@ -951,7 +1601,8 @@ s_agent_remove (core_t *self, agent_t *agent, const char *reason)
            reason);
 
     request_t *req;
-    while ((req = (request_t *) zlistx_first (agent->requests))) {
+    while (agent->requests
+           && (req = (request_t *) zlistx_first (agent->requests))) {
         zlistx_delete (agent->requests, req->agent_item);
         req->agent = NULL;
         req->agent_item = NULL;
@@ -960,7 +1611,8 @@ s_agent_remove (core_t *self, agent_t *agent, const char *reason)
                               BY_ROUTER);
     }
     s_agent_detach (agent);
-    zhashx_delete (self->agents, agent->id);
+    s_map_remove (&self->agents, agent);
+    self->agent_tree = s_tree_remove (self->agent_tree, agent);
     s_agent_destroy (&agent);
 }
 
@@ -998,9 +1650,7 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
             }
         }
     }
-    char hkey[17];
-    s_handle_key (handle, hkey);
-    agent_t *same = (agent_t *) zhashx_lookup (edge->by_handle, hkey);
+    agent_t *same = s_map_find_handle (&edge->by_handle, handle);
     if (same && !refusal && streq (same->id, id)) {
         //  The stream we know already: confirm it
         Wire__Envelope env = WIRE__ENVELOPE__INIT;
@@ -1014,9 +1664,8 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
     if (same) //  A handle reused for another id
         s_agent_remove (self, same, "stream handle reused");
 
-    agent_t *agent = (agent_t *) zhashx_lookup (self->agents, id);
-    if (!refusal && !agent
-        && zhashx_size (self->agents) >= self->cfg.max_agents) {
+    agent_t *agent = s_map_find_id (&self->agents, id);
+    if (!refusal && !agent && self->agents.size >= self->cfg.max_agents) {
         refusal = "agent limit reached";
         refusal_status = ST_RESOURCE_EXHAUSTED;
     }
@@ -1080,21 +1729,20 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
         agent->session = session;
         agent->connected_at = entry->connected_at_unix_ms;
         s_agent_set_labels (agent, entry);
-        request_t *req = (request_t *) zlistx_first (agent->requests);
+        request_t *req = agent->requests
+                             ? (request_t *) zlistx_first (agent->requests)
+                             : NULL;
         while (req) {
             s_set_agent_edge_name (req, edge->name);
             req = (request_t *) zlistx_next (agent->requests);
         }
     } else {
-        agent = (agent_t *) calloc (1, sizeof (agent_t));
-        assert (agent);
-        agent->id = strdup (id);
-        assert (agent->id);
+        agent = s_agent_new (id);
         agent->session = session;
         agent->connected_at = entry->connected_at_unix_ms;
-        agent->requests = zlistx_new ();
         s_agent_set_labels (agent, entry);
-        zhashx_insert (self->agents, id, agent);
+        s_map_insert (&self->agents, agent);
+        self->agent_tree = s_tree_insert (self->agent_tree, agent);
         s_agent_attach (agent, edge, handle);
         json_t json;
         s_json_begin (self, &json);
@@ -1148,10 +1796,46 @@ s_routing_id_compare (const void *item1, const void *item2)
     return size ? memcmp (zframe_data (a), zframe_data (b), size) : 0;
 }
 
+static int
+s_handle_compare (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a;
+    uint64_t y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  The slot of a routing id in core->edge_cache.
+static size_t
+s_edge_cache_slot (const byte *data, size_t size)
+{
+    uint32_t hash = 2166136261u; //  FNV-1a
+    for (size_t i = 0; i < size; i++) {
+        hash ^= data[i];
+        hash *= 16777619u;
+    }
+    return hash & (EDGE_CACHE_SLOTS - 1);
+}
+
+//  The edge whose routing id is `routing_id`, or NULL.  Every message
+//  looks its sender up, so the last edges seen are cached by slot; a
+//  miss asks core->edges.
 static edge_t *
 s_edge_lookup (core_t *self, zframe_t *routing_id)
 {
-    return (edge_t *) zhashx_lookup (self->edges, routing_id);
+    const byte *data = zframe_data (routing_id);
+    size_t size = zframe_size (routing_id);
+    edge_slot_t *cached =
+        &self->edge_cache.slots[s_edge_cache_slot (data, size)];
+    if (cached->edge && cached->size == size
+        && memcmp (cached->id, data, size) == 0)
+        return cached->edge;
+    edge_t *edge = (edge_t *) zhashx_lookup (self->edges, routing_id);
+    if (edge) {
+        cached->edge = edge;
+        cached->id = zframe_data (edge->routing_id);
+        cached->size = zframe_size (edge->routing_id);
+    }
+    return edge;
 }
 
 //  The edge is dead: its client calls' requests end CANCELLED, its
@@ -1164,9 +1848,8 @@ s_edge_lost (core_t *self, edge_t *edge, const char *reason, bool clean)
         return;
     edge->dead = true;
     self->stats.edges_lost++;
-    size_t agents = zlistx_size (edge->agents);
-    size_t requests =
-        zlistx_size (edge->client_reqs) + zlistx_size (edge->resp_reqs);
+    size_t agents = edge->by_handle.size;
+    size_t requests = edge->client_reqs.size + edge->resp_reqs.size;
     char qedge[160];
     s_log (self, clean ? TLOG_INFO : TLOG_WARN,
            clean ? "edge left" : "edge lost",
@@ -1175,20 +1858,23 @@ s_edge_lost (core_t *self, edge_t *edge, const char *reason, bool clean)
            agents);
 
     request_t *req;
-    while ((req = (request_t *) zlistx_first (edge->client_reqs)))
+    while ((req = edge->client_reqs.first))
         s_request_finish (self, req, ST_CANCELLED, "client's edge lost",
                           BY_ROUTER);
-    while ((req = (request_t *) zlistx_first (edge->resp_reqs)))
+    while ((req = edge->resp_reqs.first))
         s_request_finish (self, req, ST_UNAVAILABLE, "responder's edge lost",
                           BY_ROUTER);
-    agent_t *agent;
-    while ((agent = (agent_t *) zlistx_first (edge->agents)))
-        s_agent_remove (self, agent, "edge lost");
+    while (edge->agents)
+        s_agent_remove (self, edge->agents, "edge lost");
 
     timers_disarm (self->cron, &edge->liveness);
     if (zhashx_lookup (self->edge_names, edge->name) == edge)
         zhashx_delete (self->edge_names, edge->name);
     zhashx_delete (self->edges, edge->routing_id);
+    size_t slot = s_edge_cache_slot (zframe_data (edge->routing_id),
+                                     zframe_size (edge->routing_id));
+    if (self->edge_cache.slots[slot].edge == edge)
+        self->edge_cache.slots[slot].edge = NULL;
 
     json_t json;
     s_json_begin (self, &json);
@@ -1206,10 +1892,7 @@ s_edge_destroy (edge_t **edge_p)
 {
     edge_t *edge = *edge_p;
     if (edge) {
-        zlistx_destroy (&edge->agents);
-        zhashx_destroy (&edge->by_handle);
-        zlistx_destroy (&edge->client_reqs);
-        zlistx_destroy (&edge->resp_reqs);
+        s_map_free (&edge->by_handle);
         zframe_destroy (&edge->routing_id);
         free (edge->name);
         free (edge->asked);
@@ -1224,8 +1907,10 @@ static void
 s_reap (core_t *self)
 {
     request_t *req;
-    while ((req = (request_t *) zlistx_detach (self->dead_requests, NULL)))
+    while ((req = self->dead_requests)) {
+        self->dead_requests = req->next_dead;
         s_request_destroy (&req);
+    }
     edge_t *edge;
     while ((edge = (edge_t *) zlistx_detach (self->dead_edges, NULL)))
         s_edge_destroy (&edge);
@@ -1341,10 +2026,7 @@ core_on_hello (core_t *self, core_input_t *in)
         edge->up_ms = in->now_ms;
         edge->last_heard = in->now_ms;
         edge->serial = ++self->next_edge_serial;
-        edge->agents = zlistx_new ();
-        edge->by_handle = zhashx_new ();
-        edge->client_reqs = zlistx_new ();
-        edge->resp_reqs = zlistx_new ();
+        edge->by_handle.by_handle = true;
         timers_node_init (&edge->liveness, TIMER_EDGE, edge);
         zhashx_insert (self->edges, edge->routing_id, edge);
         zhashx_update (self->edge_names, name, edge);
@@ -1378,25 +2060,22 @@ core_on_hello (core_t *self, core_input_t *in)
             zhashx_update (self->edge_names, edge->name, edge);
         }
         edge->incarnation = env->incarnation;
-        zhashx_t *listed = zhashx_new ();
-        for (size_t i = 0; i < env->n_agents; i++) {
-            char hkey[17];
-            s_handle_key (env->agents[i]->handle, hkey);
-            zhashx_update (listed, hkey, edge);
-        }
-        zlistx_t *gone = zlistx_new ();
-        agent_t *agent = (agent_t *) zlistx_first (edge->agents);
+        uint64_t *listed =
+            (uint64_t *) malloc ((env->n_agents + 1) * sizeof (uint64_t));
+        assert (listed);
+        for (size_t i = 0; i < env->n_agents; i++)
+            listed[i] = env->agents[i]->handle;
+        qsort (listed, env->n_agents, sizeof (uint64_t), s_handle_compare);
+        agent_t *agent = edge->agents;
         while (agent) {
-            char hkey[17];
-            s_handle_key (agent->handle, hkey);
-            if (!zhashx_lookup (listed, hkey))
-                zlistx_add_end (gone, agent);
-            agent = (agent_t *) zlistx_next (edge->agents);
+            //  Removing an agent unlinks it alone from edge->agents
+            agent_t *next = agent->edge_next;
+            if (!bsearch (&agent->handle, listed, env->n_agents,
+                          sizeof (uint64_t), s_handle_compare))
+                s_agent_remove (self, agent, "not in the edge's HELLO");
+            agent = next;
         }
-        while ((agent = (agent_t *) zlistx_detach (gone, NULL)))
-            s_agent_remove (self, agent, "not in the edge's HELLO");
-        zlistx_destroy (&gone);
-        zhashx_destroy (&listed);
+        free (listed);
     }
     free (claimed);
     free (key);
@@ -1457,9 +2136,7 @@ core_on_subscribe (core_t *self, core_input_t *in)
 void
 core_on_unsubscribe (core_t *self, core_input_t *in)
 {
-    char hkey[17];
-    s_handle_key (in->env->handle, hkey);
-    agent_t *agent = (agent_t *) zhashx_lookup (in->edge->by_handle, hkey);
+    agent_t *agent = s_map_find_handle (&in->edge->by_handle, in->env->handle);
     if (agent && (in->env->session == 0 || in->env->session == agent->session))
         s_agent_remove (self, agent, "unsubscribed");
     else if (self->log_level <= TLOG_DEBUG)
@@ -1487,15 +2164,14 @@ core_on_publish (core_t *self, core_input_t *in)
     else if (zframe_size (in->payload)
              > (size_t) self->cfg.max_payload_bytes + CORE_PAYLOAD_MARGIN)
         status = ST_RESOURCE_EXHAUSTED, why = "request too large";
-    else if (zhashx_lookup (self->requests, rid))
+    else if (s_req_map_find (&self->requests, rid))
         status = ST_ALREADY_EXISTS, why = "request id already in flight";
-    else if (zhashx_size (self->requests) >= self->cfg.max_requests)
+    else if (self->requests.size >= self->cfg.max_requests)
         status = ST_RESOURCE_EXHAUSTED, why = "router request table full";
     else {
-        agent = (agent_t *) zhashx_lookup (self->agents, aid);
+        agent = s_map_find_id (&self->agents, aid);
         if (agent
-            && zlistx_size (agent->requests)
-                   >= self->cfg.max_in_flight_per_agent)
+            && s_agent_in_flight (agent) >= self->cfg.max_in_flight_per_agent)
             status = ST_RESOURCE_EXHAUSTED,
             why = "agent in-flight limit reached";
         else if (!agent && wait_ms == 0)
@@ -1513,14 +2189,19 @@ core_on_publish (core_t *self, core_input_t *in)
         return;
     }
 
-    request_t *req = (request_t *) calloc (1, sizeof (request_t));
+    size_t rid_size = strlen (rid) + 1;
+    size_t aid_size = strlen (aid) + 1;
+    request_t *req =
+        (request_t *) calloc (1, sizeof (request_t) + rid_size + aid_size);
     assert (req);
-    req->id = strdup (rid);
-    req->agent_id = strdup (aid);
-    assert (req->id && req->agent_id);
+    req->id = req->text;
+    memcpy (req->id, rid, rid_size);
+    req->agent_id = req->text + rid_size;
+    memcpy (req->agent_id, aid, aid_size);
     req->client_edge = in->edge;
     req->client_handle = env->handle;
-    req->client_item = zlistx_add_end (in->edge->client_reqs, req);
+    s_req_list_append (&in->edge->client_reqs, req,
+                       offsetof (request_t, client_link));
     req->payload = in->payload;
     in->payload = NULL;
     req->credit = env->credit ? env->credit : 1;
@@ -1530,7 +2211,8 @@ core_on_publish (core_t *self, core_input_t *in)
     timers_node_init (&req->activity, TIMER_ACTIVITY, req);
     timers_node_init (&req->deadline, TIMER_DEADLINE, req);
     timers_node_init (&req->wait, TIMER_WAIT, req);
-    zhashx_insert (self->requests, rid, req);
+    req->hash = s_req_hash (req->id);
+    s_req_map_insert (&self->requests, req);
 
     uint32_t timeout = env->timeout_ms;
     if (self->cfg.max_timeout_ms
@@ -1562,7 +2244,7 @@ static request_t *
 s_request_of (core_t *self, core_input_t *in)
 {
     const char *rid = in->env->request_id ? in->env->request_id : "";
-    return (request_t *) zhashx_lookup (self->requests, rid);
+    return s_req_map_find (&self->requests, rid);
 }
 
 static bool
@@ -1653,7 +2335,8 @@ core_on_bind (core_t *self, core_input_t *in)
     }
     req->resp_edge = in->edge;
     req->resp_handle = in->env->handle;
-    req->resp_item = zlistx_add_end (in->edge->resp_reqs, req);
+    s_req_list_append (&in->edge->resp_reqs, req,
+                       offsetof (request_t, resp_link));
     zframe_destroy (&req->payload); //  never delivered again
     s_req_set_state (self, req, REQ_BOUND);
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
@@ -1792,103 +2475,134 @@ s_varint_size (uint64_t value)
     return size;
 }
 
-static int
-s_agent_compare (const void *a, const void *b)
+//  The next agent of a ListAgents walk, or NULL once past the agents
+//  whose id starts with the prefix (they are consecutive in id order).
+static agent_t *
+s_list_next (tree_walk_t *walk, const char *prefix, size_t prefix_len)
 {
-    return strcmp ((*(agent_t *const *) a)->id, (*(agent_t *const *) b)->id);
+    agent_t *agent = s_tree_walk_next (walk);
+    if (agent && strncmp (agent->id, prefix, prefix_len) != 0)
+        return NULL;
+    return agent;
 }
 
+//  One page of the agents whose id starts with `prefix`, in id order,
+//  from the first id above the page token (the last id of the previous
+//  page).  Walking the id tree from the token costs O(log N) plus the
+//  agents sent, so listing a fleet page by page costs about one pass.
 void
 core_on_list (core_t *self, core_input_t *in)
 {
     const char *prefix = in->env->prefix ? in->env->prefix : "";
+    const char *token = in->env->page_token ? in->env->page_token : "";
     size_t prefix_len = strlen (prefix);
     size_t limit = in->env->limit;
     if (limit == 0 || limit > self->cfg.max_list)
         limit = self->cfg.max_list;
-
-    size_t count = 0;
-    agent_t **matches = (agent_t **) malloc ((zhashx_size (self->agents) + 1)
-                                             * sizeof (agent_t *));
-    assert (matches);
-    agent_t *agent = (agent_t *) zhashx_first (self->agents);
-    while (agent) {
-        if (strncmp (agent->id, prefix, prefix_len) == 0)
-            matches[count++] = agent;
-        agent = (agent_t *) zhashx_next (self->agents);
+    if (*token && !s_agent_id_valid (self, token)) {
+        s_send_finish (self, in->edge, in->env->handle, "", ST_INVALID_ARGUMENT,
+                       "invalid page token");
+        return;
     }
-    qsort (matches, count, sizeof (agent_t *), s_agent_compare);
-    if (count > limit)
-        count = limit;
 
-    Tether__V1__ListAgentsResponse response =
-        TETHER__V1__LIST_AGENTS_RESPONSE__INIT;
-    Tether__V1__AgentInfo *infos = (Tether__V1__AgentInfo *) calloc (
-        count + 1, sizeof (Tether__V1__AgentInfo));
-    Tether__V1__AgentInfo **info_ptrs = (Tether__V1__AgentInfo **) calloc (
-        count + 1, sizeof (Tether__V1__AgentInfo *));
-    size_t n_labels = 0;
-    for (size_t i = 0; i < count; i++)
-        n_labels += matches[i]->n_labels;
-    Tether__V1__AgentInfo__LabelsEntry *labels =
-        (Tether__V1__AgentInfo__LabelsEntry *) calloc (
-            n_labels + 1, sizeof (Tether__V1__AgentInfo__LabelsEntry));
-    Tether__V1__AgentInfo__LabelsEntry **label_ptrs =
-        (Tether__V1__AgentInfo__LabelsEntry **) calloc (
-            n_labels + 1, sizeof (Tether__V1__AgentInfo__LabelsEntry *));
-    assert (infos && info_ptrs && labels && label_ptrs);
-    //  The answer must fit one public message: agents are added, in id
-    //  order, while the packed response stays within max_payload_bytes
-    //  (each AgentInfo costs its own size plus a tag byte and a length).
-    //  The client narrows the prefix or limit to see the rest.
-    size_t next_label = 0;
-    size_t packed = 0;
-    size_t fitting = 0;
-    for (size_t i = 0; i < count; i++) {
-        agent = matches[i];
-        Tether__V1__AgentInfo *info = &infos[i];
-        tether__v1__agent_info__init (info);
-        info->agent_id = agent->id;
-        info->edge = agent->edge->name;
-        info->connected_at_unix_ms = agent->connected_at;
-        info->in_flight = (uint32_t) zlistx_size (agent->requests);
-        info->session = agent->session;
-        info->n_labels = agent->n_labels;
-        info->labels = &label_ptrs[next_label];
-        for (size_t j = 0; j < agent->n_labels; j++) {
-            Tether__V1__AgentInfo__LabelsEntry *entry = &labels[next_label];
-            tether__v1__agent_info__labels_entry__init (entry);
-            entry->key = agent->label_keys[j];
-            entry->value = agent->label_values[j];
-            label_ptrs[next_label++] = entry;
+    tree_walk_t walk;
+    if (strcmp (token, prefix) >= 0)
+        s_tree_walk_from (&walk, self->agent_tree, token, true);
+    else
+        s_tree_walk_from (&walk, self->agent_tree, prefix, false);
+
+    //  Each AgentInfo is packed as it is chosen (field 1: a tag byte, a
+    //  length, the message), and next_page_token (field 2) goes last.
+    //  The answer stays within max_payload_bytes, counting the token
+    //  whenever more agents follow the one being added.
+    json_buf_t out = {NULL, 0, 0, false};
+    Tether__V1__AgentInfo__LabelsEntry *labels = NULL;
+    Tether__V1__AgentInfo__LabelsEntry **label_ptrs = NULL;
+    size_t labels_cap = 0;
+    size_t sent = 0;
+    agent_t *last = NULL;
+    agent_t *agent = s_list_next (&walk, prefix, prefix_len);
+    while (agent && sent < limit) {
+        agent_t *after = s_list_next (&walk, prefix, prefix_len);
+        if (agent->n_labels > labels_cap) {
+            labels_cap = agent->n_labels;
+            free (labels);
+            free (label_ptrs);
+            labels = (Tether__V1__AgentInfo__LabelsEntry *) calloc (
+                labels_cap, sizeof (Tether__V1__AgentInfo__LabelsEntry));
+            label_ptrs = (Tether__V1__AgentInfo__LabelsEntry **) calloc (
+                labels_cap, sizeof (Tether__V1__AgentInfo__LabelsEntry *));
+            assert (labels && label_ptrs);
         }
-        size_t one = tether__v1__agent_info__get_packed_size (info);
+        Tether__V1__AgentInfo info = TETHER__V1__AGENT_INFO__INIT;
+        info.agent_id = agent->id;
+        info.edge = agent->edge->name;
+        info.connected_at_unix_ms = agent->connected_at;
+        info.in_flight = (uint32_t) s_agent_in_flight (agent);
+        info.session = agent->session;
+        info.n_labels = agent->n_labels;
+        info.labels = label_ptrs;
+        const char *label = agent->labels;
+        for (size_t j = 0; j < agent->n_labels; j++) {
+            tether__v1__agent_info__labels_entry__init (&labels[j]);
+            labels[j].key = (char *) label;
+            label += strlen (label) + 1;
+            labels[j].value = (char *) label;
+            label += strlen (label) + 1;
+            label_ptrs[j] = &labels[j];
+        }
+        size_t one = tether__v1__agent_info__get_packed_size (&info);
         size_t framed = 1 + s_varint_size (one) + one;
-        if (packed + framed > self->cfg.max_payload_bytes)
+        size_t token_size = 0;
+        if (after) {
+            size_t id_len = strlen (agent->id);
+            token_size = 1 + s_varint_size (id_len) + id_len;
+        }
+        if (out.size + framed + token_size > self->cfg.max_payload_bytes)
             break;
-        packed += framed;
-        info_ptrs[fitting++] = info;
+        s_jb_reserve (&out, framed);
+        uint8_t *at = (uint8_t *) out.data + out.size;
+        *at++ = 0x0A; //  field 1, length-delimited
+        uint64_t length = one;
+        while (length >= 0x80) {
+            *at++ = (uint8_t) (0x80 | (length & 0x7F));
+            length >>= 7;
+        }
+        *at++ = (uint8_t) length;
+        at += tether__v1__agent_info__pack (&info, at);
+        out.size = (size_t) (at - (uint8_t *) out.data);
+        sent++;
+        last = agent;
+        agent = after;
     }
-    if (fitting < count) {
-        char qprefix[160];
-        s_log (self, TLOG_INFO, "agent list cut to the message size",
-               "prefix=%s matching=%zu sent=%zu max_message_size=%" PRIu32,
-               s_q (prefix, qprefix, sizeof qprefix), count, fitting,
-               self->cfg.max_payload_bytes);
-    }
-    count = fitting;
-    response.n_agents = count;
-    response.agents = info_ptrs;
-    size_t size = tether__v1__list_agents_response__get_packed_size (&response);
-    assert (size == packed);
-    zframe_t *payload = zframe_new (NULL, size);
-    assert (payload);
-    tether__v1__list_agents_response__pack (&response, zframe_data (payload));
     free (label_ptrs);
     free (labels);
-    free (info_ptrs);
-    free (infos);
-    free (matches);
+
+    //  `agent` is now the first matching agent not sent, if any
+    if (agent && !last) {
+        char qid[300];
+        s_log (self, TLOG_WARN, "agent too large to list",
+               "agent=%s max_message_size=%" PRIu32,
+               s_q (agent->id, qid, sizeof qid), self->cfg.max_payload_bytes);
+        s_send_finish (self, in->edge, in->env->handle, "",
+                       ST_RESOURCE_EXHAUSTED,
+                       "an agent's entry exceeds max_message_size");
+        free (out.data);
+        return;
+    }
+    if (agent) {
+        Tether__V1__ListAgentsResponse tail =
+            TETHER__V1__LIST_AGENTS_RESPONSE__INIT;
+        tail.next_page_token = last->id;
+        size_t size = tether__v1__list_agents_response__get_packed_size (&tail);
+        s_jb_reserve (&out, size);
+        out.size += tether__v1__list_agents_response__pack (
+            &tail, (uint8_t *) out.data + out.size);
+    }
+    assert (out.size <= self->cfg.max_payload_bytes);
+    zframe_t *payload = zframe_new (out.data, out.size);
+    assert (payload);
+    free (out.data);
 
     Wire__Envelope env = WIRE__ENVELOPE__INIT;
     env.command = WIRE__COMMAND__AGENTS;
@@ -1953,8 +2667,8 @@ s_emit_stats (core_t *self)
     json_t json;
     s_json_begin (self, &json);
     s_json_str (&json, "router_incarnation", self->incarnation_text);
-    s_json_uint (&json, "agents", zhashx_size (self->agents));
-    s_json_uint (&json, "requests", zhashx_size (self->requests));
+    s_json_uint (&json, "agents", self->agents.size);
+    s_json_uint (&json, "requests", self->requests.size);
     s_json_uint (&json, "waiting", self->waiting_count);
     s_json_uint (&json, "edges", zhashx_size (self->edges));
     s_json_uint (&json, "requests_started", self->stats.requests_started);
@@ -1979,7 +2693,7 @@ s_emit_stats (core_t *self)
             fputc (',', json.file);
         first = false;
         s_json_escape (json.file, edge->name);
-        fprintf (json.file, ":%zu", zlistx_size (edge->agents));
+        fprintf (json.file, ":%zu", edge->by_handle.size);
         edge = (edge_t *) zhashx_next (self->edges);
     }
     fputc ('}', json.file);
@@ -2089,8 +2803,6 @@ core_new (const core_config_t *cfg, uint64_t incarnation, uint64_t session_base)
     self->json_file = fopencookie (&self->json, "w", json_io);
     assert (self->json_file);
     setvbuf (self->json_file, NULL, _IONBF, 0);
-    self->agents = zhashx_new ();
-    self->requests = zhashx_new ();
     self->waiting = zhashx_new ();
     zhashx_set_destructor (self->waiting,
                            (zhashx_destructor_fn *) zlistx_destroy);
@@ -2103,8 +2815,8 @@ core_new (const core_config_t *cfg, uint64_t incarnation, uint64_t session_base)
     self->timers = timers_new ();
     self->cron = timers_new ();
     timers_node_init (&self->stats_timer, TIMER_STATS, self);
-    self->outbox = zlistx_new ();
-    self->dead_requests = zlistx_new ();
+    self->parser = wire_envelope_parser_new ();
+
     self->dead_edges = zlistx_new ();
     return self;
 }
@@ -2121,37 +2833,29 @@ core_destroy (core_t **self_p)
     //  since destroying them touches the nodes their owners hold.
     timers_destroy (&self->cron);
     timers_destroy (&self->timers);
-    request_t *req = (request_t *) zhashx_first (self->requests);
-    while (req) {
-        request_t *doomed = req;
-        req = (request_t *) zhashx_next (self->requests);
-        s_request_destroy (&doomed);
-    }
-    agent_t *agent = (agent_t *) zhashx_first (self->agents);
-    while (agent) {
-        agent_t *doomed = agent;
-        agent = (agent_t *) zhashx_next (self->agents);
-        s_agent_destroy (&doomed);
-    }
+    for (size_t i = 0; i < self->requests.capacity; i++)
+        s_request_destroy (&self->requests.slots[i]);
+    s_req_map_resize (&self->requests, 0);
+    for (size_t i = 0; i < self->agents.capacity; i++)
+        s_agent_destroy (&self->agents.slots[i]);
+    s_map_free (&self->agents);
     edge_t *edge = (edge_t *) zhashx_first (self->edges);
     while (edge) {
         edge_t *doomed = edge;
         edge = (edge_t *) zhashx_next (self->edges);
         s_edge_destroy (&doomed);
     }
-    outbox_entry_t *entry;
-    while ((entry = (outbox_entry_t *) zlistx_detach (self->outbox, NULL))) {
-        zmsg_destroy (&entry->msg);
-        free (entry);
+    for (size_t i = self->outbox_head; i < self->outbox_tail; i++) {
+        zframe_destroy (&self->outbox[i].payload);
+        zmsg_destroy (&self->outbox[i].msg);
     }
+    free (self->outbox);
+    free (self->out_bytes);
+    wire_envelope_parser_destroy (&self->parser);
     zlistx_destroy (&self->dead_edges);
-    zlistx_destroy (&self->dead_requests);
-    zlistx_destroy (&self->outbox);
     zhashx_destroy (&self->edge_names);
     zhashx_destroy (&self->edges);
     zhashx_destroy (&self->waiting);
-    zhashx_destroy (&self->requests);
-    zhashx_destroy (&self->agents);
     fclose (self->json_file);
     free (self->json.data);
     free (self);
@@ -2179,13 +2883,36 @@ core_handle (core_t *self, zframe_t *routing_id, zmsg_t **msg_p, int64_t now_ms)
     assert (msg_p);
     zmsg_t *msg = *msg_p;
     *msg_p = NULL;
+    size_t frames = msg ? zmsg_size (msg) : 0;
+    zframe_t *head = frames ? zmsg_pop (msg) : NULL;
+    zframe_t *payload = frames > 1 ? zmsg_pop (msg) : NULL;
+    core_handle_frames (self, routing_id, head ? zframe_data (head) : NULL,
+                        head ? zframe_size (head) : 0, frames, &payload,
+                        now_ms);
+    zframe_destroy (&head);
+    zmsg_destroy (&msg);
+}
+
+void
+core_handle_frames (core_t *self,
+                    zframe_t *routing_id,
+                    const void *envelope,
+                    size_t envelope_size,
+                    size_t frames,
+                    zframe_t **payload_p,
+                    int64_t now_ms)
+{
+    assert (self);
+    zframe_t *payload = NULL;
+    if (payload_p) {
+        payload = *payload_p;
+        *payload_p = NULL;
+    }
     s_clock (self, now_ms);
     self->stats.messages_in++;
 
     core_input_t in = {.routing_id = routing_id, .now_ms = now_ms};
-    size_t frames = msg ? zmsg_size (msg) : 0;
     const wire_command_t *command = NULL;
-    zframe_t *head = NULL;
     if (!routing_id || zframe_size (routing_id) == 0) {
         s_malformed (self, routing_id, frames, "no routing id");
         goto cleanup;
@@ -2194,8 +2921,10 @@ core_handle (core_t *self, zframe_t *routing_id, zmsg_t **msg_p, int64_t now_ms)
         s_malformed (self, routing_id, frames, "empty message");
         goto cleanup;
     }
-    head = zmsg_pop (msg);
-    if (wire_envelope_decode (head, &in.env) != 0) {
+    //  The envelope is the parser's, valid until the next input
+    if (wire_envelope_parser_decode (self->parser, envelope, envelope_size,
+                                     &in.env)
+        != 0) {
         s_malformed (self, routing_id, frames, "bad envelope or version");
         goto cleanup;
     }
@@ -2208,8 +2937,10 @@ core_handle (core_t *self, zframe_t *routing_id, zmsg_t **msg_p, int64_t now_ms)
         s_malformed (self, routing_id, frames, "wrong frame count");
         goto cleanup;
     }
-    if (frames > 1)
-        in.payload = zmsg_pop (msg);
+    if (frames > 1) {
+        in.payload = payload;
+        payload = NULL;
+    }
     in.edge = s_edge_lookup (self, routing_id);
     if (in.edge)
         in.edge->last_heard = now_ms;
@@ -2219,10 +2950,8 @@ core_handle (core_t *self, zframe_t *routing_id, zmsg_t **msg_p, int64_t now_ms)
         command->handler (self, &in);
 
 cleanup:
-    zframe_destroy (&head);
+    zframe_destroy (&payload);
     zframe_destroy (&in.payload);
-    wire_envelope_free (&in.env);
-    zmsg_destroy (&msg);
     s_reap (self);
 }
 
@@ -2269,18 +2998,44 @@ core_edge_unreachable (core_t *self, zframe_t *routing_id, int64_t now_ms)
     s_reap (self);
 }
 
+bool
+core_outbox_take (core_t *self, core_output_t *out)
+{
+    assert (self);
+    assert (out);
+    if (self->outbox_head == self->outbox_tail)
+        return false;
+    outbox_entry_t *entry = &self->outbox[self->outbox_head++];
+    memset (out, 0, sizeof *out);
+    out->kind = entry->kind;
+    if (entry->kind == CORE_OUT_EDGE) {
+        out->routing_id = self->out_bytes + entry->offset;
+        out->routing_id_size = entry->id_size;
+        out->envelope = out->routing_id + entry->id_size;
+        out->envelope_size = entry->env_size;
+        out->payload = entry->payload;
+    } else
+        out->msg = entry->msg;
+    return true;
+}
+
 zmsg_t *
 core_outbox_pop (core_t *self, core_out_t *kind)
 {
     assert (self);
-    outbox_entry_t *entry =
-        (outbox_entry_t *) zlistx_detach (self->outbox, NULL);
-    if (!entry)
+    core_output_t out;
+    if (!core_outbox_take (self, &out))
         return NULL;
-    zmsg_t *msg = entry->msg;
     if (kind)
-        *kind = entry->kind;
-    free (entry);
+        *kind = out.kind;
+    if (out.kind != CORE_OUT_EDGE)
+        return out.msg;
+    zmsg_t *msg = zmsg_new ();
+    assert (msg);
+    zmsg_addmem (msg, out.routing_id, out.routing_id_size);
+    zmsg_addmem (msg, out.envelope, out.envelope_size);
+    if (out.payload)
+        zmsg_append (msg, &out.payload);
     return msg;
 }
 
@@ -2295,14 +3050,14 @@ size_t
 core_agent_count (core_t *self)
 {
     assert (self);
-    return zhashx_size (self->agents);
+    return self->agents.size;
 }
 
 size_t
 core_request_count (core_t *self)
 {
     assert (self);
-    return zhashx_size (self->requests);
+    return self->requests.size;
 }
 
 size_t

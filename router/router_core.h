@@ -6,7 +6,8 @@
     edge's routing id, the message and the time; it calls core_tick when the
     earliest deadline (core_next_due) has come.  Everything the core wants
     done is appended to its outbox, which the shell drains with
-    core_outbox_pop after every call, in order:
+    core_outbox_pop (or, without a zmsg_t per edge message,
+    core_outbox_take) after every call, in order:
       CORE_OUT_EDGE   [routing id][envelope][payload?]  send on the ROUTER
       CORE_OUT_EVENT  [topic][json]                     publish on the PUB
       CORE_OUT_LOG    [level digit][msg][fields]        pass to tlog
@@ -119,6 +120,19 @@ void core_handle (core_t *self,
                   zmsg_t **msg_p,
                   int64_t now_ms);
 
+//  The same as core_handle, for a shell that reads a message frame by
+//  frame: `envelope` is frame 1's bytes (borrowed; NULL when `frames` is
+//  0), `frames` the number of frames after the routing id, and *payload_p
+//  frame 2 or NULL (taken: the caller's pointer is nulled).  Frames after
+//  the second are counted in `frames` only.
+void core_handle_frames (core_t *self,
+                         zframe_t *routing_id,
+                         const void *envelope,
+                         size_t envelope_size,
+                         size_t frames,
+                         zframe_t **payload_p,
+                         int64_t now_ms);
+
 //  Run every deadline due at or before `now_ms` (request timeouts, waits,
 //  edge liveness, periodic stats).
 void core_tick (core_t *self, int64_t now_ms);
@@ -134,6 +148,28 @@ void core_edge_unreachable (core_t *self, zframe_t *routing_id, int64_t now_ms);
 //  Pop the oldest outbox entry.  Returns it and sets *kind, or NULL when
 //  the outbox is empty.  Caller owns the message.
 zmsg_t *core_outbox_pop (core_t *self, core_out_t *kind);
+
+//  One outbox entry, as core_outbox_take gives it: an edge message as its
+//  bytes, so that a shell can write it to a socket with no zmsg_t.
+typedef struct
+{
+    core_out_t kind;        //  what to do with it
+    const byte *routing_id; //  CORE_OUT_EDGE: the destination's id
+    size_t routing_id_size; //  its bytes
+    const byte *envelope;   //  CORE_OUT_EDGE: frame 1, packed
+    size_t envelope_size;   //  its bytes
+    zframe_t *payload;      //  CORE_OUT_EDGE: frame 2, or NULL
+    zmsg_t *msg;            //  CORE_OUT_EVENT, CORE_OUT_LOG: the
+                            //  message, as core_outbox_pop gives it
+} core_output_t;
+
+//  Take the oldest outbox entry into *out.  Returns false when the outbox
+//  is empty.  The caller owns out->payload and out->msg; routing_id and
+//  envelope are borrowed, valid until the core next handles an input, a
+//  tick or an unreachable edge (taking more entries leaves them valid).
+//  Entries come out in the same order as from core_outbox_pop, and the
+//  two may be mixed.
+bool core_outbox_take (core_t *self, core_output_t *out);
 
 //  Returns the counters; borrowed, valid until core_destroy.
 const core_stats_t *core_stats (core_t *self);

@@ -12,15 +12,23 @@
         CONNECT   agents subscribe, at most --connect-window at a time
                   (an agent counts as connected when the edge's initial
                   metadata arrives);
-        LIST      ListAgents on the client edge until every agent shows;
+        LIST      ListAgents on the client edge, following next_page_token
+                  from page to page, until every agent shows;
         WARMUP    clients run, nothing is recorded;
         MEASURE   completions are recorded; CPU and RSS of --pids and of
                   this process are sampled at both ends of the window;
         DRAIN     no new requests; in-flight ones finish (not recorded);
         CLOSE     subscriptions are cancelled, every call is collected.
     --idle stops after LIST: it reports the RSS the gateway processes grew
-    by per agent and the ListAgents latency, then holds the agents until
-    SIGINT/SIGTERM (unless --no-hold).
+    by per agent and how long listing every agent takes (all pages, and
+    the slowest page), then holds the agents until SIGINT/SIGTERM (unless
+    --no-hold).
+
+    Connections: one per agent by default, as devices have.  Each takes a
+    descriptor here and one in the edge, so when the descriptor limit
+    (raised to the hard limit first) cannot hold one per agent, agents
+    share the most connections the limit allows and the report says how
+    many there were.
 
     Closed loop (--clients C): C requests always in flight, latency from
     each request's send.  Open loop (--rate R): requests start at fixed
@@ -94,6 +102,8 @@ typedef struct
     uint32_t timeout_ms;         //  each request's deadline
     uint32_t connect_timeout_ms; //  agents connected and listed by then
     uint32_t connect_window;     //  subscriptions being set up at once
+    uint32_t list_page_size;     //  ListAgents limit per page; 0 = the
+                                 //  gateway's maximum
     int pids[S_MAX_PIDS];        //  gateway processes to watch
     size_t n_pids;               //
     bool idle;                   //  --idle
@@ -412,12 +422,23 @@ struct _bench_t
     uint32_t agents_started, agents_connected, agents_lost;
     uint32_t live_calls;   //  subscriptions + responders not collected
     uint64_t agent_errors; //  response calls that did not end OK
-    //  listing
-    list_t *list;         //  in flight, or NULL
-    int64_t next_list_at; //  ns
-    size_t listed;        //  agents the last ListAgents showed
-    double list_ms[S_LIST_SAMPLES];
+    //  listing: a walk is ListAgents page after page
+    list_t *list;                   //  in flight, or NULL
+    int64_t next_list_at;           //  ns: when the next walk starts
+    size_t listed;                  //  agents the last complete walk showed
+    char *walk_token;               //  page token of the call in flight; owned
+    int64_t walk_start;             //  ns
+    size_t walk_agents;             //  agents on the walk's pages so far
+    size_t walk_pages;              //  pages so far
+    double walk_page_max;           //  ms, the walk's slowest page
+    double list_ms[S_LIST_SAMPLES]; //  complete walks of every agent
+    double list_page_max[S_LIST_SAMPLES]; //  their slowest page, ms
+    size_t list_pages[S_LIST_SAMPLES];    //  their pages
     size_t list_samples;
+    bool walk_counted; //  a walk saw every agent: later walks are samples
+    uint64_t fd_limit; //  RLIMIT_NOFILE after raising it
+    double connect_s;  //  seconds until every agent was connected
+    int64_t run_start; //  ns
     //  clients
     uint32_t next_agent; //  round robin
     uint32_t next_client_chan;
@@ -1020,9 +1041,26 @@ s_list_start (bench_t *self)
         chan->channel, NULL, GRPC_PROPAGATE_DEFAULTS, self->cq, chan->h_list,
         s_deadline_ms (self->opt->timeout_ms), NULL);
     assert (list->call);
-    uint8_t req[64];
+    if (!self->walk_token) {
+        self->walk_start = list->t_start;
+        self->walk_agents = 0;
+        self->walk_pages = 0;
+        self->walk_page_max = 0;
+    }
+    //  ListAgentsRequest { prefix = 1; limit = 2; page_token = 3 }
+    const char *token = self->walk_token ? self->walk_token : "";
+    size_t token_len = strlen (token);
+    uint8_t *req = (uint8_t *) malloc (sizeof self->prefix + token_len + 32);
+    assert (req);
     size_t n = s_pb_bytes (req, 1, self->prefix, strlen (self->prefix));
+    if (self->opt->list_page_size) {
+        n += s_pb_varint (req + n, 2 << 3);
+        n += s_pb_varint (req + n, self->opt->list_page_size);
+    }
+    if (token_len)
+        n += s_pb_bytes (req + n, 3, token, token_len);
     list->send_buf = s_buffer_copy (req, n);
+    free (req);
     grpc_op *ops = list->ops;
     memset (list->ops, 0, sizeof list->ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -1045,35 +1083,41 @@ s_list_start (bench_t *self)
     self->list = list;
 }
 
-static int s_dcompare (const void *a, const void *b);
-
-//  Returns the number of agents listed, or -1 when the call failed.
-static long
+//  One page arrived.  Returns 1 when the walk goes on (the next page was
+//  asked for), 0 when it is complete (self->listed updated), -1 when the
+//  call failed (the walk is abandoned).
+static int
 s_list_on_event (bench_t *self, bool ok)
 {
     list_t *list = self->list;
     self->list = NULL;
-    double ms = (double) (s_now_ns () - list->t_start) / 1e6;
+    int64_t now = s_now_ns ();
+    double ms = (double) (now - list->t_start) / 1e6;
     long count = -1;
+    char *next = NULL;
     if (ok && list->status == GRPC_STATUS_OK && list->recv_buf) {
         grpc_byte_buffer_reader reader;
         if (grpc_byte_buffer_reader_init (&reader, list->recv_buf)) {
             grpc_slice slice = grpc_byte_buffer_reader_readall (&reader);
             grpc_byte_buffer_reader_destroy (&reader);
-            size_t n = 0;
-            if (s_pb_scan (GRPC_SLICE_START_PTR (slice),
-                           GRPC_SLICE_LENGTH (slice), 1, NULL, NULL, &n, 0,
-                           NULL)
-                == 0)
+            //  ListAgentsResponse { repeated agents = 1;
+            //  next_page_token = 2 }
+            const uint8_t *at = GRPC_SLICE_START_PTR (slice);
+            size_t len = GRPC_SLICE_LENGTH (slice);
+            const uint8_t *token = NULL;
+            size_t n = 0, token_size = 0;
+            if (s_pb_scan (at, len, 1, NULL, NULL, &n, 0, NULL) == 0
+                && s_pb_scan (at, len, 2, &token, &token_size, NULL, 0, NULL)
+                       == 0) {
                 count = (long) n;
+                if (token && token_size) {
+                    next = strndup ((const char *) token, token_size);
+                    assert (next);
+                }
+            }
             grpc_slice_unref (slice);
         }
     }
-    if (count >= 0 && self->phase == PH_LIST
-        && (uint32_t) count >= self->opt->agents
-        && self->listed >= self->opt->agents
-        && self->list_samples < S_LIST_SAMPLES)
-        self->list_ms[self->list_samples++] = ms;
     grpc_byte_buffer_destroy (list->send_buf);
     if (list->recv_buf)
         grpc_byte_buffer_destroy (list->recv_buf);
@@ -1083,7 +1127,38 @@ s_list_on_event (bench_t *self, bool ok)
     grpc_call_unref (list->call);
     free (list);
     self->live_calls--;
-    return count;
+
+    //  A token that does not move forward would walk forever.
+    if (next && self->walk_token && strcmp (next, self->walk_token) <= 0)
+        count = -1;
+    free (self->walk_token);
+    self->walk_token = NULL;
+    if (count < 0) {
+        free (next);
+        return -1;
+    }
+    self->walk_agents += (size_t) count;
+    self->walk_pages++;
+    if (ms > self->walk_page_max)
+        self->walk_page_max = ms;
+    if (next) {
+        self->walk_token = next;
+        return 1;
+    }
+    self->listed = self->walk_agents;
+    double total = (double) (now - self->walk_start) / 1e6;
+    if (self->phase == PH_LIST && self->listed >= self->opt->agents
+        && self->list_samples < S_LIST_SAMPLES) {
+        //  Walks count once every agent was seen by an earlier one.
+        if (self->walk_counted) {
+            self->list_ms[self->list_samples] = total;
+            self->list_page_max[self->list_samples] = self->walk_page_max;
+            self->list_pages[self->list_samples] = self->walk_pages;
+            self->list_samples++;
+        }
+        self->walk_counted = true;
+    }
+    return 0;
 }
 
 //  -------------------------------------------------------------------------
@@ -1215,6 +1290,7 @@ s_advance (bench_t *self)
                           < opt->connect_window)
                 s_agent_start (&self->agents[self->agents_started]);
             if (self->agents_connected == opt->agents) {
+                self->connect_s = (double) (now - self->run_start) / 1e9;
                 self->phase = PH_LIST;
                 self->next_list_at = now;
             } else if (now > self->connect_deadline)
@@ -1299,13 +1375,14 @@ s_dispatch (bench_t *self, op_t *op, bool ok)
             s_pub_on_event (S_CONTAINER_OF (op, pub_t, op_status), op, ok);
             break;
         case OP_LIST: {
-            long count = s_list_on_event (self, ok);
-            if (count >= 0)
-                self->listed = (size_t) count;
-            //  Poll again soon while agents are still missing.
+            int walk = s_list_on_event (self, ok);
+            //  Next page at once; a new walk at once, or soon while agents
+            //  are still missing.
             self->next_list_at =
                 s_now_ns ()
-                + (self->listed >= self->opt->agents ? 0 : 20 * 1000000);
+                + (walk == 1 || self->listed >= self->opt->agents
+                       ? 0
+                       : 20 * 1000000);
             break;
         }
     }
@@ -1314,8 +1391,9 @@ s_dispatch (bench_t *self, op_t *op, bool ok)
 static void
 s_run (bench_t *self)
 {
+    self->run_start = s_now_ns ();
     self->connect_deadline =
-        s_now_ns () + (int64_t) self->opt->connect_timeout_ms * 1000000;
+        self->run_start + (int64_t) self->opt->connect_timeout_ms * 1000000;
     if (self->opt->agents == 0)
         s_enter (self, PH_WARMUP);
     else
@@ -1334,13 +1412,6 @@ s_run (bench_t *self)
 
 //  -------------------------------------------------------------------------
 //  Report
-
-static int
-s_dcompare (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
 
 static double
 s_cpu_us (const struct rusage *a, const struct rusage *b)
@@ -1440,15 +1511,38 @@ static void
 s_report_idle (bench_t *self)
 {
     options_t *opt = self->opt;
-    double sorted[S_LIST_SAMPLES];
-    memcpy (sorted, self->list_ms, sizeof sorted);
-    qsort (sorted, self->list_samples, sizeof (double), s_dcompare);
-    double list_ms = self->list_samples ? sorted[self->list_samples / 2] : 0;
+    //  The median walk, by total time, with its own pages and slowest
+    //  page.
+    size_t order[S_LIST_SAMPLES];
+    for (size_t i = 0; i < self->list_samples; i++) {
+        size_t j = i;
+        while (j > 0 && self->list_ms[order[j - 1]] > self->list_ms[i]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+    double list_ms = 0, page_max_ms = 0;
+    size_t pages = 0;
+    if (self->list_samples) {
+        size_t median = order[self->list_samples / 2];
+        list_ms = self->list_ms[median];
+        page_max_ms = self->list_page_max[median];
+        pages = self->list_pages[median];
+    }
+    double page_ms = pages ? list_ms / (double) pages : 0;
     double n = opt->agents ? (double) opt->agents : 1;
+    bool shared = self->n_agent_chans < opt->agents;
     if (opt->json) {
         printf ("{\"mode\":\"idle\",\"agents\":%u,\"agent_channels\":%zu,"
-                "\"listed\":%zu,\"list_ms\":%.2f,\"gateway\":[",
-                opt->agents, self->n_agent_chans, self->listed, list_ms);
+                "\"agents_per_channel\":%.1f,\"fd_limit\":%" PRIu64
+                ",\"listed\":%zu,\"list_ms\":%.2f,\"list_pages\":%zu,"
+                "\"list_page_ms\":%.2f,\"list_page_max_ms\":%.2f,"
+                "\"list_page_size\":%u,\"connect_s\":%.2f,\"gateway\":[",
+                opt->agents, self->n_agent_chans,
+                n / (double) (self->n_agent_chans ? self->n_agent_chans : 1),
+                self->fd_limit, self->listed, list_ms, pages, page_ms,
+                page_max_ms, opt->list_page_size, self->connect_s);
         for (size_t i = 0; i < opt->n_pids; i++) {
             double delta = ((double) self->proc_end[i].rss_kib
                             - (double) self->proc_start[i].rss_kib)
@@ -1461,8 +1555,11 @@ s_report_idle (bench_t *self)
         }
         printf ("]}\n");
     } else {
-        printf ("%u agents on %zu connections listed; ListAgents %.2f ms",
-                opt->agents, self->n_agent_chans, list_ms);
+        printf ("%u agents on %zu connections%s, connected in %.1f s; "
+                "ListAgents of all %.2f ms in %zu page(s) (%.2f ms a page, "
+                "slowest %.2f ms)",
+                opt->agents, self->n_agent_chans, shared ? " (shared)" : "",
+                self->connect_s, list_ms, pages, page_ms, page_max_ms);
         for (size_t i = 0; i < opt->n_pids; i++) {
             double delta = ((double) self->proc_end[i].rss_kib
                             - (double) self->proc_start[i].rss_kib)
@@ -1497,7 +1594,8 @@ s_usage (FILE *out)
         "B]\n"
         "                    [--duration 10s] [--warmup 2s] [--timeout 10s]\n"
         "                    [--pids PID,PID] [--json]\n"
-        "       tether bench --idle --agents N [--no-hold] ...\n"
+        "       tether bench --idle --agents N [--no-hold]\n"
+        "                    [--list-page-size N] ...\n"
         "\n"
         "Runs N agents (each on its own connection unless --agent-channels)\n"
         "and C closed-loop clients, or an open loop of R requests/s, against\n"
@@ -1507,8 +1605,13 @@ s_usage (FILE *out)
         "RSS.  --agents 0 sends to a server that answers by itself\n"
         "(bench_limit_server).  --idle connects the agents, waits until\n"
         "ListAgents shows them all, reports the RSS growth per agent of\n"
-        "each --pids process and the ListAgents latency, then holds the\n"
-        "agents until SIGINT/SIGTERM (--no-hold: exits at once).\n"
+        "each --pids process and the time to list every agent (following\n"
+        "next_page_token; --list-page-size agents a page, 0 = as many as\n"
+        "fit), then holds the agents until SIGINT/SIGTERM (--no-hold:\n"
+        "exits at once).  The descriptor limit is raised to the hard\n"
+        "limit; when it cannot give each agent a connection, agents share\n"
+        "the most connections it allows (said on stderr and in the\n"
+        "report).\n"
         "--agent-edge may list several addresses (one port over several\n"
         "loopback addresses spreads the source ports); agents take them in\n"
         "turn.  Defaults: --agents 100 --clients 32 --chunks 1\n"
@@ -1585,6 +1688,7 @@ s_parse_options (int argc, char **argv, options_t *opt)
         O_TIMEOUT,
         O_CONNECT_TIMEOUT,
         O_CONNECT_WINDOW,
+        O_LIST_PAGE_SIZE,
         O_PIDS,
         O_IDLE,
         O_NO_HOLD,
@@ -1608,6 +1712,7 @@ s_parse_options (int argc, char **argv, options_t *opt)
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
         {"connect-window", required_argument, NULL, O_CONNECT_WINDOW},
+        {"list-page-size", required_argument, NULL, O_LIST_PAGE_SIZE},
         {"pids", required_argument, NULL, O_PIDS},
         {"idle", no_argument, NULL, O_IDLE},
         {"no-hold", no_argument, NULL, O_NO_HOLD},
@@ -1685,6 +1790,10 @@ s_parse_options (int argc, char **argv, options_t *opt)
                 rc = s_parse_uint ("--connect-window", optarg,
                                    &opt->connect_window);
                 break;
+            case O_LIST_PAGE_SIZE:
+                rc = s_parse_uint ("--list-page-size", optarg,
+                                   &opt->list_page_size);
+                break;
             case O_PIDS:
                 rc = s_parse_pids (optarg, opt);
                 if (rc)
@@ -1746,24 +1855,59 @@ s_parse_options (int argc, char **argv, options_t *opt)
 
 //  -------------------------------------------------------------------------
 
-static void
+//  Raise the soft descriptor limit to the hard one.  Returns the limit
+//  now in force.
+static uint64_t
 s_raise_fd_limit (void)
 {
     struct rlimit limit;
-    if (getrlimit (RLIMIT_NOFILE, &limit) == 0
-        && limit.rlim_cur < limit.rlim_max) {
-        limit.rlim_cur = limit.rlim_max;
-        setrlimit (RLIMIT_NOFILE, &limit);
+    if (getrlimit (RLIMIT_NOFILE, &limit))
+        return 1024;
+    if (limit.rlim_cur < limit.rlim_max) {
+        struct rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (setrlimit (RLIMIT_NOFILE, &raised) == 0)
+            limit = raised;
     }
+    return limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX
+                                           : (uint64_t) limit.rlim_cur;
+}
+
+//  Descriptors kept for everything but agent connections: client
+//  connections, gRPC's own (epoll, wakeup fds, timers), stdio, /proc.
+#define S_FD_RESERVE 256
+
+//  How many connections the agents get: one each, or --agent-channels,
+//  but never more than `fd_limit` allows.  Says so when it shares.
+static size_t
+s_agent_connections (const options_t *opt, uint64_t fd_limit)
+{
+    size_t wanted = opt->agent_channels && opt->agent_channels < opt->agents
+                        ? opt->agent_channels
+                        : opt->agents;
+    uint64_t room = fd_limit > S_FD_RESERVE + (uint64_t) opt->client_channels
+                        ? fd_limit - S_FD_RESERVE - opt->client_channels
+                        : 1;
+    if (wanted > room) {
+        fprintf (stderr,
+                 "tether bench: the descriptor limit (%" PRIu64
+                 ") cannot hold %zu agent connections: %u agents share "
+                 "%" PRIu64 " connections (%.1f each)\n",
+                 fd_limit, wanted, opt->agents, room,
+                 (double) opt->agents / (double) room);
+        wanted = (size_t) room;
+    }
+    return wanted;
 }
 
 static bench_t *
-s_bench_new (options_t *opt)
+s_bench_new (options_t *opt, uint64_t fd_limit)
 {
     bench_t *self = (bench_t *) calloc (1, sizeof *self);
     assert (self);
     self->opt = opt;
     self->signal_fd = -1;
+    self->fd_limit = fd_limit;
     for (size_t i = 0; i < opt->n_pids; i++)
         self->proc_ok[i] = true;
     snprintf (self->prefix, sizeof self->prefix, "b%d-", (int) getpid ());
@@ -1781,10 +1925,7 @@ s_bench_new (options_t *opt)
     if (n_targets == 0)
         targets[n_targets++] = opt->edge;
     if (opt->agents > 0) {
-        self->n_agent_chans =
-            opt->agent_channels && opt->agent_channels < opt->agents
-                ? opt->agent_channels
-                : opt->agents;
+        self->n_agent_chans = s_agent_connections (opt, fd_limit);
         self->agent_chans =
             (chan_t *) calloc (self->n_agent_chans, sizeof (chan_t));
         assert (self->agent_chans);
@@ -1867,6 +2008,7 @@ s_bench_destroy (bench_t **self_p)
     grpc_completion_queue_destroy (self->cq);
     if (self->signal_fd >= 0)
         close (self->signal_fd);
+    free (self->walk_token);
     free (self);
 }
 
@@ -1905,10 +2047,10 @@ cli_bench_main (int argc, char **argv)
     sigaddset (&mask, SIGINT);
     sigaddset (&mask, SIGTERM);
     pthread_sigmask (SIG_BLOCK, &mask, NULL);
-    s_raise_fd_limit ();
+    uint64_t fd_limit = s_raise_fd_limit ();
 
     grpc_init ();
-    bench_t *bench = s_bench_new (&opt);
+    bench_t *bench = s_bench_new (&opt, fd_limit);
     bench->signal_fd = signalfd (-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (opt.idle)
         s_sample_all (bench, bench->proc_start, &bench->ru_start);

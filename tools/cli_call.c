@@ -258,13 +258,58 @@ static void
 s_agents_usage (FILE *out)
 {
     fprintf (out,
-             "usage: tether agents [--prefix P] [--limit N] [--json]\n"
-             "                     [--edge host:port] [--timeout 5s]\n"
+             "usage: tether agents [--prefix P] [--limit N] [--page-size N]\n"
+             "                     [--json] [--edge host:port] [--timeout 5s]\n"
              "\n"
              "Lists the connected agents (id, edge, connected since, requests\n"
-             "in flight, session, labels), sorted by id.  --json writes one\n"
-             "JSON object per agent.  Exit code as for `tether "
+             "in flight, session, labels), sorted by id: all of them, page\n"
+             "after page, or the first --limit N.  --page-size N asks for N\n"
+             "agents per ListAgents call (default 0: as many as fit in one\n"
+             "message).  --timeout bounds each call.  --json writes one JSON\n"
+             "object per agent.  Exit code as for `tether "
              "call`.\n" CLI_SECURITY_USAGE);
+}
+
+//  Print the index-th agent of `agents`: a table row, or a JSON object.
+static void
+s_agents_print (tether_agents_t *agents, size_t i, bool json)
+{
+    const char *id = tether_agents_id (agents, i);
+    const char *agent_edge = tether_agents_edge (agents, i);
+    int64_t since_ms = tether_agents_connected_at_ms (agents, i);
+    char since[32];
+    time_t seconds = (time_t) (since_ms / 1000);
+    struct tm tm;
+    gmtime_r (&seconds, &tm);
+    strftime (since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (json) {
+        fputs ("{\"agent_id\":", stdout);
+        cli_json_string (stdout, (const uint8_t *) id, strlen (id));
+        fputs (",\"edge\":", stdout);
+        cli_json_string (stdout, (const uint8_t *) agent_edge,
+                         strlen (agent_edge));
+        printf (",\"connected_at_unix_ms\":%lld,\"connected_since\":\"%s\","
+                "\"in_flight\":%u,\"session\":%llu,\"labels\":{",
+                (long long) since_ms, since,
+                tether_agents_in_flight (agents, i),
+                (unsigned long long) tether_agents_session (agents, i));
+    } else
+        printf ("%-24s %-16s %-20s %9u %20llu  ", id, agent_edge, since,
+                tether_agents_in_flight (agents, i),
+                (unsigned long long) tether_agents_session (agents, i));
+    for (size_t l = 0; l < tether_agents_label_count (agents, i); l++) {
+        const char *key, *value;
+        tether_agents_label_at (agents, i, l, &key, &value);
+        if (json) {
+            if (l > 0)
+                fputc (',', stdout);
+            cli_json_string (stdout, (const uint8_t *) key, strlen (key));
+            fputc (':', stdout);
+            cli_json_string (stdout, (const uint8_t *) value, strlen (value));
+        } else
+            printf ("%s%s=%s", l ? "," : "", key, value);
+    }
+    fputs (json ? "}}\n" : "\n", stdout);
 }
 
 int
@@ -273,6 +318,7 @@ cli_agents_main (int argc, char **argv)
     static const struct option options[] = {
         {"prefix", required_argument, NULL, 'p'},
         {"limit", required_argument, NULL, 'l'},
+        {"page-size", required_argument, NULL, 's'},
         {"edge", required_argument, NULL, 'e'},
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
@@ -280,28 +326,32 @@ cli_agents_main (int argc, char **argv)
         CLI_SECURITY_OPTIONS,
         {NULL, 0, NULL, 0}};
     const char *prefix = "", *edge = cli_default_edge ();
-    uint32_t limit = 0, timeout_ms = 5000;
+    uint32_t limit = 0, page_size = 0, timeout_ms = 5000;
     bool json = false;
     cli_security_t security;
     cli_security_init (&security);
     int opt;
     optind = 1;
-    while ((opt = getopt_long (argc, argv, "p:l:e:t:jh", options, NULL))
+    while ((opt = getopt_long (argc, argv, "p:l:s:e:t:jh", options, NULL))
            != -1) {
         switch (opt) {
             case 'p':
                 prefix = optarg;
                 break;
-            case 'l': {
+            case 'l':
+            case 's': {
                 char *end;
                 unsigned long value = strtoul (optarg, &end, 10);
                 if (*optarg == 0 || *end || *optarg == '-'
                     || value > UINT32_MAX) {
-                    fprintf (stderr, "tether agents: bad --limit '%s'\n",
-                             optarg);
+                    fprintf (stderr, "tether agents: bad --%s '%s'\n",
+                             opt == 'l' ? "limit" : "page-size", optarg);
                     return CLI_EXIT_USAGE;
                 }
-                limit = (uint32_t) value;
+                if (opt == 'l')
+                    limit = (uint32_t) value;
+                else
+                    page_size = (uint32_t) value;
                 break;
             }
             case 'e':
@@ -334,59 +384,53 @@ cli_agents_main (int argc, char **argv)
     tether_client_t *client = s_client_open (edge, &security, "tether agents");
     if (!client)
         return CLI_EXIT_USAGE;
-    int status;
-    tether_agents_t *agents =
-        tether_client_list_agents (client, prefix, limit, timeout_ms, &status);
-    if (!agents) {
-        fprintf (stderr, "tether agents: %s\n", tether_status_name (status));
-        tether_client_destroy (&client);
-        return tether_status_exit_code (status);
-    }
-    if (!json)
-        printf ("%-24s %-16s %-20s %9s %20s  %s\n", "ID", "EDGE",
-                "CONNECTED SINCE", "IN FLIGHT", "SESSION", "LABELS");
-    for (size_t i = 0; i < tether_agents_size (agents); i++) {
-        const char *id = tether_agents_id (agents, i);
-        const char *agent_edge = tether_agents_edge (agents, i);
-        int64_t since_ms = tether_agents_connected_at_ms (agents, i);
-        char since[32];
-        time_t seconds = (time_t) (since_ms / 1000);
-        struct tm tm;
-        gmtime_r (&seconds, &tm);
-        strftime (since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        if (json) {
-            fputs ("{\"agent_id\":", stdout);
-            cli_json_string (stdout, (const uint8_t *) id, strlen (id));
-            fputs (",\"edge\":", stdout);
-            cli_json_string (stdout, (const uint8_t *) agent_edge,
-                             strlen (agent_edge));
-            printf (",\"connected_at_unix_ms\":%lld,\"connected_since\":\"%s\","
-                    "\"in_flight\":%u,\"session\":%llu,\"labels\":{",
-                    (long long) since_ms, since,
-                    tether_agents_in_flight (agents, i),
-                    (unsigned long long) tether_agents_session (agents, i));
-        } else
-            printf ("%-24s %-16s %-20s %9u %20llu  ", id, agent_edge, since,
-                    tether_agents_in_flight (agents, i),
-                    (unsigned long long) tether_agents_session (agents, i));
-        for (size_t l = 0; l < tether_agents_label_count (agents, i); l++) {
-            const char *key, *value;
-            tether_agents_label_at (agents, i, l, &key, &value);
-            if (json) {
-                if (l > 0)
-                    fputc (',', stdout);
-                cli_json_string (stdout, (const uint8_t *) key, strlen (key));
-                fputc (':', stdout);
-                cli_json_string (stdout, (const uint8_t *) value,
-                                 strlen (value));
-            } else
-                printf ("%s%s=%s", l ? "," : "", key, value);
+    //  Page after page, each printed as it comes, until the gateway has
+    //  no more or --limit is reached.
+    int rc = 0;
+    size_t printed = 0;
+    char *token = NULL;
+    while (true) {
+        uint32_t ask = page_size;
+        if (limit && (ask == 0 || ask > limit - printed))
+            ask = (uint32_t) (limit - printed);
+        int status;
+        tether_agents_t *agents = tether_client_list_agents_page (
+            client, prefix, ask, token, timeout_ms, &status);
+        if (!agents) {
+            fprintf (stderr, "tether agents: %s\n",
+                     tether_status_name (status));
+            rc = tether_status_exit_code (status);
+            break;
         }
-        fputs (json ? "}}\n" : "\n", stdout);
+        if (!json && !token)
+            printf ("%-24s %-16s %-20s %9s %20s  %s\n", "ID", "EDGE",
+                    "CONNECTED SINCE", "IN FLIGHT", "SESSION", "LABELS");
+        size_t size = tether_agents_size (agents);
+        if (limit && size > limit - printed)
+            size = limit - printed;
+        for (size_t i = 0; i < size; i++)
+            s_agents_print (agents, i, json);
+        printed += size;
+        const char *next = tether_agents_next_page_token (agents);
+        bool more = *next && !(limit && printed >= limit);
+        //  Ids grow from page to page; a token that does not is a gateway
+        //  going round in circles.
+        if (more && token && strcmp (next, token) <= 0) {
+            fprintf (stderr, "tether agents: the gateway's pages do not "
+                             "advance\n");
+            rc = tether_status_exit_code (TETHER_INTERNAL);
+            more = false;
+        }
+        free (token);
+        token = more ? strdup (next) : NULL;
+        tether_agents_destroy (&agents);
+        if (!token)
+            break;
     }
-    tether_agents_destroy (&agents);
+    free (token);
+    fflush (stdout);
     tether_client_destroy (&client);
-    return 0;
+    return rc;
 }
 
 static void

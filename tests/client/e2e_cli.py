@@ -252,6 +252,37 @@ class CliTest(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertIn(aid, out.decode())
 
+    def test_agents_in_pages(self):
+        stem = self.new_id() + "-"
+        ids = [stem + c for c in "edcba"]
+        for aid in ids:
+            self.agent(aid)
+        for aid in ids:
+            self.connected(aid)
+
+        def listing(*args):
+            rc, out, err = tether("agents", "--json", "--prefix", stem,
+                                  "--edge", self.edge.address, *args)
+            self.assertEqual(rc, 0, err)
+            return [json.loads(x)["agent_id"] for x in out.decode().split()]
+        every = sorted(ids)
+        self.assertEqual(listing(), every)
+        for size in ("1", "2", "5", "6"):
+            self.assertEqual(listing("--page-size", size), every, size)
+        self.assertEqual(listing("--limit", "3"), every[:3])
+        self.assertEqual(listing("--limit", "3", "--page-size", "2"),
+                         every[:3])
+        self.assertEqual(listing("--limit", "9", "--page-size", "2"), every)
+        rc, out, _ = tether("agents", "--prefix", stem, "--page-size", "2",
+                            "--edge", self.edge.address)
+        lines = out.decode().splitlines()
+        self.assertEqual(rc, 0)
+        self.assertEqual(len(lines), 6)         # one header, five agents
+        self.assertTrue(lines[0].startswith("ID"))
+        rc, _, err = tether("agents", "--page-size", "x", "--edge",
+                            self.edge.address)
+        self.assertEqual(rc, 2, err)
+
     def test_status_mapping(self):
         aid = self.new_id()
         self.agent(aid)

@@ -185,7 +185,12 @@ class Hub:
         for s in streams:
             if not s.agent_id.startswith(request.prefix):
                 continue
+            #   Pages: agents after page_token, next_page_token = the last
+            #   one shown when more follow.
+            if request.page_token and s.agent_id <= request.page_token:
+                continue
             if request.limit and len(reply.agents) >= request.limit:
+                reply.next_page_token = reply.agents[-1].agent_id
                 break
             inflight = sum(1 for r in self.requests.values()
                            if r.agent_id == s.agent_id)

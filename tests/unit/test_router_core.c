@@ -1787,6 +1787,386 @@ test_list_size_bound (void **state)
     s_fx_destroy (&fx);
 }
 
+//  ---------------------------------------------------------------------
+//  ListAgents paging and the agent tables
+
+//  One LIST with a page token.  Returns the answer (caller owns it), or
+//  NULL when the router ended the call with FINISH: then `*status` is
+//  its status.
+static Tether__V1__ListAgentsResponse *
+s_list_page (fx_t *fx,
+             const char *prefix,
+             uint32_t limit,
+             const char *token,
+             int *status)
+{
+    Wire__Envelope env = WIRE__ENVELOPE__INIT;
+    env.command = WIRE__COMMAND__LIST;
+    env.handle = 99;
+    env.prefix = (char *) prefix;
+    env.limit = limit;
+    env.page_token = (char *) token;
+    s_in (fx, "C", &env, NULL);
+    out_t *out = (out_t *) zlistx_first (fx->out);
+    assert_non_null (out);
+    if (out->env->command == WIRE__COMMAND__FINISH) {
+        out = POP (fx, "C", FINISH, 99, ANY);
+        *status = out->env->status;
+        s_out_destroy (&out);
+        return NULL;
+    }
+    out = POP (fx, "C", AGENTS, 99, ANY);
+    assert_true (zframe_size (out->payload) <= fx->cfg.max_payload_bytes);
+    Tether__V1__ListAgentsResponse *list =
+        tether__v1__list_agents_response__unpack (
+            NULL, zframe_size (out->payload), zframe_data (out->payload));
+    assert_non_null (list);
+    s_out_destroy (&out);
+    *status = OK;
+    return list;
+}
+
+//  Lists every page for `prefix` with `limit`; checks that ids rise
+//  strictly across pages, that each page but the last is cut and names
+//  its last id as the token, and that the pages hold exactly `expected`
+//  (sorted ids, NULL-terminated).  Returns the number of pages.
+static size_t
+s_list_all (fx_t *fx, const char *prefix, uint32_t limit, const char **expected)
+{
+    char token[160] = "";
+    size_t seen = 0;
+    size_t pages = 0;
+    while (true) {
+        int status;
+        Tether__V1__ListAgentsResponse *list =
+            s_list_page (fx, prefix, limit, token, &status);
+        assert_non_null (list);
+        pages++;
+        if (limit)
+            assert_true (list->n_agents <= limit);
+        for (size_t i = 0; i < list->n_agents; i++) {
+            assert_non_null (expected[seen]);
+            assert_string_equal (list->agents[i]->agent_id, expected[seen]);
+            seen++;
+        }
+        bool more = list->next_page_token && *list->next_page_token;
+        if (more) {
+            assert_true (list->n_agents > 0);
+            assert_string_equal (list->next_page_token,
+                                 list->agents[list->n_agents - 1]->agent_id);
+            snprintf (token, sizeof token, "%s", list->next_page_token);
+        }
+        tether__v1__list_agents_response__free_unpacked (list, NULL);
+        if (!more)
+            break;
+        assert_true (pages < 10000);
+    }
+    assert_null (expected[seen]);
+    return pages;
+}
+
+static int
+s_strcmp_p (const void *a, const void *b)
+{
+    return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+//  Pages cover every agent once, in id order, whether a page is cut by
+//  `limit` or by max_message_size; a prefix pages the same way; a token
+//  need not be an agent; a bad token ends the call INVALID_ARGUMENT.
+static void
+test_list_pages (void **state)
+{
+    (void) state;
+    core_config_t cfg;
+    core_config_defaults (&cfg);
+    cfg.stats_interval_ms = 0;
+    cfg.max_payload_bytes = 1024;
+    fx_t *fx = s_fx_new (&cfg);
+    s_hello (fx, "C", "c");
+    const char *ids[256];
+    char names[256][16];
+    size_t n = 0;
+    //  Subscribed out of order; "dev-1" sorts before "dev-100"
+    for (int i = 199; i >= 0; i--) {
+        snprintf (names[n], sizeof names[n], "dev-%03d", (i * 7) % 200);
+        ids[n] = names[n];
+        n++;
+    }
+    snprintf (names[n], sizeof names[n], "dev-1");
+    ids[n] = names[n];
+    n++;
+    snprintf (names[n], sizeof names[n], "alpha");
+    ids[n] = names[n];
+    n++;
+    for (size_t i = 0; i < n; i++)
+        s_subscribe (fx, "C", (uint64_t) i + 1, ids[i]);
+    qsort (ids, n, sizeof ids[0], s_strcmp_p);
+    ids[n] = NULL;
+
+    //  Cut by size (about 45 agents a page), by limit, by both
+    assert_true (s_list_all (fx, "", 0, ids) >= 5);
+    assert_int_equal (s_list_all (fx, "", 7, ids), (n + 6) / 7);
+    assert_int_equal (s_list_all (fx, "", 1, ids), n);
+    assert_int_equal (s_list_all (fx, "", (uint32_t) n, ids) > 1, true);
+    //  A limit that ends exactly at the last agent: no token
+    s_fx_destroy (&fx);
+    cfg.max_payload_bytes = 64 * 1024;
+    fx = s_fx_new (&cfg);
+    s_hello (fx, "C", "c");
+    for (size_t i = 0; i < n; i++)
+        s_subscribe (fx, "C", (uint64_t) i + 1, ids[i]);
+    assert_int_equal (s_list_all (fx, "", (uint32_t) n, ids), 1);
+    assert_int_equal (s_list_all (fx, "", (uint32_t) n - 1, ids), 2);
+
+    //  Prefix and paging: "dev-1" and dev-100..dev-199
+    const char *dev1[102];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp (ids[i], "dev-1", 5) == 0)
+            dev1[m++] = ids[i];
+    dev1[m] = NULL;
+    assert_int_equal (m, 101);
+    assert_int_equal (s_list_all (fx, "dev-1", 10, dev1), 11);
+
+    //  Tokens between, below and after the ids
+    int status;
+    Tether__V1__ListAgentsResponse *list =
+        s_list_page (fx, "", 2, "dev-0505", &status);
+    assert_int_equal (list->n_agents, 2);
+    assert_string_equal (list->agents[0]->agent_id, "dev-051");
+    assert_string_equal (list->agents[1]->agent_id, "dev-052");
+    assert_string_equal (list->next_page_token, "dev-052");
+    tether__v1__list_agents_response__free_unpacked (list, NULL);
+    list = s_list_page (fx, "dev-1", 1, "alpha", &status);
+    assert_int_equal (list->n_agents, 1);
+    assert_string_equal (list->agents[0]->agent_id, "dev-1");
+    tether__v1__list_agents_response__free_unpacked (list, NULL);
+    list = s_list_page (fx, "dev-1", 0, "dev-199", &status);
+    assert_int_equal (list->n_agents, 0);
+    assert_string_equal (list->next_page_token, "");
+    tether__v1__list_agents_response__free_unpacked (list, NULL);
+    list = s_list_page (fx, "", 0, "zzz", &status);
+    assert_int_equal (list->n_agents, 0);
+    assert_string_equal (list->next_page_token, "");
+    tether__v1__list_agents_response__free_unpacked (list, NULL);
+
+    //  A token that is not an agent id
+    assert_null (s_list_page (fx, "", 0, "dev 1", &status));
+    assert_int_equal (status, INVALID_ARGUMENT);
+    char long_token[200];
+    memset (long_token, 'a', sizeof long_token - 1);
+    long_token[sizeof long_token - 1] = 0;
+    assert_null (s_list_page (fx, "", 0, long_token, &status));
+    assert_int_equal (status, INVALID_ARGUMENT);
+    EXPECT_NONE (fx);
+    s_fx_destroy (&fx);
+
+    //  An agent whose entry alone exceeds max_message_size cannot be
+    //  listed: the call ends RESOURCE_EXHAUSTED rather than skip it
+    cfg.max_payload_bytes = 20;
+    fx = s_fx_new (&cfg);
+    s_hello (fx, "C", "c");
+    s_subscribe (fx, "C", 1, "a-rather-long-agent-id");
+    assert_null (s_list_page (fx, "", 0, "", &status));
+    assert_int_equal (status, RESOURCE_EXHAUSTED);
+    s_fx_destroy (&fx);
+}
+
+//  Agents joining and leaving between pages: an agent present through
+//  the whole listing is listed exactly once; ids keep rising, whatever
+//  happened to the agent named by the token.
+static void
+test_list_pages_churn (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    s_hello (fx, "C", "c");
+    uint64_t sessions[20];
+    char id[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf (id, sizeof id, "dev-%03d", i);
+        sessions[i] = s_subscribe (fx, "C", (uint64_t) i + 1, id);
+    }
+    int status;
+    Tether__V1__ListAgentsResponse *list = s_list_page (fx, "", 5, "", &status);
+    assert_int_equal (list->n_agents, 5);
+    assert_string_equal (list->next_page_token, "dev-004");
+    tether__v1__list_agents_response__free_unpacked (list, NULL);
+    //  The token's agent and a later one leave; one joins before the
+    //  token (not seen), one after it (seen)
+    s_unsubscribe (fx, "C", 5, sessions[4]);
+    s_unsubscribe (fx, "C", 11, sessions[10]);
+    s_subscribe (fx, "C", 100, "dev-0035");
+    s_subscribe (fx, "C", 101, "dev-0155");
+    const char *rest[] = {"dev-005", "dev-006",  "dev-007", "dev-008",
+                          "dev-011", "dev-012",  "dev-013", "dev-014",
+                          "dev-015", "dev-0155", "dev-016", "dev-017",
+                          "dev-018", "dev-019"};
+    size_t next = 0;
+    char token[32] = "dev-004";
+    while (*token) {
+        list = s_list_page (fx, "", 4, token, &status);
+        for (size_t i = 0; i < list->n_agents; i++)
+            assert_string_equal (list->agents[i]->agent_id, rest[next++]);
+        snprintf (token, sizeof token, "%s", list->next_page_token);
+        tether__v1__list_agents_response__free_unpacked (list, NULL);
+        //  After the first page the agent following its token (dev-008)
+        //  goes; after the second, the token's own agent (dev-014) goes
+        //  and one joins behind the walk
+        if (next == 4)
+            s_unsubscribe (fx, "C", 10, sessions[9]);
+        if (next == 8) {
+            s_unsubscribe (fx, "C", 15, sessions[14]);
+            s_subscribe (fx, "C", 102, "dev-0005");
+        }
+    }
+    assert_int_equal (next, sizeof rest / sizeof rest[0]);
+    assert_int_equal (core_agent_count (fx->core), 19);
+    EXPECT_NONE (fx);
+}
+
+//  Random subscribes, supersessions, unsubscribes, HELLO re-syncs and
+//  lost edges against a model of who is connected where; after every
+//  step the router agrees on the count, and often a full paged listing
+//  (random prefix and limit, small messages) must equal the model.
+#define T_IDS   60
+#define T_EDGES 3
+
+typedef struct
+{
+    int edge;         //  -1: not connected
+    uint64_t handle;  //  its stream
+    uint64_t session; //  from SUBSCRIBED
+} t_agent_t;
+
+static void
+s_t_id (int i, char *id, size_t size)
+{
+    //  Ids of different lengths sharing prefixes: "n7", "n71", "o5"...
+    snprintf (id, size, "%c%d", 'm' + i % 3, i);
+}
+
+static void
+s_t_check_list (fx_t *fx, t_agent_t *model, unsigned int *rng)
+{
+    static const char *prefixes[] = {"", "m", "n1", "o2", "p"};
+    const char *prefix = prefixes[rand_r (rng) % 5];
+    uint32_t limit = (uint32_t) (rand_r (rng) % 4 == 0 ? 0 : rand_r (rng) % 9);
+    char names[T_IDS][8];
+    const char *expected[T_IDS + 1];
+    size_t n = 0;
+    for (int i = 0; i < T_IDS; i++) {
+        s_t_id (i, names[i], sizeof names[i]);
+        if (model[i].edge >= 0
+            && strncmp (names[i], prefix, strlen (prefix)) == 0)
+            expected[n++] = names[i];
+    }
+    qsort (expected, n, sizeof expected[0], s_strcmp_p);
+    expected[n] = NULL;
+    s_list_all (fx, prefix, limit, expected);
+}
+
+static void
+test_random_agent_tables (void **state)
+{
+    (void) state;
+    core_config_t cfg;
+    core_config_defaults (&cfg);
+    cfg.stats_interval_ms = 0;
+    cfg.edge_liveness_ms = 0;
+    cfg.max_payload_bytes = 200;
+    fx_t *fx = s_fx_new (&cfg);
+    s_hello (fx, "C", "client");
+    const char *rids[T_EDGES] = {"E0", "E1", "E2"};
+    for (int e = 0; e < T_EDGES; e++)
+        s_hello (fx, rids[e], rids[e]);
+    t_agent_t model[T_IDS];
+    for (int i = 0; i < T_IDS; i++)
+        model[i].edge = -1;
+    unsigned int rng = 7;
+    uint64_t next_handle = 1;
+    char id[8];
+    for (int step = 0; step < 4000; step++) {
+        unsigned int op = (unsigned int) rand_r (&rng) % 100;
+        int i = rand_r (&rng) % T_IDS;
+        s_t_id (i, id, sizeof id);
+        if (op < 55) {
+            //  Subscribe (a supersession when connected)
+            int e = rand_r (&rng) % T_EDGES;
+            uint64_t handle = next_handle++;
+            s_subscribe_send (fx, rids[e], handle, id);
+            if (model[i].edge >= 0)
+                EXPECT (fx, rids[model[i].edge], KICK, model[i].handle,
+                        ABORTED);
+            out_t *out = POP (fx, rids[e], SUBSCRIBED, handle, ANY);
+            model[i] = (t_agent_t){e, handle, out->env->session};
+            s_out_destroy (&out);
+        } else if (op < 85) {
+            if (model[i].edge >= 0)
+                s_unsubscribe (fx, rids[model[i].edge], model[i].handle,
+                               model[i].session);
+            model[i].edge = -1;
+        } else if (op < 95) {
+            //  HELLO re-sync listing about half of the edge's agents
+            int e = rand_r (&rng) % T_EDGES;
+            Wire__AgentEntry entries[T_IDS];
+            Wire__AgentEntry *ptrs[T_IDS];
+            char ids[T_IDS][8];
+            size_t n = 0;
+            for (int j = 0; j < T_IDS; j++) {
+                if (model[j].edge != e)
+                    continue;
+                if (rand_r (&rng) % 2) {
+                    model[j].edge = -1;
+                    continue;
+                }
+                wire__agent_entry__init (&entries[n]);
+                s_t_id (j, ids[n], sizeof ids[n]);
+                entries[n].agent_id = ids[n];
+                entries[n].handle = model[j].handle;
+                entries[n].session = model[j].session;
+                ptrs[n] = &entries[n];
+                n++;
+            }
+            Wire__Envelope env = WIRE__ENVELOPE__INIT;
+            env.command = WIRE__COMMAND__HELLO;
+            env.edge_id = (char *) rids[e];
+            env.incarnation = 42;
+            env.n_agents = n;
+            env.agents = ptrs;
+            s_in (fx, rids[e], &env, NULL);
+            EXPECT (fx, rids[e], WELCOME, 0, ANY);
+            for (size_t j = 0; j < n; j++)
+                EXPECT (fx, rids[e], SUBSCRIBED, entries[j].handle, ANY);
+        } else {
+            //  The edge goes (BYE) and comes back empty
+            int e = rand_r (&rng) % T_EDGES;
+            Wire__Envelope env = WIRE__ENVELOPE__INIT;
+            env.command = WIRE__COMMAND__BYE;
+            s_in (fx, rids[e], &env, NULL);
+            for (int j = 0; j < T_IDS; j++)
+                if (model[j].edge == e)
+                    model[j].edge = -1;
+            s_hello (fx, rids[e], rids[e]);
+        }
+        EXPECT_NONE (fx);
+        size_t connected = 0;
+        for (int j = 0; j < T_IDS; j++)
+            connected += model[j].edge >= 0;
+        assert_int_equal (core_agent_count (fx->core), connected);
+        if (step % 10 == 0)
+            s_t_check_list (fx, model, &rng);
+    }
+    //  Every edge goes: nothing is left
+    for (int e = 0; e < T_EDGES; e++) {
+        Wire__Envelope env = WIRE__ENVELOPE__INIT;
+        env.command = WIRE__COMMAND__BYE;
+        s_in (fx, rids[e], &env, NULL);
+    }
+    assert_int_equal (core_agent_count (fx->core), 0);
+    s_fx_destroy (&fx);
+}
+
 //  Settings checked against each other: heartbeat at most half the edge
 //  liveness window.
 static void
@@ -2462,6 +2842,9 @@ main (void)
         T (test_liveness_and_ping),
         T (test_list),
         T (test_list_size_bound),
+        T (test_list_pages),
+        T (test_list_pages_churn),
+        T (test_random_agent_tables),
         T (test_stats_event),
         T (test_stats_incarnation_and_rate),
         T (test_malformed),
