@@ -26,7 +26,7 @@
 #include <grpc/support/time.h>
 
 #include <assert.h>
-#include <dlfcn.h>
+#include "absl_quiet.h"
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -803,30 +803,6 @@ s_relay_event (relay_t *self, tag_t *tag, bool ok)
         s_relay_free (self, call);
 }
 
-//  The same setting as tether-edge (edge.c s_abseil_quiet): Debian's
-//  abseil keeps a deadlock-detection lock graph on every absl::Mutex
-//  operation unless told not to; the floor is measured as the edge runs.
-static void
-s_abseil_quiet (void)
-{
-    const char *names[] = {
-        "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_"
-        "15OnDeadlockCycleE",
-        "_ZN4absl12lts_2022062329SetMutexDeadlockDetectionModeENS0_"
-        "15OnDeadlockCycleE",
-        "_ZN4absl29SetMutexDeadlockDetectionModeENS_15OnDeadlockCycleE",
-    };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        void (*set_mode) (int) = NULL;
-        void *symbol = dlsym (RTLD_DEFAULT, names[i]);
-        memcpy (&set_mode, &symbol, sizeof set_mode);
-        if (set_mode) {
-            set_mode (0);
-            return;
-        }
-    }
-}
-
 int
 main (int argc, char **argv)
 {
@@ -853,7 +829,7 @@ main (int argc, char **argv)
     int signal_fd = signalfd (-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     assert (signal_fd >= 0);
 
-    s_abseil_quiet ();
+    absl_quiet (); //  the floor is measured as the edge runs
     grpc_init ();
     server_t self;
     memset (&self, 0, sizeof self);

@@ -55,7 +55,7 @@
 */
 #include "edge_internal.h"
 
-#include <dlfcn.h>
+#include "absl_quiet.h"
 #include <errno.h>
 #include <inttypes.h>
 #ifdef __GLIBC__
@@ -521,6 +521,25 @@ gw_request_id (edge_t *edge, char *buf)
     edge->entropy_left -= 16;
 }
 
+char *
+gw_strdup (const char *text)
+{
+    char *copy = strdup (text ? text : "");
+    assert (copy);
+    return copy;
+}
+
+char *
+gw_strndup (const uint8_t *data, size_t len)
+{
+    char *copy = (char *) malloc (len + 1);
+    assert (copy);
+    if (len)
+        memcpy (copy, data, len);
+    copy[len] = 0;
+    return copy;
+}
+
 //  ---- the router -------------------------------------------------------
 
 void
@@ -958,33 +977,6 @@ s_pump (void *args)
 
 //  ---- construction -----------------------------------------------------
 
-//  Debian builds abseil with its debug checks on, so every absl::Mutex
-//  lock and unlock inside gRPC also maintains a lock graph for deadlock
-//  detection: about 12 % of the edge's instructions per request
-//  (callgrind), which release builds of abseil compile out.  Switch it off
-//  when the library has the switch (absl::SetMutexDeadlockDetectionMode,
-//  OnDeadlockCycle::kIgnore = 0; looked up by name, as it is C++).
-static void
-s_abseil_quiet (void)
-{
-    const char *names[] = {
-        "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_"
-        "15OnDeadlockCycleE",
-        "_ZN4absl12lts_2022062329SetMutexDeadlockDetectionModeENS0_"
-        "15OnDeadlockCycleE",
-        "_ZN4absl29SetMutexDeadlockDetectionModeENS_15OnDeadlockCycleE",
-    };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        void (*set_mode) (int) = NULL;
-        void *symbol = dlsym (RTLD_DEFAULT, names[i]);
-        memcpy (&set_mode, &symbol, sizeof set_mode);
-        if (set_mode) {
-            set_mode (0);
-            return;
-        }
-    }
-}
-
 static size_t
 s_hash (const void *key)
 {
@@ -1217,7 +1209,7 @@ edge_new (const edge_config_t *cfg)
     assert (cfg);
     edge_t *self = (edge_t *) calloc (1, sizeof (edge_t));
     assert (self);
-    s_abseil_quiet ();
+    absl_quiet ();
     self->cfg = cfg;
     self->sigfd = -1;
     self->incarnation = s_random_u64 ();

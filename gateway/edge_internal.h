@@ -305,6 +305,13 @@ void gw_random_hex (char *buf);
 //  for many ids at once (edge->entropy): one getrandom(2) per 32 ids.
 void gw_request_id (edge_t *edge, char *buf);
 
+//  A copy of `text` (NULL = ""); caller owns it.
+char *gw_strdup (const char *text);
+
+//  A C string of the `len` bytes at `data` (NULL when `len` is 0), which
+//  were checked to hold no NUL; caller owns it.
+char *gw_strndup (const uint8_t *data, size_t len);
+
 //  ---- edge_router.c: the embedded router on the owner thread ----------
 
 //  A router core for this edge alone, known to it by `edge_id` (copied),

@@ -45,27 +45,6 @@ typedef struct
     bool flush_listed;       //  in edge->publish_flush
 } gw_publish_t;
 
-static char *
-s_strdup (const char *text)
-{
-    char *copy = strdup (text ? text : "");
-    assert (copy);
-    return copy;
-}
-
-//  A C string of `len` bytes at `data` (NULL = empty); the bytes were
-//  checked to hold no NUL.
-static char *
-s_strndup (const uint8_t *data, size_t len)
-{
-    char *copy = (char *) malloc (len + 1);
-    assert (copy);
-    if (len)
-        memcpy (copy, data, len);
-    copy[len] = 0;
-    return copy;
-}
-
 static void
 s_log_failure (gw_publish_t *self, int status, const char *message)
 {
@@ -226,15 +205,15 @@ s_arrived (gw_call_t *call)
         && edge_parse_request_fields (zframe_data (frame), zframe_size (frame),
                                       &fields)
                == 0) {
-        self->agent_id = s_strndup (fields.agent_id, fields.agent_id_len);
-        self->request_id = s_strndup (fields.id, fields.id_len);
+        self->agent_id = gw_strndup (fields.agent_id, fields.agent_id_len);
+        self->request_id = gw_strndup (fields.id, fields.id_len);
         read = true;
     } else if (frame) {
         req = tether__v1__agent_request__unpack (NULL, zframe_size (frame),
                                                  zframe_data (frame));
         if (req) {
-            self->agent_id = s_strdup (req->agent_id);
-            self->request_id = s_strdup (req->id);
+            self->agent_id = gw_strdup (req->agent_id);
+            self->request_id = gw_strdup (req->id);
             read = true;
         }
     }
@@ -270,7 +249,7 @@ s_arrived (gw_call_t *call)
         char id[33];
         gw_request_id (edge, id);
         free (self->request_id);
-        self->request_id = s_strdup (id);
+        self->request_id = gw_strdup (id);
         size_t size = zframe_size (frame);
         zframe_t *longer = zframe_new (NULL, size + 2 + 32);
         assert (longer);
@@ -438,7 +417,7 @@ edge_publish_router (edge_t *edge, Wire__Envelope *env, zframe_t **payload_p)
             self->status = env->status >= 0 && env->status <= 16
                                ? (grpc_status_code) env->status
                                : GRPC_STATUS_UNKNOWN;
-            self->message = s_strdup (env->message);
+            self->message = gw_strdup (env->message);
             if (self->status != GRPC_STATUS_OK)
                 s_log_failure (self, self->status, self->message);
             s_pump (self);

@@ -49,27 +49,6 @@ typedef struct
     bool finish_ok;     //  ... successfully
 } gw_respond_t;
 
-static char *
-s_strdup (const char *text)
-{
-    char *copy = strdup (text ? text : "");
-    assert (copy);
-    return copy;
-}
-
-//  A C string of `len` bytes at `data` (NULL = empty); the bytes were
-//  checked to hold no NUL.
-static char *
-s_strndup (const uint8_t *data, size_t len)
-{
-    char *copy = (char *) malloc (len + 1);
-    assert (copy);
-    if (len)
-        memcpy (copy, data, len);
-    copy[len] = 0;
-    return copy;
-}
-
 static grpc_byte_buffer *
 s_empty_message (void)
 {
@@ -173,13 +152,13 @@ s_forward (gw_respond_t *self, zframe_t **frame_p)
         status = fields.status_code;
         if (status != 0)
             message =
-                s_strndup (fields.status_message, fields.status_message_len);
+                gw_strndup (fields.status_message, fields.status_message_len);
     } else {
         Tether__V1__AgentResponse *resp = tether__v1__agent_response__unpack (
             NULL, zframe_size (*frame_p), zframe_data (*frame_p));
         status = resp ? resp->status_code : 0;
         if (status != 0)
-            message = s_strdup (resp->status_message);
+            message = gw_strdup (resp->status_message);
         if (resp)
             tether__v1__agent_response__free_unpacked (resp, NULL);
     }
@@ -294,7 +273,7 @@ s_bind_to_refuse (gw_respond_t *self, zframe_t *frame, const char *invalid)
                self->base.edge->cfg->embedded.core.max_request_id_len, why,
                sizeof why)
                == 0) {
-        self->request_id = s_strdup (resp->request_id);
+        self->request_id = gw_strdup (resp->request_id);
         s_bind (self);
     }
     if (resp)
@@ -328,7 +307,8 @@ s_received (gw_respond_t *self)
                                        &fields)
                == 0
         && fields.request_id_len > 0) {
-        self->request_id = s_strndup (fields.request_id, fields.request_id_len);
+        self->request_id =
+            gw_strndup (fields.request_id, fields.request_id_len);
         self->first = frame;
         s_bind (self);
         return;
@@ -350,7 +330,7 @@ s_received (gw_respond_t *self)
             zframe_destroy (&frame);
             return;
         }
-        self->request_id = s_strdup (resp->request_id);
+        self->request_id = gw_strdup (resp->request_id);
         tether__v1__agent_response__free_unpacked (resp, NULL);
         self->first = frame;
         s_bind (self);
