@@ -84,6 +84,7 @@ edge_router_new (const router_config_t *cfg,
     self->core = core_new (&cfg->core, incarnation ? incarnation : 1,
                            (uint64_t) zclock_time () * 1000);
     assert (self->core);
+    router_shell_key_core (self->core);
     //  The core does not even format lines the log would drop.
     int level = TLOG_DEBUG;
     while (level < TLOG_OFF && !tlog_enabled ((tlog_level_t) level))

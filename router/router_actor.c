@@ -269,6 +269,7 @@ s_self_new (zsock_t *pipe, const router_config_t *cfg)
     uint64_t session_base = (uint64_t) zclock_time () * 1000;
     self->core = core_new (&self->cfg.core, incarnation, session_base);
     assert (self->core);
+    router_shell_key_core (self->core);
     //  The core does not even format lines the log would drop.
     int level = TLOG_DEBUG;
     while (level < TLOG_OFF && !tlog_enabled ((tlog_level_t) level))

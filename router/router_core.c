@@ -194,7 +194,7 @@ struct _agent_t
     char *labels;         //  n_labels key, value string pairs, each
                           //  NUL-terminated, in one block; NULL if none
     uint32_t n_labels;    //  labels
-    uint32_t hash;        //  hash of id
+    uint32_t hash;        //  s_id_hash (id)
     uint8_t height;       //  id tree: height of this subtree
     char id[];            //  agent id, NUL-terminated
 };
@@ -224,7 +224,7 @@ struct _request_t
                               //  agent_edge_buf, or a heap copy when
                               //  it does not fit there
     char agent_edge_buf[48];  //  the usual, short, name
-    uint32_t hash;            //  s_req_hash (id), its key in
+    uint32_t hash;            //  s_id_hash (id), its key in
                               //  core->requests
     edge_t *client_edge;      //  the client call's edge
     uint64_t client_handle;   //  the client call's handle
@@ -306,6 +306,7 @@ struct _core_t
     char incarnation_text[17];    //  incarnation as 16 hex digits, for events
     int64_t stats_last_ms;        //  previous stats event (or the start)
     uint64_t stats_last_finished; //  requests_finished at that time
+    uint64_t hash_key[2];         //  s_id_hash's key (core_set_hash_key)
     agent_map_t agents;           //  agent_id -> agent_t (owns them)
     agent_t *agent_tree;          //  the same agents by id (AVL tree)
     req_map_t requests;           //  request_id -> request_t
@@ -820,16 +821,64 @@ s_request_id_valid (core_t *self, const char *id)
 //  a ListAgents page starts at its token in O(log N) and costs only what
 //  it sends.  An agent's requests list is created at its first delivery.
 
+//  SipHash-1-3 of `id`, keyed with self->hash_key (core_set_hash_key):
+//  ids are chosen by clients and agents, and with an unkeyed hash a
+//  client could pick thousands of request ids that land in one run of
+//  slots, turning every lookup into a scan of them.  One function for
+//  agent ids and request ids.
+#define S_ROTL(x, b) (uint64_t) (((x) << (b)) | ((x) >> (64 - (b))))
+#define S_SIPROUND                                                             \
+    do {                                                                       \
+        v0 += v1;                                                              \
+        v1 = S_ROTL (v1, 13);                                                  \
+        v1 ^= v0;                                                              \
+        v0 = S_ROTL (v0, 32);                                                  \
+        v2 += v3;                                                              \
+        v3 = S_ROTL (v3, 16);                                                  \
+        v3 ^= v2;                                                              \
+        v0 += v3;                                                              \
+        v3 = S_ROTL (v3, 21);                                                  \
+        v3 ^= v0;                                                              \
+        v2 += v1;                                                              \
+        v1 = S_ROTL (v1, 17);                                                  \
+        v1 ^= v2;                                                              \
+        v2 = S_ROTL (v2, 32);                                                  \
+    } while (0)
+
 static uint32_t
-s_id_hash (const char *id)
+s_id_hash (core_t *self, const char *id)
 {
-    uint32_t hash = 2166136261u; //  FNV-1a
-    for (const unsigned char *c = (const unsigned char *) id; *c; c++) {
-        hash ^= *c;
-        hash *= 16777619u;
+    size_t len = strlen (id);
+    const unsigned char *in = (const unsigned char *) id;
+    uint64_t k0 = self->hash_key[0], k1 = self->hash_key[1];
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
+    uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
+    uint64_t v3 = 0x7465646279746573ULL ^ k1;
+    size_t whole = len - len % 8;
+    for (size_t i = 0; i < whole; i += 8) {
+        uint64_t m = 0;
+        for (int b = 7; b >= 0; b--)
+            m = (m << 8) | in[i + (size_t) b];
+        v3 ^= m;
+        S_SIPROUND;
+        v0 ^= m;
     }
-    return hash;
+    uint64_t last = (uint64_t) len << 56;
+    for (size_t b = 0; b < len % 8; b++)
+        last |= (uint64_t) in[whole + b] << (8 * b);
+    v3 ^= last;
+    S_SIPROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    S_SIPROUND;
+    S_SIPROUND;
+    S_SIPROUND;
+    uint64_t hash = v0 ^ v1 ^ v2 ^ v3;
+    return (uint32_t) (hash ^ (hash >> 32));
 }
+#undef S_SIPROUND
+#undef S_ROTL
 
 //  Handles are an edge's incarnation id plus a counter: mix the bits.
 static size_t
@@ -931,12 +980,12 @@ s_map_remove (agent_map_t *map, agent_t *agent)
         s_map_resize (map, map->capacity / 2);
 }
 
+//  The agent whose id is `id` (its s_id_hash is `hash`), or NULL.
 static agent_t *
-s_map_find_id (agent_map_t *map, const char *id)
+s_map_find_id (agent_map_t *map, const char *id, uint32_t hash)
 {
     if (!map->size)
         return NULL;
-    uint32_t hash = s_id_hash (id);
     size_t mask = map->capacity - 1;
     for (size_t i = hash & mask; map->slots[i]; i = (i + 1) & mask)
         if (map->slots[i]->hash == hash && streq (map->slots[i]->id, id))
@@ -1188,16 +1237,6 @@ s_request_destroy (request_t **req_p)
 //  ---------------------------------------------------------------------
 //  The request table
 
-static uint32_t
-s_req_hash (const char *id)
-{
-    uint32_t hash = 2166136261u; //  FNV-1a
-    for (const unsigned char *c = (const unsigned char *) id; *c; c++) {
-        hash ^= *c;
-        hash *= 16777619u;
-    }
-    return hash;
-}
 
 static void
 s_req_map_place (req_map_t *map, request_t *req)
@@ -1226,13 +1265,12 @@ s_req_map_resize (req_map_t *map, size_t capacity)
     free (old);
 }
 
-//  The request whose id is `id`, or NULL.
+//  The request whose id is `id` (its s_id_hash is `hash`), or NULL.
 static request_t *
-s_req_map_find (req_map_t *map, const char *id)
+s_req_map_find (req_map_t *map, const char *id, uint32_t hash)
 {
     if (!map->size)
         return NULL;
-    uint32_t hash = s_req_hash (id);
     size_t mask = map->capacity - 1;
     for (size_t i = hash & mask; map->slots[i]; i = (i + 1) & mask)
         if (map->slots[i]->hash == hash && streq (map->slots[i]->id, id))
@@ -1525,13 +1563,13 @@ s_agent_set_labels (agent_t *agent, Wire__AgentEntry *entry)
 
 //  A new agent record, in no table yet.
 static agent_t *
-s_agent_new (const char *id)
+s_agent_new (core_t *self, const char *id)
 {
     size_t len = strlen (id);
     agent_t *agent = (agent_t *) calloc (1, offsetof (agent_t, id) + len + 1);
     assert (agent);
     memcpy (agent->id, id, len + 1);
-    agent->hash = s_id_hash (id);
+    agent->hash = s_id_hash (self, id);
     return agent;
 }
 
@@ -1664,7 +1702,7 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
     if (same) //  A handle reused for another id
         s_agent_remove (self, same, "stream handle reused");
 
-    agent_t *agent = s_map_find_id (&self->agents, id);
+    agent_t *agent = s_map_find_id (&self->agents, id, s_id_hash (self, id));
     if (!refusal && !agent && self->agents.size >= self->cfg.max_agents) {
         refusal = "agent limit reached";
         refusal_status = ST_RESOURCE_EXHAUSTED;
@@ -1737,7 +1775,7 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
             req = (request_t *) zlistx_next (agent->requests);
         }
     } else {
-        agent = s_agent_new (id);
+        agent = s_agent_new (self, id);
         agent->session = session;
         agent->connected_at = entry->connected_at_unix_ms;
         s_agent_set_labels (agent, entry);
@@ -2164,12 +2202,12 @@ core_on_publish (core_t *self, core_input_t *in)
     else if (zframe_size (in->payload)
              > (size_t) self->cfg.max_payload_bytes + CORE_PAYLOAD_MARGIN)
         status = ST_RESOURCE_EXHAUSTED, why = "request too large";
-    else if (s_req_map_find (&self->requests, rid))
+    else if (s_req_map_find (&self->requests, rid, s_id_hash (self, rid)))
         status = ST_ALREADY_EXISTS, why = "request id already in flight";
     else if (self->requests.size >= self->cfg.max_requests)
         status = ST_RESOURCE_EXHAUSTED, why = "router request table full";
     else {
-        agent = s_map_find_id (&self->agents, aid);
+        agent = s_map_find_id (&self->agents, aid, s_id_hash (self, aid));
         if (agent
             && s_agent_in_flight (agent) >= self->cfg.max_in_flight_per_agent)
             status = ST_RESOURCE_EXHAUSTED,
@@ -2211,7 +2249,7 @@ core_on_publish (core_t *self, core_input_t *in)
     timers_node_init (&req->activity, TIMER_ACTIVITY, req);
     timers_node_init (&req->deadline, TIMER_DEADLINE, req);
     timers_node_init (&req->wait, TIMER_WAIT, req);
-    req->hash = s_req_hash (req->id);
+    req->hash = s_id_hash (self, req->id);
     s_req_map_insert (&self->requests, req);
 
     uint32_t timeout = env->timeout_ms;
@@ -2244,7 +2282,7 @@ static request_t *
 s_request_of (core_t *self, core_input_t *in)
 {
     const char *rid = in->env->request_id ? in->env->request_id : "";
-    return s_req_map_find (&self->requests, rid);
+    return s_req_map_find (&self->requests, rid, s_id_hash (self, rid));
 }
 
 static bool
@@ -2819,6 +2857,17 @@ core_new (const core_config_t *cfg, uint64_t incarnation, uint64_t session_base)
 
     self->dead_edges = zlistx_new ();
     return self;
+}
+
+int
+core_set_hash_key (core_t *self, const byte *key)
+{
+    assert (self);
+    assert (key);
+    if (self->agents.size || self->requests.size)
+        return -1;
+    memcpy (self->hash_key, key, sizeof self->hash_key);
+    return 0;
 }
 
 void

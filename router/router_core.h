@@ -101,6 +101,13 @@ core_t *core_new (const core_config_t *cfg,
 //  pointer.  Does nothing when *self_p is NULL.
 void core_destroy (core_t **self_p);
 
+//  Key the hash of agent and request ids with the 16 bytes at `key`
+//  (borrowed).  Ids come from clients and agents: a shell passes random
+//  bytes, so that nobody can choose ids that all collide.  Until then the
+//  key is all zeros.  Returns 0, or -1 (key unchanged)
+//  when the core already holds agents or requests.
+int core_set_hash_key (core_t *self, const byte *key);
+
 //  Log lines below `level` (a tlog_level_t: 0 debug .. 3 error) are not
 //  produced at all.  The default is 1 (info).
 void core_set_log_level (core_t *self, int level);

@@ -5,7 +5,8 @@
     ROUTER socket, and the edge's embedded router (gateway/edge_router.c),
     on the edge's own thread.  Both publish events on an XPUB that never
     blocks, pass log entries to tlog, and turn events on only while someone
-    subscribes.  Those steps live here, once.
+    subscribes, and key the core's id hash with random bytes.  Those steps
+    live here, once.
     =========================================================================
 */
 #ifndef TETHER_ROUTER_SHELL_H
@@ -13,6 +14,11 @@
 
 #include <czmq.h>
 #include <stddef.h>
+#include "router_core.h"
+
+//  Key `core`'s id hash with fresh random bytes (core_set_hash_key).  Call
+//  before the core's first input.
+void router_shell_key_core (core_t *core);
 
 //  Send every frame of `msg` on `sock` without blocking.  Returns 0, or -1
 //  when a frame could not be sent (errno tells why).  Frames sent are

@@ -167,6 +167,12 @@ s_fx_new_incarnation (const core_config_t *cfg, uint64_t incarnation)
     }
     fx->core = core_new (&fx->cfg, incarnation, 1000);
     assert_non_null (fx->core);
+    //  A key as a shell sets one (router_shell_key_core), fixed so runs
+    //  repeat: every test then hashes ids as in production.
+    byte key[16];
+    for (size_t i = 0; i < sizeof key; i++)
+        key[i] = (byte) (incarnation * 31 + i * 97 + 1);
+    assert_int_equal (core_set_hash_key (fx->core, key), 0);
     core_set_log_level (fx->core, 0);
     fx->now = 1000;
     fx->out = zlistx_new ();
@@ -566,6 +572,25 @@ test_happy_path (void **state)
     s_unsubscribe (fx, "A", 1, session);
     assert_int_equal (core_agent_count (fx->core), 0);
     assert_int_equal (s_events (fx, "agent.down", NULL), 1);
+}
+
+//  The id hash's key may change only while the core holds nothing hashed
+//  by the old one.
+static void
+test_hash_key_only_when_empty (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    byte key[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    assert_int_equal (core_set_hash_key (fx->core, key), 0);
+    uint64_t session = s_cast (fx);
+    assert_int_equal (core_set_hash_key (fx->core, key), -1);
+    s_publish_and_bind (fx, 4, 0);
+    s_end (fx, "R", 20, "r1", OK, "");
+    EXPECT (fx, "C", FINISH, 10, OK);
+    assert_int_equal (core_set_hash_key (fx->core, key), -1);
+    s_unsubscribe (fx, "A", 1, session);
+    s_assert_empty (fx);
+    assert_int_equal (core_set_hash_key (fx->core, key), 0);
 }
 
 static void
@@ -2845,6 +2870,7 @@ main (void)
         T (test_list_pages),
         T (test_list_pages_churn),
         T (test_random_agent_tables),
+        T (test_hash_key_only_when_empty),
         T (test_stats_event),
         T (test_stats_incarnation_and_rate),
         T (test_malformed),
