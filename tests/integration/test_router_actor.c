@@ -247,7 +247,7 @@ test_happy_path (void **state)
     assert_int_equal (edges, 2);
     assert_int_equal (malformed, 0);
 
-    zsock_destroy (&sub);
+    sim_sub_close (&sub, 200);
     zsock_destroy (&client_edge);
     zsock_destroy (&agent_edge);
 }
@@ -583,7 +583,7 @@ test_stalled_monitor (void **state)
     uint64_t agents, requests, edges, malformed;
     s_router_stats (fx, &agents, &requests, &edges, &malformed);
     assert_int_equal (requests, 0);
-    zsock_destroy (&sub);
+    sim_sub_close (&sub, 200);
     zsock_destroy (&client);
     zsock_destroy (&agent);
 }

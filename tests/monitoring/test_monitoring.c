@@ -584,7 +584,7 @@ s_teardown (void **state)
     }
     if (fx->exporter_err >= 0)
         close (fx->exporter_err);
-    zsock_destroy (&fx->sub);
+    sim_sub_close (&fx->sub, 200);
     zactor_destroy (&fx->router);
     router_config_clear (&fx->cfg);
     free (fx);

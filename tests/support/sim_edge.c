@@ -182,3 +182,23 @@ sim_event_seq (const char *json)
         return -1;
     return (int64_t) strtoll (seq + 6, NULL, 10);
 }
+
+void
+sim_sub_close (zsock_t **sub_p, int quiet_ms)
+{
+    if (!*sub_p)
+        return;
+    //  Stop the flow first, so that the monitor goes quiet; a bounded
+    //  wait all the same, as the publisher may take a while to hear it.
+    zsock_set_unsubscribe (*sub_p, "");
+    zpoller_t *poller = zpoller_new (*sub_p, NULL);
+    assert_non_null (poller);
+    int64_t give_up = zclock_mono () + 10000;
+    while (zclock_mono () < give_up
+           && zpoller_wait (poller, quiet_ms) == *sub_p) {
+        zmsg_t *msg = zmsg_recv (*sub_p);
+        zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (sub_p);
+}

@@ -80,4 +80,13 @@ void sim_command (zsock_t *edge,
 //  Returns the "seq" of a monitor event's JSON body, or -1.
 int64_t sim_event_seq (const char *json);
 
+//  Unsubscribe the monitor subscriber `sub` from "" (the prefix the tests
+//  subscribe to), read and drop what it holds until nothing arrives for
+//  `quiet_ms` (10 s at most), then destroy it (nulls *sub_p).  libzmq 4.3.4
+//  can abort in an I/O thread (session_base.cpp:260, its issue #3442) when
+//  a SUB that holds part of a multipart message is closed while its
+//  publisher, here in the same process, goes away too: a test closes its
+//  subscribers this way, emptied first.
+void sim_sub_close (zsock_t **sub_p, int quiet_ms);
+
 #endif
