@@ -6,15 +6,14 @@
     the outbox.  docs/protocol.md is the contract; this file implements it.
 
     Tables and their indexes (changed together, in the same function):
-      agents    agent_id -> agent_t            (owns the agent; a hash set
+      agents    agent_id -> agent_t            (owns the agent; a slot_set
                                                 of pointers, see "Agent
                                                 indexes")
       agent_tree the same agents in id order   (ListAgents pages)
       edge      ->agents list, ->by_handle     (the agent's current stream;
                                                 list links in agent_t)
-      requests  request_id -> request_t        (owns the request; a hash
-                                                set of pointers, see "The
-                                                request table")
+      requests  request_id -> request_t        (owns the request; a
+                                                slot_set of pointers)
       agent     ->requests list                (delivered, in flight)
       waiting   agent_id -> list of request_t  (parked for an agent; an
                                                 emptied list is deleted)
@@ -51,6 +50,7 @@
 #include "router_core.h"
 #include "tstatus.h"
 #include "router_core_internal.h"
+#include "slot_set.h"
 #include "timers.h"
 #include "tlog.h"
 #include "tether.pb-c.h"
@@ -140,17 +140,6 @@ typedef struct
     size_t size;      //  requests in the list
 } req_list_t;
 
-//  A hash set of agents, open addressing with linear probing: one slot
-//  array, no entry and no key copy per agent.  It is keyed by the agent's
-//  id (core->agents) or by its stream handle (edge->by_handle).
-typedef struct
-{
-    agent_t **slots; //  capacity slots, NULL = free
-    size_t capacity; //  0 or a power of two
-    size_t size;     //  agents held
-    bool by_handle;  //  keyed by agent->handle, else by agent->id
-} agent_map_t;
-
 struct _core_edge_t
 {
     char *key;              //  routing id in hex, for logs
@@ -168,7 +157,7 @@ struct _core_edge_t
     agent_t *agents;        //  agent_t whose current stream is here,
                             //  oldest first (linked through agent_t)
     agent_t *agents_last;   //  the newest of them
-    agent_map_t by_handle;  //  stream handle -> agent_t
+    slot_set_t by_handle;   //  stream handle -> agent_t
     req_list_t client_reqs; //  request_t whose client call is here
     req_list_t resp_reqs;   //  request_t whose response call is here
     timers_node_t liveness; //  fires when it may have gone silent
@@ -198,16 +187,6 @@ struct _agent_t
     uint8_t height;       //  id tree: height of this subtree
     char id[];            //  agent id, NUL-terminated
 };
-
-//  The request table, keyed by each request's own id: open addressing
-//  with linear probing over one array of request pointers, so a request
-//  costs the table no allocation and no key copy.
-typedef struct
-{
-    request_t **slots; //  capacity slots, NULL = free
-    size_t capacity;   //  0 or a power of two
-    size_t size;       //  requests held
-} req_map_t;
 
 //  One allocation per request, its two ids inline.
 struct _request_t
@@ -307,9 +286,9 @@ struct _core_t
     int64_t stats_last_ms;        //  previous stats event (or the start)
     uint64_t stats_last_finished; //  requests_finished at that time
     uint64_t hash_key[2];         //  s_id_hash's key (core_set_hash_key)
-    agent_map_t agents;           //  agent_id -> agent_t (owns them)
+    slot_set_t agents;            //  agent_id -> agent_t (owns them)
     agent_t *agent_tree;          //  the same agents by id (AVL tree)
-    req_map_t requests;           //  request_id -> request_t
+    slot_set_t requests;          //  request_id -> request_t (owns them)
     zhashx_t *waiting;            //  agent_id -> zlistx_t of request_t
     size_t waiting_count;         //  requests parked
     zhashx_t *edges;              //  routing id frame -> edge_t
@@ -815,8 +794,8 @@ s_request_id_valid (core_t *self, const char *id)
 //
 //  An idle agent costs the router one allocation (agent_t, its id
 //  inline), a labels block when it has labels, and a slot in each of two
-//  hash sets (core->agents by id, its edge's by_handle by stream handle),
-//  which are pointer arrays at most three quarters full.  The id tree
+//  slot sets (core->agents by id, its edge's by_handle by stream handle;
+//  slot_set.h), pointer arrays at most three quarters full.  The id tree
 //  (an AVL tree linked through agent_t) keeps the agents in id order, so
 //  a ListAgents page starts at its token in O(log N) and costs only what
 //  it sends.  An agent's requests list is created at its first delivery.
@@ -890,120 +869,56 @@ s_handle_hash (uint64_t handle)
     return (size_t) handle;
 }
 
+//  The slot sets' views of an agent (see slot_set.h).
 static size_t
-s_map_home (agent_map_t *map, agent_t *agent)
+s_agent_id_hash (const void *entry)
 {
-    size_t hash = map->by_handle ? s_handle_hash (agent->handle) : agent->hash;
-    return hash & (map->capacity - 1);
+    return ((const agent_t *) entry)->hash;
 }
 
-static void
-s_map_place (agent_map_t *map, agent_t *agent)
+static size_t
+s_agent_handle_hash (const void *entry)
 {
-    size_t mask = map->capacity - 1;
-    size_t i = s_map_home (map, agent);
-    while (map->slots[i])
-        i = (i + 1) & mask;
-    map->slots[i] = agent;
+    return s_handle_hash (((const agent_t *) entry)->handle);
 }
 
-static void
-s_map_resize (agent_map_t *map, size_t capacity)
+//  A key for s_agent_id_match and s_request_match: an id and its
+//  s_id_hash.
+typedef struct
 {
-    agent_t **old = map->slots;
-    size_t old_capacity = map->capacity;
-    map->slots = NULL;
-    map->capacity = capacity;
-    if (capacity) {
-        map->slots = (agent_t **) calloc (capacity, sizeof (agent_t *));
-        assert (map->slots);
-        for (size_t i = 0; i < old_capacity; i++)
-            if (old[i])
-                s_map_place (map, old[i]);
-    }
-    free (old);
+    const char *id;
+    uint32_t hash;
+} id_key_t;
+
+static bool
+s_agent_id_match (const void *entry, const void *key)
+{
+    const agent_t *agent = (const agent_t *) entry;
+    const id_key_t *want = (const id_key_t *) key;
+    return agent->hash == want->hash && streq (agent->id, want->id);
 }
 
-static void
-s_map_free (agent_map_t *map)
+static bool
+s_agent_handle_match (const void *entry, const void *key)
 {
-    free (map->slots);
-    map->slots = NULL;
-    map->capacity = 0;
-    map->size = 0;
+    return ((const agent_t *) entry)->handle == *(const uint64_t *) key;
 }
 
-//  Adds `agent` (not in the map; its key not held by another agent).
-static void
-s_map_insert (agent_map_t *map, agent_t *agent)
-{
-    if ((map->size + 1) * 4 > map->capacity * 3)
-        s_map_resize (map, map->capacity ? map->capacity * 2 : 8);
-    s_map_place (map, agent);
-    map->size++;
-}
-
-//  Removes `agent`, which is in the map: the run after its slot moves
-//  back, so no slot is ever marked deleted.
-static void
-s_map_remove (agent_map_t *map, agent_t *agent)
-{
-    size_t mask = map->capacity - 1;
-    size_t hole = s_map_home (map, agent);
-    while (map->slots[hole] != agent) {
-        assert (map->slots[hole]);
-        hole = (hole + 1) & mask;
-    }
-    size_t i = hole;
-    while (true) {
-        i = (i + 1) & mask;
-        agent_t *next = map->slots[i];
-        if (!next)
-            break;
-        //  `next` may fill the hole when its home is not in (hole, i]
-        size_t home = s_map_home (map, next);
-        bool between;
-        if (hole <= i)
-            between = hole < home && home <= i;
-        else
-            between = hole < home || home <= i;
-        if (!between) {
-            map->slots[hole] = next;
-            hole = i;
-        }
-    }
-    map->slots[hole] = NULL;
-    map->size--;
-    if (map->size == 0)
-        s_map_free (map);
-    else if (map->capacity > 64 && map->size * 8 < map->capacity)
-        s_map_resize (map, map->capacity / 2);
-}
-
-//  The agent whose id is `id` (its s_id_hash is `hash`), or NULL.
+//  The agent whose id is `id`, or NULL.
 static agent_t *
-s_map_find_id (agent_map_t *map, const char *id, uint32_t hash)
+s_agent_find (core_t *self, const char *id)
 {
-    if (!map->size)
-        return NULL;
-    size_t mask = map->capacity - 1;
-    for (size_t i = hash & mask; map->slots[i]; i = (i + 1) & mask)
-        if (map->slots[i]->hash == hash && streq (map->slots[i]->id, id))
-            return map->slots[i];
-    return NULL;
+    id_key_t key = {id, s_id_hash (self, id)};
+    return (agent_t *) slot_set_find (&self->agents, key.hash, s_agent_id_match,
+                                      &key);
 }
 
+//  The agent whose current stream on `edge` is `handle`, or NULL.
 static agent_t *
-s_map_find_handle (agent_map_t *map, uint64_t handle)
+s_agent_find_handle (edge_t *edge, uint64_t handle)
 {
-    if (!map->size)
-        return NULL;
-    size_t mask = map->capacity - 1;
-    for (size_t i = s_handle_hash (handle) & mask; map->slots[i];
-         i = (i + 1) & mask)
-        if (map->slots[i]->handle == handle)
-            return map->slots[i];
-    return NULL;
+    return (agent_t *) slot_set_find (&edge->by_handle, s_handle_hash (handle),
+                                      s_agent_handle_match, &handle);
 }
 
 static int
@@ -1238,86 +1153,27 @@ s_request_destroy (request_t **req_p)
 //  The request table
 
 
-static void
-s_req_map_place (req_map_t *map, request_t *req)
+static size_t
+s_request_hash (const void *entry)
 {
-    size_t mask = map->capacity - 1;
-    size_t i = req->hash & mask;
-    while (map->slots[i])
-        i = (i + 1) & mask;
-    map->slots[i] = req;
+    return ((const request_t *) entry)->hash;
 }
 
-static void
-s_req_map_resize (req_map_t *map, size_t capacity)
+static bool
+s_request_match (const void *entry, const void *key)
 {
-    request_t **old = map->slots;
-    size_t old_capacity = map->capacity;
-    map->slots = NULL;
-    map->capacity = capacity;
-    if (capacity) {
-        map->slots = (request_t **) calloc (capacity, sizeof (request_t *));
-        assert (map->slots);
-        for (size_t i = 0; i < old_capacity; i++)
-            if (old[i])
-                s_req_map_place (map, old[i]);
-    }
-    free (old);
+    const request_t *req = (const request_t *) entry;
+    const id_key_t *want = (const id_key_t *) key;
+    return req->hash == want->hash && streq (req->id, want->id);
 }
 
-//  The request whose id is `id` (its s_id_hash is `hash`), or NULL.
+//  The request whose id is `id`, or NULL.
 static request_t *
-s_req_map_find (req_map_t *map, const char *id, uint32_t hash)
+s_request_find (core_t *self, const char *id)
 {
-    if (!map->size)
-        return NULL;
-    size_t mask = map->capacity - 1;
-    for (size_t i = hash & mask; map->slots[i]; i = (i + 1) & mask)
-        if (map->slots[i]->hash == hash && streq (map->slots[i]->id, id))
-            return map->slots[i];
-    return NULL;
-}
-
-//  Adds `req` (its hash set; no request with its id in the map).
-static void
-s_req_map_insert (req_map_t *map, request_t *req)
-{
-    if ((map->size + 1) * 4 > map->capacity * 3)
-        s_req_map_resize (map, map->capacity ? map->capacity * 2 : 64);
-    s_req_map_place (map, req);
-    map->size++;
-}
-
-//  Removes `req`, which is in the map.  The run of slots after it moves
-//  back over the hole, so no slot is ever marked deleted.
-static void
-s_req_map_remove (req_map_t *map, request_t *req)
-{
-    size_t mask = map->capacity - 1;
-    size_t hole = req->hash & mask;
-    while (map->slots[hole] != req) {
-        assert (map->slots[hole]);
-        hole = (hole + 1) & mask;
-    }
-    size_t i = hole;
-    while (true) {
-        i = (i + 1) & mask;
-        request_t *next = map->slots[i];
-        if (!next)
-            break;
-        //  `next` may fill the hole unless its home is in (hole, i]
-        size_t home = next->hash & mask;
-        bool stays =
-            hole <= i ? (hole < home && home <= i) : (hole < home || home <= i);
-        if (!stays) {
-            map->slots[hole] = next;
-            hole = i;
-        }
-    }
-    map->slots[hole] = NULL;
-    map->size--;
-    if (map->capacity > 64 && map->size * 8 < map->capacity)
-        s_req_map_resize (map, map->capacity / 2);
+    id_key_t key = {id, s_id_hash (self, id)};
+    return (request_t *) slot_set_find (&self->requests, key.hash,
+                                        s_request_match, &key);
 }
 
 //  Count a request's end and publish `request.end`, for every request
@@ -1444,7 +1300,7 @@ s_request_finish (core_t *self,
     }
 
     //  Unlink from every index and timer
-    s_req_map_remove (&self->requests, req);
+    slot_set_remove (&self->requests, req);
     if (req->agent) {
         zlistx_delete (req->agent->requests, req->agent_item);
         req->agent = NULL;
@@ -1598,14 +1454,14 @@ s_agent_attach (agent_t *agent, edge_t *edge, uint64_t handle)
     else
         edge->agents = agent;
     edge->agents_last = agent;
-    s_map_insert (&edge->by_handle, agent);
+    slot_set_insert (&edge->by_handle, agent);
 }
 
 static void
 s_agent_detach (agent_t *agent)
 {
     edge_t *edge = agent->edge;
-    s_map_remove (&edge->by_handle, agent);
+    slot_set_remove (&edge->by_handle, agent);
     if (agent->edge_prev)
         agent->edge_prev->edge_next = agent->edge_next;
     else
@@ -1649,7 +1505,7 @@ s_agent_remove (core_t *self, agent_t *agent, const char *reason)
                               BY_ROUTER);
     }
     s_agent_detach (agent);
-    s_map_remove (&self->agents, agent);
+    slot_set_remove (&self->agents, agent);
     self->agent_tree = s_tree_remove (self->agent_tree, agent);
     s_agent_destroy (&agent);
 }
@@ -1688,7 +1544,7 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
             }
         }
     }
-    agent_t *same = s_map_find_handle (&edge->by_handle, handle);
+    agent_t *same = s_agent_find_handle (edge, handle);
     if (same && !refusal && streq (same->id, id)) {
         //  The stream we know already: confirm it
         Wire__Envelope env = WIRE__ENVELOPE__INIT;
@@ -1702,7 +1558,7 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
     if (same) //  A handle reused for another id
         s_agent_remove (self, same, "stream handle reused");
 
-    agent_t *agent = s_map_find_id (&self->agents, id, s_id_hash (self, id));
+    agent_t *agent = s_agent_find (self, id);
     if (!refusal && !agent && self->agents.size >= self->cfg.max_agents) {
         refusal = "agent limit reached";
         refusal_status = ST_RESOURCE_EXHAUSTED;
@@ -1779,7 +1635,7 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
         agent->session = session;
         agent->connected_at = entry->connected_at_unix_ms;
         s_agent_set_labels (agent, entry);
-        s_map_insert (&self->agents, agent);
+        slot_set_insert (&self->agents, agent);
         self->agent_tree = s_tree_insert (self->agent_tree, agent);
         s_agent_attach (agent, edge, handle);
         json_t json;
@@ -1930,7 +1786,7 @@ s_edge_destroy (edge_t **edge_p)
 {
     edge_t *edge = *edge_p;
     if (edge) {
-        s_map_free (&edge->by_handle);
+        slot_set_clear (&edge->by_handle);
         zframe_destroy (&edge->routing_id);
         free (edge->name);
         free (edge->asked);
@@ -2064,7 +1920,7 @@ core_on_hello (core_t *self, core_input_t *in)
         edge->up_ms = in->now_ms;
         edge->last_heard = in->now_ms;
         edge->serial = ++self->next_edge_serial;
-        edge->by_handle.by_handle = true;
+        slot_set_init (&edge->by_handle, s_agent_handle_hash, 8, true);
         timers_node_init (&edge->liveness, TIMER_EDGE, edge);
         zhashx_insert (self->edges, edge->routing_id, edge);
         zhashx_update (self->edge_names, name, edge);
@@ -2174,7 +2030,7 @@ core_on_subscribe (core_t *self, core_input_t *in)
 void
 core_on_unsubscribe (core_t *self, core_input_t *in)
 {
-    agent_t *agent = s_map_find_handle (&in->edge->by_handle, in->env->handle);
+    agent_t *agent = s_agent_find_handle (in->edge, in->env->handle);
     if (agent && (in->env->session == 0 || in->env->session == agent->session))
         s_agent_remove (self, agent, "unsubscribed");
     else if (self->log_level <= TLOG_DEBUG)
@@ -2202,12 +2058,12 @@ core_on_publish (core_t *self, core_input_t *in)
     else if (zframe_size (in->payload)
              > (size_t) self->cfg.max_payload_bytes + CORE_PAYLOAD_MARGIN)
         status = ST_RESOURCE_EXHAUSTED, why = "request too large";
-    else if (s_req_map_find (&self->requests, rid, s_id_hash (self, rid)))
+    else if (s_request_find (self, rid))
         status = ST_ALREADY_EXISTS, why = "request id already in flight";
     else if (self->requests.size >= self->cfg.max_requests)
         status = ST_RESOURCE_EXHAUSTED, why = "router request table full";
     else {
-        agent = s_map_find_id (&self->agents, aid, s_id_hash (self, aid));
+        agent = s_agent_find (self, aid);
         if (agent
             && s_agent_in_flight (agent) >= self->cfg.max_in_flight_per_agent)
             status = ST_RESOURCE_EXHAUSTED,
@@ -2250,7 +2106,7 @@ core_on_publish (core_t *self, core_input_t *in)
     timers_node_init (&req->deadline, TIMER_DEADLINE, req);
     timers_node_init (&req->wait, TIMER_WAIT, req);
     req->hash = s_id_hash (self, req->id);
-    s_req_map_insert (&self->requests, req);
+    slot_set_insert (&self->requests, req);
 
     uint32_t timeout = env->timeout_ms;
     if (self->cfg.max_timeout_ms
@@ -2282,7 +2138,7 @@ static request_t *
 s_request_of (core_t *self, core_input_t *in)
 {
     const char *rid = in->env->request_id ? in->env->request_id : "";
-    return s_req_map_find (&self->requests, rid, s_id_hash (self, rid));
+    return s_request_find (self, rid);
 }
 
 static bool
@@ -2830,6 +2686,8 @@ core_new (const core_config_t *cfg, uint64_t incarnation, uint64_t session_base)
     assert (self);
     self->cfg = *cfg;
     self->incarnation = incarnation;
+    slot_set_init (&self->agents, s_agent_id_hash, 8, false);
+    slot_set_init (&self->requests, s_request_hash, 64, false);
     //  A string in events: JSON readers keep integers exactly only up
     //  to 2^53, and an incarnation is 64 random bits.
     snprintf (self->incarnation_text, sizeof self->incarnation_text,
@@ -2882,12 +2740,16 @@ core_destroy (core_t **self_p)
     //  since destroying them touches the nodes their owners hold.
     timers_destroy (&self->cron);
     timers_destroy (&self->timers);
-    for (size_t i = 0; i < self->requests.capacity; i++)
-        s_request_destroy (&self->requests.slots[i]);
-    s_req_map_resize (&self->requests, 0);
-    for (size_t i = 0; i < self->agents.capacity; i++)
-        s_agent_destroy (&self->agents.slots[i]);
-    s_map_free (&self->agents);
+    for (size_t i = 0; i < self->requests.capacity; i++) {
+        request_t *req = (request_t *) self->requests.slots[i];
+        s_request_destroy (&req);
+    }
+    slot_set_clear (&self->requests);
+    for (size_t i = 0; i < self->agents.capacity; i++) {
+        agent_t *agent = (agent_t *) self->agents.slots[i];
+        s_agent_destroy (&agent);
+    }
+    slot_set_clear (&self->agents);
     edge_t *edge = (edge_t *) zhashx_first (self->edges);
     while (edge) {
         edge_t *doomed = edge;
