@@ -176,6 +176,14 @@ def main():
                  "32 clients", "s7", ratio, "")
     load_row("7b", "limit at 1,000 req/s open loop (scenario 2's floor)",
              "s7b")
+    s7c, _ = load(work, "s7c")
+    if s7c is not None:
+        s7c_cpu = med(s7c, "gateway_cpu_us_per_req")
+        ratio = (f"Tether/floor CPU ratio {s1_cpu / s7c_cpu:.2f}×"
+                 if s1_cpu and s7c_cpu else "")
+        load_row("7c", "floor of this API: bench_limit_server --relay (the "
+                 "edge's gRPC calls and batches, no routing), scenario 1's "
+                 "load", "s7c", ratio, "")
     print("\n".join(rows))
 
 

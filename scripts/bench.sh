@@ -117,9 +117,11 @@ start_edge () {
     edge_port=$(grep -m1 -oE 'listen=[0-9.]+:[0-9]+' "$log" | sed 's/.*://')
 }
 
+#   start_limit NAME [FLAGS...]: sets limit_pid, limit_port
 start_limit () {
     local log=$work/$1.log
-    "$limit_bin" --listen 127.0.0.1:0 2>"$log" &
+    shift
+    "$limit_bin" --listen 127.0.0.1:0 "$@" 2>"$log" &
     limit_pid=$!
     pids+=("$limit_pid")
     wait_line "$log" 'msg="limit server listening" listen=[0-9.]+:[0-9]+ ' \
@@ -245,6 +247,13 @@ for run in $(seq "$runs"); do
         cleanup
         start_limit s7b
         bench s7b --edge "127.0.0.1:$limit_port" --agents 0 --rate 1000 \
+            --chunks 1 --chunk-bytes 100 --payload-bytes 100 "${load[@]}" \
+            --pids "$limit_pid"
+        cleanup
+        #   Scenario 1 against the least a gateway with this API must do:
+        #   the same gRPC calls and batches as the edge, nothing else.
+        start_limit s7c --relay
+        bench s7c --edge "127.0.0.1:$limit_port" --agents 100 --clients 32 \
             --chunks 1 --chunk-bytes 100 --payload-bytes 100 "${load[@]}" \
             --pids "$limit_pid"
         cleanup
