@@ -212,6 +212,43 @@ s_maybe_end_eof (gw_respond_t *self)
                     "agent's response call broke");
 }
 
+//  The request id of the call, from x-request-id or the first message's
+//  request_id, checked by the same rules either way: keep it and BIND, or
+//  refuse the call (INVALID_ARGUMENT) naming `source`.  Takes `first` (the
+//  first message, or NULL).
+static void
+s_bind_id (gw_respond_t *self,
+           const char *id,
+           size_t len,
+           const char *source,
+           zframe_t **first_p)
+{
+    uint32_t max_len = self->base.edge->cfg->embedded.core.max_request_id_len;
+    char why[256];
+    if (edge_parse_request_id (id, len, max_len, why, sizeof why)) {
+        if (first_p)
+            zframe_destroy (first_p);
+        s_refuse_input (self, why);
+        return;
+    }
+    if (!tether_request_id_valid (id, len, max_len)) {
+        char quoted[96];
+        edge_parse_escape (id, len, quoted, sizeof quoted);
+        snprintf (why, sizeof why, "%s %s may hold only %s", source, quoted,
+                  TETHER_REQUEST_ID_CHARS);
+        if (first_p)
+            zframe_destroy (first_p);
+        s_refuse_input (self, why);
+        return;
+    }
+    self->request_id = gw_strndup ((const uint8_t *) id, len);
+    if (first_p) {
+        self->first = *first_p;
+        *first_p = NULL;
+    }
+    s_bind (self);
+}
+
 static void
 s_arrived (gw_call_t *call)
 {
@@ -229,26 +266,9 @@ s_arrived (gw_call_t *call)
     }
     const char *value;
     size_t len;
-    if (gw_call_metadata_find (call, "x-request-id", &value, &len) && len > 0) {
-        if (edge_parse_request_id (
-                value, len, call->edge->cfg->embedded.core.max_request_id_len,
-                why, sizeof why)) {
-            s_refuse_input (self, why);
-            return;
-        }
-        if (!tether_request_id_valid (
-                value, len,
-                call->edge->cfg->embedded.core.max_request_id_len)) {
-            s_refuse_input (
-                self, "x-request-id may hold only " TETHER_REQUEST_ID_CHARS);
-            return;
-        }
-        self->request_id = (char *) malloc (len + 1);
-        assert (self->request_id);
-        memcpy (self->request_id, value, len);
-        self->request_id[len] = 0;
-        s_bind (self);
-    } else {
+    if (gw_call_metadata_find (call, "x-request-id", &value, &len) && len > 0)
+        s_bind_id (self, value, len, "x-request-id", NULL);
+    else {
         self->state = RESP_FIRST;
         s_recv (self);
     }
@@ -307,10 +327,8 @@ s_received (gw_respond_t *self)
                                        &fields)
                == 0
         && fields.request_id_len > 0) {
-        self->request_id =
-            gw_strndup (fields.request_id, fields.request_id_len);
-        self->first = frame;
-        s_bind (self);
+        s_bind_id (self, (const char *) fields.request_id,
+                   fields.request_id_len, "request_id", &frame);
         return;
     }
     if (self->state == RESP_FIRST) {
@@ -330,10 +348,9 @@ s_received (gw_respond_t *self)
             zframe_destroy (&frame);
             return;
         }
-        self->request_id = gw_strdup (resp->request_id);
+        s_bind_id (self, resp->request_id, strlen (resp->request_id),
+                   "request_id", &frame);
         tether__v1__agent_response__free_unpacked (resp, NULL);
-        self->first = frame;
-        s_bind (self);
         return;
     }
     if (self->state != RESP_BOUND) {

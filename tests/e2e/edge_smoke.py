@@ -92,6 +92,23 @@ class EdgeLimits(e2e.GatewayTestCase):
         self.assertEqual(cm.exception.code(),
                          grpc.StatusCode.INVALID_ARGUMENT)
 
+    def test_bad_request_id_on_first_message_refused(self):
+        #   The first message's request_id obeys x-request-id's rules: the
+        #   edge refuses it before the router hears of it, and says why.
+        edge = self.gw.edges[0].proc
+        for bad, why in ((b"has space", "may hold only"),
+                         (b"r" * 300, "")):
+            mark = edge.line_count()
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.stub().AgentResponsePublish(
+                    iter([e2e.pb.AgentResponse(request_id=bad.decode(),
+                                               payload=b"x")]), timeout=5)
+            self.assertEqual(cm.exception.code(),
+                             grpc.StatusCode.INVALID_ARGUMENT, bad)
+            self.assertIn(why, cm.exception.details())
+            edge.wait_line(r'msg="response refused".* status=3 ', 10,
+                           start=mark)
+
     def test_broken_response_call_is_unavailable(self):
         a = self.agent()
         it = self.stub().AgentRequestPublish(
