@@ -26,18 +26,6 @@
 */
 #include "wire_envelope.h"
 
-zframe_t *
-wire_envelope_encode (Wire__Envelope *env)
-{
-    assert (env);
-    size_t size = wire_envelope_packed_size (env);
-    zframe_t *frame = zframe_new (NULL, size);
-    assert (frame);
-    size_t packed = wire_envelope_pack_into (env, zframe_data (frame), size);
-    assert (packed == size);
-    return frame;
-}
-
 int
 wire_envelope_decode (zframe_t *frame, Wire__Envelope **env_p)
 {
@@ -79,80 +67,16 @@ wire_command_name (int command)
 //  ---------------------------------------------------------------------
 //  Packing
 
-//  Counts bytes, and writes them while they fit.
+//  One field of the fast packer: a varint (str NULL) or a string.
 typedef struct
 {
-    byte *base;  //  where to write, or NULL to count only (also once
-                 //  the bytes stopped fitting)
-    size_t cap;  //  bytes at base
-    size_t size; //  bytes so far; above cap when they did not fit
-} writer_t;
+    uint64_t tag;    //  field number << 3 | wire type
+    uint64_t value;  //  varint value
+    const char *str; //  string bytes, or NULL for a varint
+    size_t len;      //  string length
+} s_item_t;
 
-static void
-s_put (writer_t *w, const void *data, size_t len)
-{
-    if (w->base) {
-        if (w->size + len <= w->cap)
-            memcpy (w->base + w->size, data, len);
-        else
-            w->base = NULL;
-    }
-    w->size += len;
-}
-
-static void
-s_put_varint (writer_t *w, uint64_t value)
-{
-    if (w->base && w->size + 10 <= w->cap) {
-        //  Room for the longest varint: write in place
-        byte *out = w->base + w->size;
-        byte *start = out;
-        while (value >= 0x80) {
-            *out++ = (byte) (value | 0x80);
-            value >>= 7;
-        }
-        *out++ = (byte) value;
-        w->size += (size_t) (out - start);
-        return;
-    }
-    byte bytes[10];
-    size_t len = 0;
-    while (value >= 0x80) {
-        bytes[len++] = (byte) (value | 0x80);
-        value >>= 7;
-    }
-    bytes[len++] = (byte) value;
-    s_put (w, bytes, len);
-}
-
-//  A varint field (wire type 0); zero is left out, as proto3 says.
-static void
-s_put_uint (writer_t *w, unsigned int field, uint64_t value)
-{
-    if (value) {
-        s_put_varint (w, (uint64_t) field << 3);
-        s_put_varint (w, value);
-    }
-}
-
-//  An int32 or enum field: a negative value is sign-extended to 64 bits.
-static void
-s_put_int32 (writer_t *w, unsigned int field, int32_t value)
-{
-    s_put_uint (w, field, (uint64_t) (int64_t) value);
-}
-
-//  A string field (wire type 2); NULL and "" are left out.
-static void
-s_put_string (writer_t *w, unsigned int field, const char *value)
-{
-    if (!value || !*value)
-        return;
-    size_t len = strlen (value);
-    s_put_varint (w, ((uint64_t) field << 3) | 2);
-    s_put_varint (w, len);
-    s_put (w, value, len);
-}
+#define S_ITEMS_MAX 17 //  scalar and string fields of wire.proto
 
 //  True when the fast packer can write `env`.
 static bool
@@ -162,8 +86,62 @@ s_fast_packable (const Wire__Envelope *env)
            && env->base.n_unknown_fields == 0;
 }
 
+static void
+s_add_varint (s_item_t *items, size_t *n, uint32_t field, uint64_t value)
+{
+    //  proto3: a zero scalar is left out
+    if (value)
+        items[(*n)++] = (s_item_t){(uint64_t) field << 3, value, NULL, 0};
+}
+
+static void
+s_add_string (s_item_t *items, size_t *n, uint32_t field, const char *value)
+{
+    //  proto3: NULL and "" are left out
+    if (value && *value)
+        items[(*n)++] =
+            (s_item_t){((uint64_t) field << 3) | 2, 0, value, strlen (value)};
+}
+
+//  The fields of `env` protobuf-c would write, in its order (field number;
+//  a negative int32 or enum sign-extended to ten bytes).  Returns how many.
+static size_t
+s_items (const Wire__Envelope *env, s_item_t *items)
+{
+    size_t n = 0;
+    s_add_varint (items, &n, 1, env->version);
+    s_add_varint (items, &n, 2, (uint64_t) (int64_t) (int32_t) env->command);
+    s_add_varint (items, &n, 3, env->handle);
+    s_add_string (items, &n, 4, env->request_id);
+    s_add_string (items, &n, 5, env->agent_id);
+    s_add_varint (items, &n, 6, env->session);
+    s_add_varint (items, &n, 7, (uint64_t) (int64_t) env->status);
+    s_add_string (items, &n, 8, env->message);
+    s_add_varint (items, &n, 9, env->credit);
+    s_add_varint (items, &n, 10, env->timeout_ms);
+    s_add_varint (items, &n, 11, env->wait_ms);
+    s_add_string (items, &n, 12, env->edge_id);
+    s_add_varint (items, &n, 13, env->incarnation);
+    s_add_varint (items, &n, 14, env->known ? 1 : 0);
+    s_add_string (items, &n, 17, env->prefix);
+    s_add_varint (items, &n, 18, env->limit);
+    s_add_string (items, &n, 19, env->page_token);
+    return n;
+}
+
+static size_t
+s_varint_size (uint64_t value)
+{
+    size_t size = 1;
+    while (value >= 0x80) {
+        value >>= 7;
+        size++;
+    }
+    return size;
+}
+
 //  Writes `value` as a varint at `p`; returns the byte after it.
-static inline byte *
+static byte *
 s_varint_at (byte *p, uint64_t value)
 {
     while (value >= 0x80) {
@@ -174,97 +152,45 @@ s_varint_at (byte *p, uint64_t value)
     return p;
 }
 
-//  A varint field at `p` (tag bytes first); returns the byte after it.
-#define S_VARINT_FIELD(p, tag, value)                                          \
-    do {                                                                       \
-        uint64_t v_ = (value);                                                 \
-        if (v_) {                                                              \
-            p = s_varint_at (p, (tag));                                        \
-            p = s_varint_at (p, v_);                                           \
-        }                                                                      \
-    } while (0)
-
-//  A string field of `len` bytes at `p`; returns the byte after it.
-static inline byte *
-s_string_at (byte *p, uint32_t field, const char *value, size_t len)
+//  The packed size of `n` items.
+static size_t
+s_items_size (const s_item_t *items, size_t n)
 {
-    if (len) {
-        p = s_varint_at (p, ((uint64_t) field << 3) | 2);
-        p = s_varint_at (p, len);
-        memcpy (p, value, len);
-        p += len;
-    }
-    return p;
+    size_t size = 0;
+    for (size_t i = 0; i < n; i++)
+        size += s_varint_size (items[i].tag)
+                + (items[i].str ? s_varint_size (items[i].len) + items[i].len
+                                : s_varint_size (items[i].value));
+    return size;
 }
 
-//  Longest encoding of the varint fields: eleven of them, each a tag of
-//  at most two bytes and a value of at most ten.
-#define S_VARINTS_MAX (11 * 12)
+//  Writes `n` items at `out`, which has room for s_items_size of them.
+static void
+s_items_write (const s_item_t *items, size_t n, byte *out)
+{
+    byte *p = out;
+    for (size_t i = 0; i < n; i++) {
+        p = s_varint_at (p, items[i].tag);
+        if (items[i].str) {
+            p = s_varint_at (p, items[i].len);
+            memcpy (p, items[i].str, items[i].len);
+            p += items[i].len;
+        } else
+            p = s_varint_at (p, items[i].value);
+    }
+}
 
-//  Longest encoding of a string field, besides its bytes.
-#define S_STRING_OVERHEAD 7
-
-static size_t
-s_fast_pack_counted (const Wire__Envelope *env, byte *out, size_t cap);
-
-//  Packs with no check per byte when the longest possible encoding fits
-//  in `cap`; else counts, and writes what fits, field by field.
+//  Packs `env` into `out` when its size is at most `cap`; returns its size
+//  either way.
 static size_t
 s_fast_pack (const Wire__Envelope *env, byte *out, size_t cap)
 {
-    const char *strings[6] = {env->request_id, env->agent_id, env->message,
-                              env->edge_id,    env->prefix,   env->page_token};
-    size_t lens[6];
-    size_t longest = S_VARINTS_MAX;
-    for (int i = 0; i < 6; i++) {
-        lens[i] = strings[i] && *strings[i] ? strlen (strings[i]) : 0;
-        longest += S_STRING_OVERHEAD + lens[i];
-    }
-    if (!out || longest > cap)
-        return s_fast_pack_counted (env, out, cap);
-    byte *p = out;
-    S_VARINT_FIELD (p, 1 << 3, env->version);
-    S_VARINT_FIELD (p, 2 << 3, (uint64_t) (int64_t) (int32_t) env->command);
-    S_VARINT_FIELD (p, 3 << 3, env->handle);
-    p = s_string_at (p, 4, strings[0], lens[0]);
-    p = s_string_at (p, 5, strings[1], lens[1]);
-    S_VARINT_FIELD (p, 6 << 3, env->session);
-    S_VARINT_FIELD (p, 7 << 3, (uint64_t) (int64_t) env->status);
-    p = s_string_at (p, 8, strings[2], lens[2]);
-    S_VARINT_FIELD (p, 9 << 3, env->credit);
-    S_VARINT_FIELD (p, 10 << 3, env->timeout_ms);
-    S_VARINT_FIELD (p, 11 << 3, env->wait_ms);
-    p = s_string_at (p, 12, strings[3], lens[3]);
-    S_VARINT_FIELD (p, 13 << 3, env->incarnation);
-    S_VARINT_FIELD (p, 14 << 3, env->known ? 1 : 0);
-    p = s_string_at (p, 17, strings[4], lens[4]);
-    S_VARINT_FIELD (p, 18 << 3, env->limit);
-    p = s_string_at (p, 19, strings[5], lens[5]);
-    return (size_t) (p - out);
-}
-
-static size_t
-s_fast_pack_counted (const Wire__Envelope *env, byte *out, size_t cap)
-{
-    writer_t w = {out, cap, 0};
-    s_put_uint (&w, 1, env->version);
-    s_put_int32 (&w, 2, (int32_t) env->command);
-    s_put_uint (&w, 3, env->handle);
-    s_put_string (&w, 4, env->request_id);
-    s_put_string (&w, 5, env->agent_id);
-    s_put_uint (&w, 6, env->session);
-    s_put_int32 (&w, 7, env->status);
-    s_put_string (&w, 8, env->message);
-    s_put_uint (&w, 9, env->credit);
-    s_put_uint (&w, 10, env->timeout_ms);
-    s_put_uint (&w, 11, env->wait_ms);
-    s_put_string (&w, 12, env->edge_id);
-    s_put_uint (&w, 13, env->incarnation);
-    s_put_uint (&w, 14, env->known ? 1 : 0);
-    s_put_string (&w, 17, env->prefix);
-    s_put_uint (&w, 18, env->limit);
-    s_put_string (&w, 19, env->page_token);
-    return w.size;
+    s_item_t items[S_ITEMS_MAX];
+    size_t n = s_items (env, items);
+    size_t size = s_items_size (items, n);
+    if (out && size <= cap)
+        s_items_write (items, n, out);
+    return size;
 }
 
 size_t
@@ -291,6 +217,27 @@ wire_envelope_pack_into (Wire__Envelope *env, byte *out, size_t cap)
     return size;
 }
 
+
+zframe_t *
+wire_envelope_encode (Wire__Envelope *env)
+{
+    assert (env);
+    env->version = WIRE_VERSION;
+    if (!s_fast_packable (env)) {
+        size_t size = wire__envelope__get_packed_size (env);
+        zframe_t *frame = zframe_new (NULL, size);
+        assert (frame);
+        wire__envelope__pack (env, zframe_data (frame));
+        return frame;
+    }
+    //  One walk over the fields for the size and the bytes
+    s_item_t items[S_ITEMS_MAX];
+    size_t n = s_items (env, items);
+    zframe_t *frame = zframe_new (NULL, s_items_size (items, n));
+    assert (frame);
+    s_items_write (items, n, zframe_data (frame));
+    return frame;
+}
 
 //  ---------------------------------------------------------------------
 //  Parsing
