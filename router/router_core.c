@@ -904,13 +904,20 @@ s_agent_handle_match (const void *entry, const void *key)
     return ((const agent_t *) entry)->handle == *(const uint64_t *) key;
 }
 
-//  The agent whose id is `id`, or NULL.
-static agent_t *
-s_agent_find (core_t *self, const char *id)
+//  The key of `id` in core->agents or core->requests: hashed once, for
+//  the lookup and for the entry made after it.
+static id_key_t
+s_id_key (core_t *self, const char *id)
 {
-    id_key_t key = {id, s_id_hash (self, id)};
-    return (agent_t *) slot_set_find (&self->agents, key.hash, s_agent_id_match,
-                                      &key);
+    return (id_key_t){id, s_id_hash (self, id)};
+}
+
+//  The agent whose id is key->id, or NULL.
+static agent_t *
+s_agent_find (core_t *self, const id_key_t *key)
+{
+    return (agent_t *) slot_set_find (&self->agents, key->hash,
+                                      s_agent_id_match, key);
 }
 
 //  The agent whose current stream on `edge` is `handle`, or NULL.
@@ -1167,13 +1174,12 @@ s_request_match (const void *entry, const void *key)
     return req->hash == want->hash && streq (req->id, want->id);
 }
 
-//  The request whose id is `id`, or NULL.
+//  The request whose id is key->id, or NULL.
 static request_t *
-s_request_find (core_t *self, const char *id)
+s_request_find (core_t *self, const id_key_t *key)
 {
-    id_key_t key = {id, s_id_hash (self, id)};
-    return (request_t *) slot_set_find (&self->requests, key.hash,
-                                        s_request_match, &key);
+    return (request_t *) slot_set_find (&self->requests, key->hash,
+                                        s_request_match, key);
 }
 
 //  Count a request's end and publish `request.end`, for every request
@@ -1417,15 +1423,16 @@ s_agent_set_labels (agent_t *agent, Wire__AgentEntry *entry)
     }
 }
 
-//  A new agent record, in no table yet.
+//  A new agent record for key->id, in no table yet.
 static agent_t *
-s_agent_new (core_t *self, const char *id)
+s_agent_new (const id_key_t *key)
 {
+    const char *id = key->id;
     size_t len = strlen (id);
     agent_t *agent = (agent_t *) calloc (1, offsetof (agent_t, id) + len + 1);
     assert (agent);
     memcpy (agent->id, id, len + 1);
-    agent->hash = s_id_hash (self, id);
+    agent->hash = key->hash;
     return agent;
 }
 
@@ -1558,7 +1565,8 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
     if (same) //  A handle reused for another id
         s_agent_remove (self, same, "stream handle reused");
 
-    agent_t *agent = s_agent_find (self, id);
+    id_key_t key = s_id_key (self, id);
+    agent_t *agent = s_agent_find (self, &key);
     if (!refusal && !agent && self->agents.size >= self->cfg.max_agents) {
         refusal = "agent limit reached";
         refusal_status = ST_RESOURCE_EXHAUSTED;
@@ -1631,7 +1639,7 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
             req = (request_t *) zlistx_next (agent->requests);
         }
     } else {
-        agent = s_agent_new (self, id);
+        agent = s_agent_new (&key);
         agent->session = session;
         agent->connected_at = entry->connected_at_unix_ms;
         s_agent_set_labels (agent, entry);
@@ -2051,6 +2059,7 @@ core_on_publish (core_t *self, core_input_t *in)
     agent_t *agent = NULL;
     int status = ST_OK;
     const char *why = NULL;
+    id_key_t rkey = s_id_key (self, rid);
     if (!s_request_id_valid (self, rid))
         status = ST_INVALID_ARGUMENT, why = "invalid request id";
     else if (!s_agent_id_valid (self, aid))
@@ -2058,12 +2067,13 @@ core_on_publish (core_t *self, core_input_t *in)
     else if (zframe_size (in->payload)
              > (size_t) self->cfg.max_payload_bytes + CORE_PAYLOAD_MARGIN)
         status = ST_RESOURCE_EXHAUSTED, why = "request too large";
-    else if (s_request_find (self, rid))
+    else if (s_request_find (self, &rkey))
         status = ST_ALREADY_EXISTS, why = "request id already in flight";
     else if (self->requests.size >= self->cfg.max_requests)
         status = ST_RESOURCE_EXHAUSTED, why = "router request table full";
     else {
-        agent = s_agent_find (self, aid);
+        id_key_t akey = s_id_key (self, aid);
+        agent = s_agent_find (self, &akey);
         if (agent
             && s_agent_in_flight (agent) >= self->cfg.max_in_flight_per_agent)
             status = ST_RESOURCE_EXHAUSTED,
@@ -2105,7 +2115,7 @@ core_on_publish (core_t *self, core_input_t *in)
     timers_node_init (&req->activity, TIMER_ACTIVITY, req);
     timers_node_init (&req->deadline, TIMER_DEADLINE, req);
     timers_node_init (&req->wait, TIMER_WAIT, req);
-    req->hash = s_id_hash (self, req->id);
+    req->hash = rkey.hash;
     slot_set_insert (&self->requests, req);
 
     uint32_t timeout = env->timeout_ms;
@@ -2137,8 +2147,9 @@ core_on_publish (core_t *self, core_input_t *in)
 static request_t *
 s_request_of (core_t *self, core_input_t *in)
 {
-    const char *rid = in->env->request_id ? in->env->request_id : "";
-    return s_request_find (self, rid);
+    id_key_t key =
+        s_id_key (self, in->env->request_id ? in->env->request_id : "");
+    return s_request_find (self, &key);
 }
 
 static bool
