@@ -224,18 +224,16 @@ s_bind_id (gw_respond_t *self,
            zframe_t **first_p)
 {
     uint32_t max_len = self->base.edge->cfg->embedded.core.max_request_id_len;
-    char why[256];
-    if (edge_parse_request_id (id, len, max_len, why, sizeof why)) {
-        if (first_p)
-            zframe_destroy (first_p);
-        s_refuse_input (self, why);
-        return;
-    }
+    //  The router's rule, which implies valid UTF-8 and no NUL
     if (!tether_request_id_valid (id, len, max_len)) {
-        char quoted[96];
-        edge_parse_escape (id, len, quoted, sizeof quoted);
-        snprintf (why, sizeof why, "%s %s may hold only %s", source, quoted,
-                  TETHER_REQUEST_ID_CHARS);
+        char why[256], quoted[96];
+        if (len > max_len)
+            snprintf (why, sizeof why, "%s is longer than %" PRIu32 " bytes",
+                      source, max_len);
+        else
+            snprintf (why, sizeof why, "%s %s may hold only %s", source,
+                      edge_parse_escape (id, len, quoted, sizeof quoted),
+                      TETHER_REQUEST_ID_CHARS);
         if (first_p)
             zframe_destroy (first_p);
         s_refuse_input (self, why);

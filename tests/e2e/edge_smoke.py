@@ -97,7 +97,7 @@ class EdgeLimits(e2e.GatewayTestCase):
         #   edge refuses it before the router hears of it, and says why.
         edge = self.gw.edges[0].proc
         for bad, why in ((b"has space", "may hold only"),
-                         (b"r" * 300, "")):
+                         (b"r" * 300, "request_id is longer than")):
             mark = edge.line_count()
             with self.assertRaises(grpc.RpcError) as cm:
                 self.stub().AgentResponsePublish(
