@@ -152,20 +152,25 @@ s_inbox_push (edge_router_t *self, zmsg_t *msg)
 static void
 s_flush (edge_router_t *self)
 {
-    core_out_t kind;
-    zmsg_t *msg;
-    while ((msg = core_outbox_pop (self->core, &kind))) {
-        if (kind == CORE_OUT_EDGE) {
-            //  [routing id][envelope][payload?]: there is only us.
-            zframe_t *to = zmsg_pop (msg);
-            zframe_destroy (&to);
+    core_output_t out;
+    while (core_outbox_take (self->core, &out)) {
+        if (out.kind == CORE_OUT_EDGE) {
+            //  [envelope][payload?]: the routing id can only be ours.  The
+            //  envelope is copied, as the core reuses its bytes; the
+            //  payload frame moves.
+            zmsg_t *msg = zmsg_new ();
+            assert (msg);
+            zmsg_addmem (msg, out.envelope, out.envelope_size);
+            if (out.payload)
+                zmsg_append (msg, &out.payload);
             s_inbox_push (self, msg);
             continue;
         }
-        if (kind == CORE_OUT_EVENT && self->monitor) {
+        zmsg_t *msg = out.msg;
+        if (out.kind == CORE_OUT_EVENT && self->monitor) {
             if (router_shell_send_nowait (msg, self->monitor) == -1)
                 self->event_send_failed++;
-        } else if (kind == CORE_OUT_LOG)
+        } else if (out.kind == CORE_OUT_LOG)
             router_shell_log (msg);
         zmsg_destroy (&msg);
     }
