@@ -20,9 +20,8 @@
       edge      ->client_reqs, ->resp_reqs     (the request's client call
                                                 and response call; list
                                                 links in request_t)
-      edges     routing id bytes -> edge_t (keyed by the edge's own
-                routing id frame; edge_cache keeps the last ones looked
-                up), names: edge_id -> edge_t
+      edges     routing id bytes -> edge_t (a slot_set, the edge keeping
+                its routing id and its hash), names: edge_id -> edge_t
     Every list entry is a zlistx handle kept in the entity (edge->agents:
     links in agent_t), so removal is O(1).
 
@@ -116,7 +115,6 @@ typedef enum
 //  for ever while a reported session can never make it wrap.
 #define SESSION_MAX ((uint64_t) INT64_MAX)
 
-#define EDGE_CACHE_SLOTS 64 //  see s_edge_lookup; a power of two
 
 #define LOG_MALFORMED_FIRST 10   //  malformed inputs logged each...
 #define LOG_MALFORMED_EVERY 1000 //  ...then one in this many
@@ -143,8 +141,9 @@ typedef struct
 struct _core_edge_t
 {
     char *key;              //  routing id in hex, for logs
-    zframe_t *routing_id;   //  prefix of every message to it; the
-                            //  key in core->edges
+    zframe_t *routing_id;   //  prefix of every message to it; its
+                            //  bytes are the key in core->edges
+    uint32_t id_hash;       //  s_routing_hash of those bytes
     char *name;             //  its edge_id, or edge_id#N when another
                             //  live edge held that name (see
                             //  s_edge_claim_name)
@@ -244,21 +243,6 @@ typedef struct
     zmsg_t *msg;       //  CORE_OUT_EVENT, CORE_OUT_LOG: owned
 } outbox_entry_t;
 
-//  A slot of core->edge_cache: an edge and its routing id's bytes.
-typedef struct
-{
-    edge_t *edge;   //  or NULL
-    const byte *id; //  zframe_data (edge->routing_id)
-    size_t size;    //  zframe_size (edge->routing_id)
-} edge_slot_t;
-
-//  The edges recently looked up, by a hash of their routing id (see
-//  s_edge_lookup).  An edge leaves it when it leaves core->edges.
-typedef struct
-{
-    edge_slot_t slots[EDGE_CACHE_SLOTS];
-} edge_cache_t;
-
 //  The buffer monitor events are written into (see "JSON" below).
 typedef struct
 {
@@ -291,8 +275,7 @@ struct _core_t
     slot_set_t requests;          //  request_id -> request_t (owns them)
     zhashx_t *waiting;            //  agent_id -> zlistx_t of request_t
     size_t waiting_count;         //  requests parked
-    zhashx_t *edges;              //  routing id frame -> edge_t
-    edge_cache_t edge_cache;      //  edges recently looked up
+    slot_set_t edges;             //  routing id bytes -> edge_t (owns)
     zhashx_t *edge_names;         //  edge_id -> edge_t
     timers_t *timers;             //  request deadlines
     timers_t *cron;               //  edge liveness and stats
@@ -1670,32 +1653,44 @@ s_subscribe (core_t *self, edge_t *edge, Wire__AgentEntry *entry)
 //  ---------------------------------------------------------------------
 //  Edges
 
-//  core->edges is keyed by routing id frames, compared by their bytes, so
-//  a lookup needs neither a copy nor a hex string.  The key is the edge's
-//  own routing_id frame: neither duplicated nor freed by the table.
-static size_t
-s_routing_id_hash (const void *key)
+//  core->edges is keyed by the bytes of each edge's routing id, so a
+//  lookup needs neither a copy nor a hex string.  Every message looks its
+//  sender up, so the hash is a cheap unkeyed one: routing ids are the
+//  edges' own (no client picks them) and their number is capped by
+//  max_edges.
+static uint32_t
+s_routing_hash (const byte *data, size_t size)
 {
-    zframe_t *frame = (zframe_t *) key;
-    const byte *data = zframe_data (frame);
-    size_t size = zframe_size (frame);
-    uint64_t hash = 14695981039346656037ULL; //  FNV-1a
+    uint32_t hash = 2166136261u; //  FNV-1a
     for (size_t i = 0; i < size; i++) {
         hash ^= data[i];
-        hash *= 1099511628211ULL;
+        hash *= 16777619u;
     }
-    return (size_t) hash;
+    return hash;
 }
 
-static int
-s_routing_id_compare (const void *item1, const void *item2)
+typedef struct
 {
-    zframe_t *a = (zframe_t *) item1;
-    zframe_t *b = (zframe_t *) item2;
-    size_t size = zframe_size (a);
-    if (size != zframe_size (b))
-        return size < zframe_size (b) ? -1 : 1;
-    return size ? memcmp (zframe_data (a), zframe_data (b), size) : 0;
+    const byte *data; //  routing id bytes
+    size_t size;      //  their count
+    uint32_t hash;    //  s_routing_hash of them
+} routing_key_t;
+
+static size_t
+s_edge_hash (const void *entry)
+{
+    return ((const edge_t *) entry)->id_hash;
+}
+
+static bool
+s_edge_match (const void *entry, const void *key)
+{
+    const edge_t *edge = (const edge_t *) entry;
+    const routing_key_t *want = (const routing_key_t *) key;
+    return edge->id_hash == want->hash
+           && zframe_size (edge->routing_id) == want->size
+           && memcmp (zframe_data (edge->routing_id), want->data, want->size)
+                  == 0;
 }
 
 static int
@@ -1706,38 +1701,14 @@ s_handle_compare (const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-//  The slot of a routing id in core->edge_cache.
-static size_t
-s_edge_cache_slot (const byte *data, size_t size)
-{
-    uint32_t hash = 2166136261u; //  FNV-1a
-    for (size_t i = 0; i < size; i++) {
-        hash ^= data[i];
-        hash *= 16777619u;
-    }
-    return hash & (EDGE_CACHE_SLOTS - 1);
-}
-
-//  The edge whose routing id is `routing_id`, or NULL.  Every message
-//  looks its sender up, so the last edges seen are cached by slot; a
-//  miss asks core->edges.
+//  The edge whose routing id is `routing_id`, or NULL.
 static edge_t *
 s_edge_lookup (core_t *self, zframe_t *routing_id)
 {
-    const byte *data = zframe_data (routing_id);
-    size_t size = zframe_size (routing_id);
-    edge_slot_t *cached =
-        &self->edge_cache.slots[s_edge_cache_slot (data, size)];
-    if (cached->edge && cached->size == size
-        && memcmp (cached->id, data, size) == 0)
-        return cached->edge;
-    edge_t *edge = (edge_t *) zhashx_lookup (self->edges, routing_id);
-    if (edge) {
-        cached->edge = edge;
-        cached->id = zframe_data (edge->routing_id);
-        cached->size = zframe_size (edge->routing_id);
-    }
-    return edge;
+    routing_key_t key = {zframe_data (routing_id), zframe_size (routing_id), 0};
+    key.hash = s_routing_hash (key.data, key.size);
+    return (edge_t *) slot_set_find (&self->edges, key.hash, s_edge_match,
+                                     &key);
 }
 
 //  The edge is dead: its client calls' requests end CANCELLED, its
@@ -1772,11 +1743,7 @@ s_edge_lost (core_t *self, edge_t *edge, const char *reason, bool clean)
     timers_disarm (self->cron, &edge->liveness);
     if (zhashx_lookup (self->edge_names, edge->name) == edge)
         zhashx_delete (self->edge_names, edge->name);
-    zhashx_delete (self->edges, edge->routing_id);
-    size_t slot = s_edge_cache_slot (zframe_data (edge->routing_id),
-                                     zframe_size (edge->routing_id));
-    if (self->edge_cache.slots[slot].edge == edge)
-        self->edge_cache.slots[slot].edge = NULL;
+    slot_set_remove (&self->edges, edge);
 
     json_t json;
     s_json_begin (self, &json);
@@ -1905,7 +1872,7 @@ core_on_hello (core_t *self, core_input_t *in)
     const char *name = claimed ? claimed : edge->name;
 
     if (!edge) {
-        if (zhashx_size (self->edges) >= self->cfg.max_edges) {
+        if (self->edges.size >= self->cfg.max_edges) {
             char qedge[160];
             s_log (self, TLOG_WARN, "edge refused",
                    "edge=%s "
@@ -1930,7 +1897,9 @@ core_on_hello (core_t *self, core_input_t *in)
         edge->serial = ++self->next_edge_serial;
         slot_set_init (&edge->by_handle, s_agent_handle_hash, 8, true);
         timers_node_init (&edge->liveness, TIMER_EDGE, edge);
-        zhashx_insert (self->edges, edge->routing_id, edge);
+        edge->id_hash = s_routing_hash (zframe_data (edge->routing_id),
+                                        zframe_size (edge->routing_id));
+        slot_set_insert (&self->edges, edge);
         zhashx_update (self->edge_names, name, edge);
         if (self->cfg.edge_liveness_ms)
             timers_arm (self->cron, &edge->liveness,
@@ -2575,7 +2544,7 @@ s_emit_stats (core_t *self)
     s_json_uint (&json, "agents", self->agents.size);
     s_json_uint (&json, "requests", self->requests.size);
     s_json_uint (&json, "waiting", self->waiting_count);
-    s_json_uint (&json, "edges", zhashx_size (self->edges));
+    s_json_uint (&json, "edges", self->edges.size);
     s_json_uint (&json, "requests_started", self->stats.requests_started);
     s_json_uint (&json, "requests_finished", self->stats.requests_finished);
     //  Over the interval since the previous stats event (or the first
@@ -2591,15 +2560,16 @@ s_emit_stats (core_t *self)
                  self->stats.requests_by_status[i]);
     fputc ('}', json.file);
     fputs (",\"agents_per_edge\":{", json.file);
-    edge_t *edge = (edge_t *) zhashx_first (self->edges);
     bool first = true;
-    while (edge) {
+    for (size_t i = 0; i < self->edges.capacity; i++) {
+        edge_t *edge = (edge_t *) self->edges.slots[i];
+        if (!edge)
+            continue;
         if (!first)
             fputc (',', json.file);
         first = false;
         s_json_escape (json.file, edge->name);
         fprintf (json.file, ":%zu", edge->by_handle.size);
-        edge = (edge_t *) zhashx_next (self->edges);
     }
     fputc ('}', json.file);
     s_json_uint (&json, "messages_in", self->stats.messages_in);
@@ -2713,11 +2683,7 @@ core_new (const core_config_t *cfg, uint64_t incarnation, uint64_t session_base)
     self->waiting = zhashx_new ();
     zhashx_set_destructor (self->waiting,
                            (zhashx_destructor_fn *) zlistx_destroy);
-    self->edges = zhashx_new ();
-    zhashx_set_key_hasher (self->edges, s_routing_id_hash);
-    zhashx_set_key_comparator (self->edges, s_routing_id_compare);
-    zhashx_set_key_duplicator (self->edges, NULL);
-    zhashx_set_key_destructor (self->edges, NULL);
+    slot_set_init (&self->edges, s_edge_hash, 8, false);
     self->edge_names = zhashx_new ();
     self->timers = timers_new ();
     self->cron = timers_new ();
@@ -2761,12 +2727,11 @@ core_destroy (core_t **self_p)
         s_agent_destroy (&agent);
     }
     slot_set_clear (&self->agents);
-    edge_t *edge = (edge_t *) zhashx_first (self->edges);
-    while (edge) {
-        edge_t *doomed = edge;
-        edge = (edge_t *) zhashx_next (self->edges);
-        s_edge_destroy (&doomed);
+    for (size_t i = 0; i < self->edges.capacity; i++) {
+        edge_t *edge = (edge_t *) self->edges.slots[i];
+        s_edge_destroy (&edge);
     }
+    slot_set_clear (&self->edges);
     for (size_t i = self->outbox_head; i < self->outbox_tail; i++) {
         zframe_destroy (&self->outbox[i].payload);
         zmsg_destroy (&self->outbox[i].msg);
@@ -2776,7 +2741,6 @@ core_destroy (core_t **self_p)
     wire_envelope_parser_destroy (&self->parser);
     zlistx_destroy (&self->dead_edges);
     zhashx_destroy (&self->edge_names);
-    zhashx_destroy (&self->edges);
     zhashx_destroy (&self->waiting);
     fclose (self->json_file);
     free (self->json.data);
@@ -2986,7 +2950,7 @@ size_t
 core_edge_count (core_t *self)
 {
     assert (self);
-    return zhashx_size (self->edges);
+    return self->edges.size;
 }
 
 size_t
