@@ -348,20 +348,11 @@ gw_call_send_done (gw_call_t *self)
 char *
 gw_call_metadata (gw_call_t *self, const char *key)
 {
-    size_t key_len = strlen (key);
-    for (size_t i = 0; i < self->md.count; i++) {
-        grpc_metadata *m = &self->md.metadata[i];
-        if (GRPC_SLICE_LENGTH (m->key) == key_len
-            && memcmp (GRPC_SLICE_START_PTR (m->key), key, key_len) == 0) {
-            size_t len = GRPC_SLICE_LENGTH (m->value);
-            char *value = (char *) malloc (len + 1);
-            assert (value);
-            memcpy (value, GRPC_SLICE_START_PTR (m->value), len);
-            value[len] = 0;
-            return value;
-        }
-    }
-    return NULL;
+    const char *value;
+    size_t len;
+    if (!gw_call_metadata_find (self, key, &value, &len))
+        return NULL;
+    return gw_strndup ((const uint8_t *) value, len);
 }
 
 bool

@@ -119,8 +119,7 @@ s_filter (zframe_t **frame_p,
         out.agents = kept;
     }
     if (more && out.n_agents == 0) {
-        *resume_p = strdup (resp->next_page_token);
-        assert (*resume_p);
+        *resume_p = gw_strdup (resp->next_page_token);
         free (kept);
         tether__v1__list_agents_response__free_unpacked (resp, NULL);
         return NULL;
@@ -155,7 +154,7 @@ s_send_list (gw_list_t *self,
     self->router_knows = true;
     if (self->filter) {
         free (self->after);
-        self->after = page_token && *page_token ? strdup (page_token) : NULL;
+        self->after = page_token && *page_token ? gw_strdup (page_token) : NULL;
     }
 }
 
@@ -221,8 +220,7 @@ s_arrived (gw_call_t *call)
     if (scope && s_plan (scope, req->prefix, prefix, sizeof prefix)) {
         self->filter = scope;
         self->limit = req->limit;
-        self->prefix = strdup (prefix);
-        assert (self->prefix);
+        self->prefix = gw_strdup (prefix);
         limit = 0;
         scope = NULL;
     }

@@ -6,7 +6,6 @@
 #include "tlog.h"
 
 #include <errno.h>
-#include <sys/random.h>
 
 int
 router_shell_send_nowait (zmsg_t *msg, zsock_t *sock)
@@ -69,14 +68,10 @@ router_shell_subscriptions (zsock_t *xpub, size_t count)
 void
 router_shell_key_core (core_t *core)
 {
-    byte key[16];
-    if (getrandom (key, sizeof key, 0) != (ssize_t) sizeof key) {
-        //  No kernel randomness (a very old kernel): CZMQ's uuid source
-        zuuid_t *uuid = zuuid_new ();
-        assert (uuid);
-        memcpy (key, zuuid_data (uuid), sizeof key);
-        zuuid_destroy (&uuid);
-    }
-    int rc = core_set_hash_key (core, key);
+    //  16 random bytes, from the source the incarnation comes from
+    zuuid_t *uuid = zuuid_new ();
+    assert (uuid);
+    int rc = core_set_hash_key (core, zuuid_data (uuid));
     assert (rc == 0);
+    zuuid_destroy (&uuid);
 }

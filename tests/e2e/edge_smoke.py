@@ -351,6 +351,10 @@ class EdgeRouterSendFails(e2e.GatewayTestCase):
                 call(self.stub(), a.agent_id, "echo", b"back", timeout=5)),
             30, what="an echo through the re-synced edge")
         self.assertEqual(r.payloads, [b"back"], r)
+        #   And it has settled: the next call goes through the first time,
+        #   so the edge is not resetting over and over.
+        r = call(self.stub(), a.agent_id, "echo", b"again", timeout=5)
+        self.assertEqual(r.payloads, [b"again"], r)
 
 
 class EdgeSupersedeQueued(e2e.GatewayTestCase):
