@@ -129,8 +129,8 @@ s_items (const Wire__Envelope *env, s_item_t *items)
     return n;
 }
 
-static size_t
-s_varint_size (uint64_t value)
+size_t
+wire_varint_size (uint64_t value)
 {
     size_t size = 1;
     while (value >= 0x80) {
@@ -140,9 +140,8 @@ s_varint_size (uint64_t value)
     return size;
 }
 
-//  Writes `value` as a varint at `p`; returns the byte after it.
-static byte *
-s_varint_at (byte *p, uint64_t value)
+byte *
+wire_varint_write (byte *p, uint64_t value)
 {
     while (value >= 0x80) {
         *p++ = (byte) (value | 0x80);
@@ -158,9 +157,9 @@ s_items_size (const s_item_t *items, size_t n)
 {
     size_t size = 0;
     for (size_t i = 0; i < n; i++)
-        size += s_varint_size (items[i].tag)
-                + (items[i].str ? s_varint_size (items[i].len) + items[i].len
-                                : s_varint_size (items[i].value));
+        size += wire_varint_size (items[i].tag)
+                + (items[i].str ? wire_varint_size (items[i].len) + items[i].len
+                                : wire_varint_size (items[i].value));
     return size;
 }
 
@@ -170,13 +169,13 @@ s_items_write (const s_item_t *items, size_t n, byte *out)
 {
     byte *p = out;
     for (size_t i = 0; i < n; i++) {
-        p = s_varint_at (p, items[i].tag);
+        p = wire_varint_write (p, items[i].tag);
         if (items[i].str) {
-            p = s_varint_at (p, items[i].len);
+            p = wire_varint_write (p, items[i].len);
             memcpy (p, items[i].str, items[i].len);
             p += items[i].len;
         } else
-            p = s_varint_at (p, items[i].value);
+            p = wire_varint_write (p, items[i].value);
     }
 }
 

@@ -39,6 +39,13 @@ void wire_envelope_free (Wire__Envelope **env_p);
 //  value outside the enum.  Borrowed, static storage.
 const char *wire_command_name (int command);
 
+//  Bytes of `value` as a protobuf varint (1 to 10).
+size_t wire_varint_size (uint64_t value);
+
+//  Writes `value` as a protobuf varint at `p`, which has room for
+//  wire_varint_size (value) bytes; returns the byte after it.
+byte *wire_varint_write (byte *p, uint64_t value);
+
 //  Sets env->version to WIRE_VERSION and returns the size of `env` packed.
 //  Envelopes without agent entries or unknown fields (every router -> edge
 //  command) are sized and packed without protobuf-c's generic walk; the

@@ -2337,18 +2337,6 @@ core_on_credit (core_t *self, core_input_t *in)
                     in->now_ms + self->cfg.idle_ms);
 }
 
-//  Bytes of `value` as a protobuf varint.
-static size_t
-s_varint_size (uint64_t value)
-{
-    size_t size = 1;
-    while (value >= 0x80) {
-        value >>= 7;
-        size++;
-    }
-    return size;
-}
-
 //  The next agent of a ListAgents walk, or NULL once past the agents
 //  whose id starts with the prefix (they are consecutive in id order).
 static agent_t *
@@ -2426,23 +2414,18 @@ core_on_list (core_t *self, core_input_t *in)
             label_ptrs[j] = &labels[j];
         }
         size_t one = tether__v1__agent_info__get_packed_size (&info);
-        size_t framed = 1 + s_varint_size (one) + one;
+        size_t framed = 1 + wire_varint_size (one) + one;
         size_t token_size = 0;
         if (after) {
             size_t id_len = strlen (agent->id);
-            token_size = 1 + s_varint_size (id_len) + id_len;
+            token_size = 1 + wire_varint_size (id_len) + id_len;
         }
         if (out.size + framed + token_size > self->cfg.max_payload_bytes)
             break;
         s_jb_reserve (&out, framed);
         uint8_t *at = (uint8_t *) out.data + out.size;
         *at++ = 0x0A; //  field 1, length-delimited
-        uint64_t length = one;
-        while (length >= 0x80) {
-            *at++ = (uint8_t) (0x80 | (length & 0x7F));
-            length >>= 7;
-        }
-        *at++ = (uint8_t) length;
+        at = wire_varint_write (at, one);
         at += tether__v1__agent_info__pack (&info, at);
         out.size = (size_t) (at - (uint8_t *) out.data);
         sent++;
